@@ -1,0 +1,265 @@
+// Package entraserver is a fake Microsoft Entra ID token service for tests.
+//
+// It speaks the protocol the real MSAL Go client uses, unchanged: tenant
+// discovery at /{tenant}/v2.0/.well-known/openid-configuration and the
+// client credentials grant at /{tenant}/oauth2/v2.0/token, over TLS with its
+// own CA. Errors have Entra's JSON shape and AADSTS codes. Where Entra's
+// public code list has no specific code for a check (audience, jti replay),
+// the generic AADSTS50012 (authentication failed) is used.
+package entraserver
+
+import (
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+)
+
+// App is a registered application.
+type App struct {
+	ClientID     string
+	Secrets      []string
+	Certificates []*x509.Certificate
+	// RequireX5C asks for the certificate chain in the assertion header, as
+	// Entra does for subject name + issuer authentication.
+	RequireX5C bool
+	// ExpiresIn is the token lifetime in seconds (default 3599).
+	ExpiresIn int
+	// RefreshIn is Entra's refresh hint in seconds; 0 sends none.
+	RefreshIn int
+}
+
+// Fault replaces the normal answer of the next token call.
+type Fault struct {
+	Status     int           // HTTP status; 0 means 200
+	RetryAfter string        // Retry-After header value
+	Delay      time.Duration // wait before answering
+	// Body is sent as is; empty gives an Entra error JSON for Status >= 400
+	// and a normal token answer otherwise (useful with Delay).
+	Body     string
+	Location string // Location header, for redirects
+}
+
+// AssertionInfo describes the last client assertion a client presented.
+type AssertionInfo struct {
+	Algorithm string
+	KeyID     string
+	X5T       bool
+	X5TS256   bool
+	X5C       bool
+	Audience  []string
+}
+
+// Server is the fake token service. All methods are safe for concurrent use.
+type Server struct {
+	// URL is https://127.0.0.1:<port>.
+	URL string
+
+	srv *httptest.Server
+	ca  *x509.Certificate
+
+	mu             sync.Mutex
+	clock          clock.PassiveClock
+	apps           map[string]App
+	faults         []Fault
+	tokenCalls     map[string]int
+	totalCalls     int
+	discoveryCalls int
+	jtis           map[string]time.Time
+	assertions     map[string]AssertionInfo
+	issued         []string
+	echo           bool
+	editDiscovery  func(tenant string, doc map[string]any)
+}
+
+// New starts a server; Close it when done.
+func New() *Server {
+	s := &Server{
+		clock:      clock.RealClock{},
+		apps:       map[string]App{},
+		tokenCalls: map[string]int{},
+		jtis:       map[string]time.Time{},
+		assertions: map[string]AssertionInfo{},
+	}
+	ca, leaf := newTLSMaterial()
+	s.ca = ca
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.srv.TLS = leaf
+	s.srv.StartTLS()
+	s.URL = s.srv.URL
+	return s
+}
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
+
+// CA is the certificate authority of the server's TLS certificate.
+func (s *Server) CA() *x509.Certificate { return s.ca }
+
+// CertPool holds CA only.
+func (s *Server) CertPool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(s.ca)
+	return p
+}
+
+// Host is host:port of URL (127.0.0.1:<port>).
+func (s *Server) Host() string { return strings.TrimPrefix(s.URL, "https://") }
+
+// Port is the listening port.
+func (s *Server) Port() string {
+	_, port, _ := net.SplitHostPort(s.Host())
+	return port
+}
+
+// LocalhostURL reaches the same server under the name localhost, which
+// counts as another host for consent checks.
+func (s *Server) LocalhostURL() string { return "https://localhost:" + s.Port() }
+
+// Authority is the MSAL authority for tenant.
+func (s *Server) Authority(tenant string) string { return s.URL + "/" + tenant }
+
+// Issuer is the OIDC issuer (Entra v2) for tenant.
+func (s *Server) Issuer(tenant string) string { return s.URL + "/" + tenant + "/v2.0" }
+
+// TokenURL is the token endpoint for tenant.
+func (s *Server) TokenURL(tenant string) string { return s.URL + "/" + tenant + "/oauth2/v2.0/token" }
+
+// SetClock sets the clock used to check assertion times.
+func (s *Server) SetClock(c clock.PassiveClock) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clock = c
+}
+
+// AddApp registers or replaces an application.
+func (s *Server) AddApp(a App) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.apps[a.ClientID] = a
+}
+
+// InjectFaults queues answers for the next token calls, one each.
+func (s *Server) InjectFaults(f ...Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, f...)
+}
+
+// EchoCredentials makes error descriptions repeat the client secret or
+// assertion received, to prove clients never show what a server echoes.
+func (s *Server) EchoCredentials(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.echo = on
+}
+
+// EditDiscovery lets a test change discovery documents before they are sent.
+func (s *Server) EditDiscovery(f func(tenant string, doc map[string]any)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.editDiscovery = f
+}
+
+// TokenCalls counts token requests that named clientID.
+func (s *Server) TokenCalls(clientID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokenCalls[clientID]
+}
+
+// TotalTokenCalls counts all token requests.
+func (s *Server) TotalTokenCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.totalCalls
+}
+
+// DiscoveryCalls counts discovery document requests.
+func (s *Server) DiscoveryCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.discoveryCalls
+}
+
+// LastAssertion describes the last assertion clientID presented.
+func (s *Server) LastAssertion(clientID string) (AssertionInfo, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.assertions[clientID]
+	return a, ok
+}
+
+// IssuedTokens lists every access token handed out.
+func (s *Server) IssuedTokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.issued...)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	switch {
+	case len(parts) == 4 && parts[1] == "v2.0" && parts[2] == ".well-known" && parts[3] == "openid-configuration":
+		s.discovery(w, r, parts[0])
+	case len(parts) == 4 && parts[1] == "oauth2" && parts[2] == "v2.0" && parts[3] == "token":
+		s.token(w, r, parts[0])
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (s *Server) discovery(w http.ResponseWriter, r *http.Request, tenant string) {
+	s.mu.Lock()
+	s.discoveryCalls++
+	edit := s.editDiscovery
+	s.mu.Unlock()
+	base := "https://" + r.Host + "/" + tenant
+	doc := map[string]any{
+		"issuer":                                base + "/v2.0",
+		"token_endpoint":                        base + "/oauth2/v2.0/token",
+		"authorization_endpoint":                base + "/oauth2/v2.0/authorize",
+		"jwks_uri":                              "https://" + r.Host + "/" + tenant + "/discovery/v2.0/keys",
+		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
+		"response_types_supported":              []string{"code", "id_token", "code id_token", "id_token token"},
+		"subject_types_supported":               []string{"pairwise"},
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"tenant_region_scope":                   "NA",
+		"cloud_instance_name":                   "microsoftonline.com",
+	}
+	if edit != nil {
+		edit(tenant, doc)
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+func randomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// clientAuth reads client_id and secret from the form or, URL-decoded per
+// RFC 6749 §2.3.1, from the Basic header.
+func clientAuth(r *http.Request) (id, secret string, basic bool, ok bool) {
+	id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	u, p, has := r.BasicAuth()
+	if !has {
+		return id, secret, false, true
+	}
+	du, err1 := url.QueryUnescape(u)
+	dp, err2 := url.QueryUnescape(p)
+	if err1 != nil || err2 != nil || secret != "" || (id != "" && id != du) {
+		return du, dp, true, false
+	}
+	return du, dp, true, true
+}
