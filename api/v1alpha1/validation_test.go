@@ -1,0 +1,173 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/testing/testenv"
+)
+
+var k8s client.Client
+
+func TestMain(m *testing.M) {
+	env, err := testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	k8s = env.Client
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+func validRequest(name string) *v1.TokenRequest {
+	return &v1.TokenRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: v1.TokenRequestSpec{
+			Authority:  "https://login.microsoftonline.com/contoso.onmicrosoft.com",
+			ClientID:   "00001111-aaaa-2222-bbbb-3333cccc4444",
+			Scopes:     []string{"https://graph.microsoft.com/.default"},
+			Credential: v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: "app-cred"}},
+		},
+	}
+}
+
+func int32p(v int32) *int32 { return &v }
+
+func TestValidObjectsAreAccepted(t *testing.T) {
+	cases := map[string]func(*v1.TokenRequest){
+		"an Entra authority with a client secret": func(*v1.TokenRequest) {},
+		"an OIDC issuer with a certificate": func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.IssuerURL, tr.Spec.Scopes = "", "https://idp.example.com/realms/x", nil
+			tr.Spec.Credential = v1.Credential{Certificate: &v1.CertificateCredential{SecretName: "app-cert", SendX5C: true, SigningAlgorithm: "ES256"}}
+		},
+		"a token URL with a service account and extra parameters": func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL = "", "https://idp.example.com/oauth2/token"
+			tr.Spec.ExtraParameters = map[string]string{"audience": "https://api.example.com"}
+			tr.Spec.Credential = v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "app-sa"}}
+		},
+		"plain http to 127.0.0.1": func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL = "", "http://127.0.0.1:8080/token"
+		},
+		"plain http to localhost": func(tr *v1.TokenRequest) { tr.Spec.Authority, tr.Spec.IssuerURL = "", "http://localhost:4444/" },
+		"plain http to [::1]":     func(tr *v1.TokenRequest) { tr.Spec.Authority, tr.Spec.TokenURL = "", "http://[::1]:4444/oauth2/token" },
+		"renewBefore alone":       func(tr *v1.TokenRequest) { tr.Spec.RenewBefore = &metav1.Duration{Duration: 15 * time.Minute} },
+		"renewBeforePercentage alone": func(tr *v1.TokenRequest) {
+			tr.Spec.RenewBeforePercentage = int32p(50)
+		},
+		"a dotted secret name, a template, a restart target and Retain": func(tr *v1.TokenRequest) {
+			tr.Spec.SecretName = "graph.token-1"
+			tr.Spec.SecretTemplate = &v1.SecretTemplate{Type: "Opaque", Data: map[string]string{"header": "Bearer {{ .AccessToken }}"}}
+			tr.Spec.RolloutRestartTargets = []v1.RolloutRestartTarget{{Kind: "Deployment", Name: "api"}}
+			tr.Spec.DeletionPolicy = v1.DeletionPolicyRetain
+		},
+		"a PKCS#12 certificate with a password": func(tr *v1.TokenRequest) {
+			tr.Spec.Credential = v1.Credential{Certificate: &v1.CertificateCredential{SecretName: "app-p12", PKCS12Key: "bundle.p12", PasswordKey: "password"}}
+		},
+	}
+	i := 0
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			i++
+			tr := validRequest(fmt.Sprintf("valid-%d", i))
+			mutate(tr)
+			if err := k8s.Create(context.Background(), tr); err != nil {
+				t.Fatalf("valid TokenRequest refused: %v", err)
+			}
+			got := &v1.TokenRequest{}
+			if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(tr), got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Spec.SecretName != tr.Spec.SecretName || got.Spec.DeletionPolicy != tr.Spec.DeletionPolicy {
+				t.Errorf("the API server changed the spec (defaults written back): %+v", got.Spec)
+			}
+		})
+	}
+}
+
+func TestInvalidObjectsAreRefusedWithTheirMessage(t *testing.T) {
+	cases := []struct {
+		name    string
+		mutate  func(*v1.TokenRequest)
+		message string
+	}{
+		{"no issuer at all", func(tr *v1.TokenRequest) { tr.Spec.Authority = "" }, "set exactly one token issuer"},
+		{"two issuers", func(tr *v1.TokenRequest) { tr.Spec.TokenURL = "https://idp.example.com/token" }, "set exactly one token issuer"},
+		{"three issuers", func(tr *v1.TokenRequest) {
+			tr.Spec.TokenURL, tr.Spec.IssuerURL = "https://idp.example.com/token", "https://idp.example.com"
+		}, "set exactly one token issuer"},
+		{"no credential", func(tr *v1.TokenRequest) { tr.Spec.Credential = v1.Credential{} }, "set exactly one credential"},
+		{"two credentials", func(tr *v1.TokenRequest) {
+			tr.Spec.Credential.ServiceAccount = &v1.ServiceAccountCredential{Name: "sa"}
+		}, "set exactly one credential"},
+		{"plain http authority on a remote host", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority = "http://login.microsoftonline.com/tenant"
+		}, "authority must be an https URL"},
+		{"plain http issuer on a remote host", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.IssuerURL = "", "http://idp.example.com"
+		}, "issuerURL must be an https URL"},
+		{"a token URL that is no URL", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL = "", "idp.example.com/token"
+		}, "tokenURL must be an https URL"},
+		{"http to a host named like localhost", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL = "", "http://localhost.example.com/token"
+		}, "tokenURL must be an https URL"},
+		{"an ftp token URL", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL = "", "ftp://127.0.0.1/token"
+		}, "tokenURL must be an https URL"},
+		{"an empty client ID", func(tr *v1.TokenRequest) { tr.Spec.ClientID = "" }, "spec.clientID"},
+		{"authority without scopes", func(tr *v1.TokenRequest) { tr.Spec.Scopes = nil }, "scopes are required with authority"},
+		{"both renewBefore and renewBeforePercentage", func(tr *v1.TokenRequest) {
+			tr.Spec.RenewBefore = &metav1.Duration{Duration: time.Minute}
+			tr.Spec.RenewBeforePercentage = int32p(20)
+		}, "set renewBefore or renewBeforePercentage, not both"},
+		{"renewBeforePercentage of 0", func(tr *v1.TokenRequest) { tr.Spec.RenewBeforePercentage = int32p(0) }, "spec.renewBeforePercentage"},
+		{"renewBeforePercentage of 91", func(tr *v1.TokenRequest) { tr.Spec.RenewBeforePercentage = int32p(91) }, "spec.renewBeforePercentage"},
+		{"a negative renewBefore", func(tr *v1.TokenRequest) {
+			tr.Spec.RenewBefore = &metav1.Duration{Duration: -time.Minute}
+		}, "renewBefore must be a positive duration"},
+		{"an upper-case secret name", func(tr *v1.TokenRequest) { tr.Spec.SecretName = "Graph-Token" }, "secretName must be a valid Secret name"},
+		{"a secret name ending in a dash", func(tr *v1.TokenRequest) { tr.Spec.SecretName = "graph-" }, "secretName must be a valid Secret name"},
+		{"extra parameters that replace the grant", func(tr *v1.TokenRequest) {
+			tr.Spec.ExtraParameters = map[string]string{"grant_type": "password"}
+		}, "extraParameters cannot set grant_type"},
+		{"azureRegion with a generic issuer", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.AzureRegion = "", "https://idp.example.com/token", "westus2"
+		}, "azureRegion applies only with authority"},
+		{"a PKCS#12 key together with a PEM key", func(tr *v1.TokenRequest) {
+			tr.Spec.Credential = v1.Credential{Certificate: &v1.CertificateCredential{SecretName: "c", PKCS12Key: "b.p12", PrivateKeyKey: "k"}}
+		}, "set pkcs12Key, or certificateKey and privateKeyKey, not both"},
+		{"a password without PKCS#12", func(tr *v1.TokenRequest) {
+			tr.Spec.Credential = v1.Credential{Certificate: &v1.CertificateCredential{SecretName: "c", PasswordKey: "p"}}
+		}, "passwordKey applies only with pkcs12Key"},
+		{"an unknown client auth method", func(tr *v1.TokenRequest) {
+			tr.Spec.Credential.ClientSecret.AuthMethod = "private_key_jwt"
+		}, "spec.credential.clientSecret.authMethod"},
+		{"an unknown deletion policy", func(tr *v1.TokenRequest) { tr.Spec.DeletionPolicy = "Orphan" }, "spec.deletionPolicy"},
+		{"a restart target of an unknown kind", func(tr *v1.TokenRequest) {
+			tr.Spec.RolloutRestartTargets = []v1.RolloutRestartTarget{{Kind: "Pod", Name: "x"}}
+		}, "spec.rolloutRestartTargets[0].kind"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := validRequest("invalid")
+			tc.mutate(tr)
+			err := k8s.Create(context.Background(), tr, client.DryRunAll)
+			if err == nil {
+				t.Fatalf("invalid TokenRequest accepted")
+			}
+			if !strings.Contains(err.Error(), tc.message) {
+				t.Fatalf("error %q does not contain %q", err, tc.message)
+			}
+		})
+	}
+}
