@@ -76,6 +76,7 @@ type Server struct {
 	jtis           map[string]time.Time
 	assertions     map[string]AssertionInfo
 	issued         []string
+	forms          map[string]url.Values
 	echo           bool
 	editDiscovery  func(tenant string, doc map[string]any)
 }
@@ -88,6 +89,7 @@ func New() *Server {
 		tokenCalls: map[string]int{},
 		jtis:       map[string]time.Time{},
 		assertions: map[string]AssertionInfo{},
+		forms:      map[string]url.Values{},
 	}
 	ca, leaf := newTLSMaterial()
 	s.ca = ca
@@ -196,6 +198,20 @@ func (s *Server) LastAssertion(clientID string) (AssertionInfo, bool) {
 	defer s.mu.Unlock()
 	a, ok := s.assertions[clientID]
 	return a, ok
+}
+
+// LastForm is the last token request form clientID sent, without
+// client_secret and client_assertion.
+func (s *Server) LastForm(clientID string) url.Values {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := url.Values{}
+	for k, v := range s.forms[clientID] {
+		if k != "client_secret" && k != "client_assertion" {
+			f[k] = append([]string(nil), v...)
+		}
+	}
+	return f
 }
 
 // IssuedTokens lists every access token handed out.

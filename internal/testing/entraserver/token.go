@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -36,7 +37,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, tenant string) {
 		return
 	}
 	id, secret, basic, ok := clientAuth(r)
-	if f, hit := s.count(id); hit {
+	if f, hit := s.count(id, r.PostForm); hit {
 		s.writeFault(w, r, f)
 		return
 	}
@@ -52,11 +53,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, tenant string) {
 }
 
 // count records the call and pops the next fault, if any.
-func (s *Server) count(clientID string) (Fault, bool) {
+func (s *Server) count(clientID string, form url.Values) (Fault, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.totalCalls++
 	s.tokenCalls[clientID]++
+	s.forms[clientID] = form
 	if len(s.faults) == 0 {
 		return Fault{}, false
 	}

@@ -1,0 +1,217 @@
+package tokensource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/token-operator/token-operator/internal/credential"
+)
+
+const (
+	jwtBearerType  = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+	discoveryTTL   = time.Hour
+	maxAnswerBytes = 1 << 20
+)
+
+func (e *Engine) fetchGeneric(ctx context.Context, req Request, st *callState) (Token, error) {
+	tokenURL := req.TokenURL
+	if req.IssuerURL != "" {
+		var err error
+		if tokenURL, err = e.tokenEndpoint(ctx, req, st); err != nil {
+			return Token{}, err
+		}
+	}
+	cfg, err := e.clientConfig(ctx, req, st, tokenURL)
+	if err != nil {
+		return Token{}, err
+	}
+	ot, err := cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, e.client))
+	if err != nil {
+		return Token{}, err
+	}
+	return tokenFromOAuth2(ot, req.Scopes, e.clock.Now())
+}
+
+// clientConfig authenticates the client: a secret in Basic (id and secret
+// form-url-encoded first, as x/oauth2 does per RFC 6749 §2.3.1) or in the
+// form, or a private_key_jwt assertion (RFC 7523).
+func (e *Engine) clientConfig(ctx context.Context, req Request, st *callState, tokenURL string) (*clientcredentials.Config, error) {
+	cfg := &clientcredentials.Config{ClientID: req.ClientID, TokenURL: tokenURL, Scopes: req.Scopes, EndpointParams: url.Values{}, AuthStyle: oauth2.AuthStyleInParams}
+	for k, v := range req.ExtraParameters {
+		cfg.EndpointParams.Set(k, v)
+	}
+	var assertion string
+	switch c := req.Credential.(type) {
+	case *credential.ClientSecret:
+		st.addSecret(c.Secret)
+		cfg.ClientSecret = c.Secret
+		if c.AuthMethod != credential.ClientSecretPost {
+			cfg.AuthStyle = oauth2.AuthStyleInHeader
+		}
+		return cfg, nil
+	case *credential.Certificate:
+		a, err := signAssertion(c, req.ClientID, tokenURL, e.clock.Now())
+		if err != nil {
+			return nil, &ConfigError{Field: "credential", Message: err.Error()}
+		}
+		assertion = a
+	case *credential.Assertion:
+		a, err := c.Provide(ctx)
+		if err == nil && a == "" {
+			err = errors.New("the assertion source returned nothing")
+		}
+		if err != nil {
+			st.mu.Lock()
+			st.assertionEr = err
+			st.mu.Unlock()
+			return nil, err
+		}
+		assertion = a
+	}
+	st.addSecret(assertion)
+	cfg.EndpointParams.Set("client_assertion_type", jwtBearerType)
+	cfg.EndpointParams.Set("client_assertion", assertion)
+	return cfg, nil
+}
+
+// tokenEndpoint reads token_endpoint from the issuer's discovery document,
+// kept per key for an hour. The document's issuer is not compared with
+// IssuerURL: Entra names tenants by GUID where users write domains, and the
+// host check already decides where the credential may go.
+func (e *Engine) tokenEndpoint(ctx context.Context, req Request, st *callState) (string, error) {
+	ks := e.state(req.CacheKey())
+	now := e.clock.Now()
+	ks.mu.Lock()
+	cached, at := ks.tokenURL, ks.discoveredAt
+	ks.mu.Unlock()
+	if cached == "" || now.Sub(at) > discoveryTTL || now.Before(at) {
+		var err error
+		if cached, err = e.discover(ctx, req.IssuerURL); err != nil {
+			return "", err
+		}
+		ks.mu.Lock()
+		ks.tokenURL, ks.discoveredAt = cached, now
+		ks.mu.Unlock()
+	}
+	u, _ := url.Parse(cached)
+	if err := st.check(u); err != nil {
+		return "", err
+	}
+	return cached, nil
+}
+
+func (e *Engine) discover(ctx context.Context, issuer string) (string, error) {
+	docURL := strings.TrimRight(issuer, "/") + "/.well-known/openid-configuration"
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, docURL, nil)
+	if err != nil {
+		return "", &ConfigError{Field: "issuerURL", Message: "cannot build the discovery URL"}
+	}
+	hreq.Header.Set("Accept", "application/json")
+	resp, err := e.client.Do(hreq)
+	if err != nil {
+		return "", err
+	}
+	body := readAll(resp)
+	if resp.StatusCode != http.StatusOK {
+		he := httpError(resp.StatusCode, resp.Header, body, e.clock.Now(), nil)
+		he.Description = fmt.Sprintf("discovery document at %s: HTTP %d", docURL, resp.StatusCode)
+		return "", he
+	}
+	var doc struct {
+		TokenEndpoint string `json:"token_endpoint"`
+	}
+	if json.Unmarshal(body, &doc) != nil {
+		return "", &Error{Retryable: true, StatusCode: 200, Code: "malformed_response", Description: "the discovery document at " + docURL + " is not valid JSON"}
+	}
+	u, err := url.Parse(doc.TokenEndpoint)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return "", &Error{StatusCode: 200, Code: "malformed_response", Description: "the discovery document at " + docURL + " has no https token_endpoint"}
+	}
+	return doc.TokenEndpoint, nil
+}
+
+func readAll(resp *http.Response) []byte {
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	return b
+}
+
+// tokenFromOAuth2 reads the answer without looking inside the access token.
+func tokenFromOAuth2(ot *oauth2.Token, requested []string, now time.Time) (Token, error) {
+	exp, ok := seconds(ot.Extra("expires_in"))
+	if !ok || exp <= 0 || ot.AccessToken == "" {
+		return Token{}, errNoExpiry()
+	}
+	t := Token{
+		AccessToken: ot.AccessToken,
+		TokenType:   ot.TokenType,
+		IssuedAt:    now,
+		ExpiresAt:   now.Add(exp),
+		Scopes:      append([]string(nil), requested...),
+	}
+	if t.TokenType == "" {
+		t.TokenType = "Bearer"
+	}
+	if r, ok := seconds(ot.Extra("refresh_in")); ok && r > 0 && r < exp {
+		t.RefreshAt = now.Add(r)
+	}
+	if s, _ := ot.Extra("scope").(string); strings.TrimSpace(s) != "" {
+		t.Scopes = strings.Fields(s)
+	}
+	return t, nil
+}
+
+// seconds reads a JSON number or a numeric string.
+func seconds(v any) (time.Duration, bool) {
+	var f float64
+	switch v := v.(type) {
+	case float64:
+		f = v
+	case json.Number:
+		var err error
+		if f, err = v.Float64(); err != nil {
+			return 0, false
+		}
+	case string:
+		var err error
+		if f, err = strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil {
+			return 0, false
+		}
+	default:
+		return 0, false
+	}
+	if f != f || f > 1e9 || f < -1e9 {
+		return 0, false
+	}
+	return time.Duration(f) * time.Second, true
+}
+
+func (e *Engine) classifyOAuth2(err error, secrets []string) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.Response != nil {
+		return httpError(re.Response.StatusCode, re.Response.Header, re.Body, e.clock.Now(), secrets)
+	}
+	if ne, ok := networkError(err, secrets); ok {
+		return ne
+	}
+	// x/oauth2 reports an unreadable 2xx answer as a plain error.
+	return &Error{Retryable: true, StatusCode: http.StatusOK, Code: "malformed_response", Description: "the token response could not be read"}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

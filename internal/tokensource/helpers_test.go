@@ -1,0 +1,130 @@
+package tokensource
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/token-operator/token-operator/internal/credential"
+	"github.com/token-operator/token-operator/internal/testing/entraserver"
+)
+
+const (
+	tenant     = "contoso"
+	graphScope = "https://graph.microsoft.com/.default"
+	// weirdSecret exercises RFC 6749 §2.3.1 form-url-encoding in Basic.
+	weirdSecret = "s3cr%t+with:colon and spaces~"
+)
+
+var (
+	rsaOnce sync.Once
+	rsaKeys []*rsa.PrivateKey
+)
+
+// testRSAKey returns one of a few RSA keys made once per test binary.
+func testRSAKey(t *testing.T, i int) *rsa.PrivateKey {
+	t.Helper()
+	rsaOnce.Do(func() {
+		for range 3 {
+			k, err := rsa.GenerateKey(rand.Reader, 2048)
+			if err != nil {
+				panic(err)
+			}
+			rsaKeys = append(rsaKeys, k)
+		}
+	})
+	return rsaKeys[i]
+}
+
+func selfSigned(t *testing.T, key crypto.Signer, cn string) *x509.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func rsaCert(t *testing.T, i int) *credential.Certificate {
+	k := testRSAKey(t, i)
+	return &credential.Certificate{Chain: []*x509.Certificate{selfSigned(t, k, "app")}, Key: k}
+}
+
+func ecCert(t *testing.T) *credential.Certificate {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &credential.Certificate{Chain: []*x509.Certificate{selfSigned(t, k, "app-ec")}, Key: k}
+}
+
+func keyPEM(t *testing.T, k crypto.Signer) string {
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+}
+
+type fixture struct {
+	srv *entraserver.Server
+	eng *Engine
+}
+
+func newFixture(t *testing.T, o Options) *fixture {
+	t.Helper()
+	srv := entraserver.New()
+	t.Cleanup(srv.Close)
+	o.RootCAs = srv.CertPool()
+	return &fixture{srv: srv, eng: New(o)}
+}
+
+func (f *fixture) entraReq(clientID string, cred credential.Credential) Request {
+	return Request{Authority: f.srv.Authority(tenant), ClientID: clientID, Scopes: []string{graphScope}, Credential: cred, AllowedHosts: []string{f.srv.Host()}}
+}
+
+func (f *fixture) issuerReq(clientID string, cred credential.Credential) Request {
+	return Request{IssuerURL: f.srv.Issuer(tenant), ClientID: clientID, Scopes: []string{graphScope}, Credential: cred, AllowedHosts: []string{f.srv.Host()}}
+}
+
+func (f *fixture) tokenReq(clientID string, cred credential.Credential) Request {
+	return Request{TokenURL: f.srv.TokenURL(tenant), ClientID: clientID, Scopes: []string{graphScope}, Credential: cred, AllowedHosts: []string{f.srv.Host()}}
+}
+
+// preSigned is an *Assertion whose source returns an assertion signed with
+// cert, as a workload identity token would be.
+func preSigned(t *testing.T, cert *credential.Certificate, clientID, aud string) *credential.Assertion {
+	return &credential.Assertion{ID: "ns/sa", Provide: func(context.Context) (string, error) {
+		return signAssertion(cert, clientID, aud, time.Now())
+	}}
+}
+
+func asError(t *testing.T, err error) *Error {
+	t.Helper()
+	var te *Error
+	if !errors.As(err, &te) {
+		t.Fatalf("want *Error, got %T: %v", err, err)
+	}
+	return te
+}
