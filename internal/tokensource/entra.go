@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -189,6 +190,11 @@ func (e *Engine) classifyMSAL(err error, secrets []string) error {
 	}
 	var jsonErr msalerrors.InvalidJsonErr
 	if errors.As(err, &jsonErr) {
+		// MSAL reports a missing lifetime as a decode error; match its text
+		// so that this case stays terminal as in the generic flow.
+		if strings.Contains(jsonErr.Error(), "expires_in and expires_on are both missing") {
+			return errNoExpiry()
+		}
 		return &Error{Retryable: true, Code: "malformed_response", StatusCode: http.StatusOK, Description: "the answer is not valid JSON"}
 	}
 	if ne, ok := networkError(err, secrets); ok {

@@ -8,8 +8,8 @@ import (
 
 	"github.com/token-operator/token-operator/internal/credential"
 	"github.com/token-operator/token-operator/internal/testing/entraserver"
-	"software.sslmate.com/src/go-pkcs12"
 	clocktesting "k8s.io/utils/clock/testing"
+	"software.sslmate.com/src/go-pkcs12"
 )
 
 func TestFetchSucceedsForEveryFlowAndCredential(t *testing.T) {

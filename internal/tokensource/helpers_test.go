@@ -66,9 +66,21 @@ func selfSigned(t *testing.T, key crypto.Signer, cn string) *x509.Certificate {
 	return c
 }
 
+var (
+	certMu sync.Mutex
+	certs  = map[int]*x509.Certificate{}
+)
+
+// rsaCert returns a fresh Certificate value around the same certificate for
+// a given i, so tests may change its options.
 func rsaCert(t *testing.T, i int) *credential.Certificate {
 	k := testRSAKey(t, i)
-	return &credential.Certificate{Chain: []*x509.Certificate{selfSigned(t, k, "app")}, Key: k}
+	certMu.Lock()
+	defer certMu.Unlock()
+	if certs[i] == nil {
+		certs[i] = selfSigned(t, k, "app")
+	}
+	return &credential.Certificate{Chain: []*x509.Certificate{certs[i]}, Key: k}
 }
 
 func ecCert(t *testing.T) *credential.Certificate {
