@@ -1,0 +1,282 @@
+// Package secretdata renders the output Secret of a TokenRequest and reads
+// back what the operator wrote there. It is pure: no client, no clock.
+package secretdata
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"text/template"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+)
+
+// Token is what the Secret is rendered from.
+type Token struct {
+	AccessToken string
+	TokenType   string
+	IssuedAt    time.Time
+	ExpiresAt   time.Time
+	RefreshAt   time.Time // when the operator plans the refresh
+	RefreshHint time.Time // the token service's own refresh hint; zero if none
+	Scopes      []string
+}
+
+// Input is everything the Secret depends on.
+type Input struct {
+	TokenRequestName string
+	ClientID         string
+	Template         *v1.SecretTemplate
+	InputHash        string // what produced the token (issuer, client, scopes, parameters, credential)
+	Token            Token
+}
+
+// Rendered is the desired content of the output Secret.
+type Rendered struct {
+	Type        corev1.SecretType
+	Labels      map[string]string
+	Annotations map[string]string
+	Data        map[string][]byte
+}
+
+// templateValues are what secretTemplate.data templates see.
+type templateValues struct {
+	AccessToken string
+	TokenType   string
+	ExpiresAt   string
+	Scopes      []string
+	ClientID    string
+}
+
+// TemplateError is a secretTemplate that does not render. Its message never
+// contains rendered output, which could hold the token.
+type TemplateError struct {
+	Key    string
+	Reason string
+}
+
+func (e *TemplateError) Error() string {
+	return fmt.Sprintf("secretTemplate.data[%q]: %s", e.Key, e.Reason)
+}
+
+// Render builds the output Secret's type, labels, annotations and data.
+func Render(in Input) (Rendered, error) {
+	data, err := renderData(in)
+	if err != nil {
+		return Rendered{}, err
+	}
+	r := Rendered{Type: corev1.SecretTypeOpaque, Labels: map[string]string{}, Annotations: map[string]string{}, Data: data}
+	if t := in.Template; t != nil {
+		if t.Type != "" {
+			r.Type = t.Type
+		}
+		copyInto(r.Labels, t.Labels)
+		copyInto(r.Annotations, t.Annotations)
+	}
+	r.Labels[v1.LabelManagedBy] = v1.ManagedByValue
+	r.Labels[v1.LabelTokenRequest] = in.TokenRequestName
+	r.Annotations[v1.AnnotationIssuedAt] = formatTime(in.Token.IssuedAt)
+	r.Annotations[v1.AnnotationExpiresAt] = formatTime(in.Token.ExpiresAt)
+	r.Annotations[v1.AnnotationRefreshAt] = formatTime(in.Token.RefreshAt)
+	if !in.Token.RefreshHint.IsZero() {
+		r.Annotations[AnnotationRefreshHint] = formatTime(in.Token.RefreshHint)
+	}
+	r.Annotations[v1.AnnotationInputHash] = in.InputHash
+	r.Annotations[AnnotationTemplateHash] = TemplateHash(in.Template)
+	r.Annotations[AnnotationDataHash] = DataHash(data)
+	return r, nil
+}
+
+// Annotations the operator keeps for itself; not part of the user contract.
+const (
+	AnnotationRefreshHint  = "tokens.token-operator.io/refresh-hint"
+	AnnotationTemplateHash = "tokens.token-operator.io/template-hash"
+	AnnotationDataHash     = "tokens.token-operator.io/data-hash"
+)
+
+func renderData(in Input) (map[string][]byte, error) {
+	expires := formatTime(in.Token.ExpiresAt)
+	data := map[string][]byte{
+		v1.KeyAccessToken: []byte(in.Token.AccessToken),
+		v1.KeyTokenType:   []byte(in.Token.TokenType),
+		v1.KeyExpiresAt:   []byte(expires),
+	}
+	if in.Template == nil {
+		return data, nil
+	}
+	values := templateValues{AccessToken: in.Token.AccessToken, TokenType: in.Token.TokenType, ExpiresAt: expires, Scopes: in.Token.Scopes, ClientID: in.ClientID}
+	for _, key := range sortedKeys(in.Template.Data) {
+		out, err := renderOne(key, in.Template.Data[key], values)
+		if err != nil {
+			return nil, err
+		}
+		data[key] = out
+	}
+	return data, nil
+}
+
+func renderOne(key, text string, values templateValues) ([]byte, error) {
+	if !validDataKey(key) {
+		return nil, &TemplateError{Key: key, Reason: "not a valid Secret data key (letters, digits, '-', '_' and '.')"}
+	}
+	tpl, err := template.New(key).Option("missingkey=error").Parse(text)
+	if err != nil {
+		return nil, &TemplateError{Key: key, Reason: "does not parse: " + templateReason(err)}
+	}
+	var buf bytes.Buffer
+	if err := tpl.Execute(&buf, values); err != nil {
+		return nil, &TemplateError{Key: key, Reason: "does not render: " + templateReason(err)}
+	}
+	return buf.Bytes(), nil
+}
+
+// templateReason keeps the template's own diagnosis; text/template errors
+// name the template and position, never the values.
+func templateReason(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, ": "); i >= 0 && strings.HasPrefix(msg, "template: ") {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+func validDataKey(k string) bool {
+	if k == "" || len(k) > 253 {
+		return false
+	}
+	for _, r := range k {
+		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// DataHash is a digest of the Secret's data, used to notice hand edits.
+func DataHash(data map[string][]byte) string {
+	h := sha256.New()
+	for _, k := range sortedKeys(data) {
+		fmt.Fprintf(h, "%d:%s%d:", len(k), k, len(data[k]))
+		h.Write(data[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// TemplateHash is a digest of the secretTemplate, to notice spec changes that
+// need a re-render but no new token.
+func TemplateHash(t *v1.SecretTemplate) string {
+	if t == nil {
+		return "none"
+	}
+	b, _ := json.Marshal(t) // maps marshal with sorted keys
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:32]
+}
+
+// State is what the operator reads back from an existing output Secret.
+type State struct {
+	IssuedAt, ExpiresAt, RefreshHint time.Time
+	InputHash, TemplateHash          string
+	// Intact is true when the data is exactly what the operator wrote.
+	Intact bool
+	// HasToken is true when the Secret holds a token at all.
+	HasToken bool
+}
+
+// Read extracts the operator's bookkeeping from a Secret.
+func Read(s *corev1.Secret) State {
+	a := s.Annotations
+	return State{
+		IssuedAt:     parseTime(a[v1.AnnotationIssuedAt]),
+		ExpiresAt:    parseTime(a[v1.AnnotationExpiresAt]),
+		RefreshHint:  parseTime(a[AnnotationRefreshHint]),
+		InputHash:    a[v1.AnnotationInputHash],
+		TemplateHash: a[AnnotationTemplateHash],
+		Intact:       a[AnnotationDataHash] != "" && a[AnnotationDataHash] == DataHash(s.Data),
+		HasToken:     len(s.Data) > 0 && !parseTime(a[v1.AnnotationExpiresAt]).IsZero(),
+	}
+}
+
+// Apply writes r into s, keeping labels and annotations others added.
+// It reports whether s changed.
+func Apply(s *corev1.Secret, r Rendered) bool {
+	changed := false
+	if s.Type == "" {
+		s.Type = r.Type // the type of an existing Secret is immutable
+		changed = true
+	}
+	if s.Labels == nil {
+		s.Labels = map[string]string{}
+	}
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	changed = mergeInto(s.Labels, r.Labels) || changed
+	changed = mergeInto(s.Annotations, r.Annotations) || changed
+	if !equalData(s.Data, r.Data) {
+		s.Data = r.Data
+		changed = true
+	}
+	return changed
+}
+
+func equalData(a, b map[string][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		w, ok := b[k]
+		if !ok || !bytes.Equal(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
+func mergeInto(dst, src map[string]string) bool {
+	changed := false
+	for k, v := range src {
+		if old, ok := dst[k]; !ok || old != v {
+			dst[k] = v
+			changed = true
+		}
+	}
+	return changed
+}
+
+func copyInto(dst, src map[string]string) {
+	for k, v := range src {
+		dst[k] = v
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Truncate(time.Second).Format(time.RFC3339)
+}
+
+func parseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}

@@ -1,0 +1,19 @@
+package tokensource
+
+import "net/url"
+
+// CheckConfiguredHost refuses, before any cache lookup or network call, a
+// request whose configured issuer URL is on a host AllowedHosts does not
+// list. The transport guard still checks every request the engine makes
+// (discovery results, redirects).
+func (r Request) CheckConfiguredHost() error {
+	_, endpoint := r.endpoint()
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" {
+		return &ConfigError{Field: "issuer", Message: "the issuer URL does not parse"}
+	}
+	if !hostAllowed(r.AllowedHosts, u) {
+		return &HostNotAllowedError{Host: u.Host}
+	}
+	return nil
+}
