@@ -1,0 +1,470 @@
+// Package hydra runs Ory Hydra, a certified OAuth2 server, on loopback for
+// interoperability tests of the token engine.
+//
+// The binary is built from the Go module proxy by hack/setup-hydra.sh (see
+// BinaryPath). Start runs it with an in-memory store and a fresh TLS
+// certificate, on free loopback ports, and manages clients through the
+// admin API.
+package hydra
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Version is the Hydra release hack/setup-hydra.sh builds.
+const Version = "v2.3.0"
+
+// Server is a running Hydra. Both interfaces serve HTTPS with a certificate
+// that RootCAs trusts.
+type Server struct {
+	PublicURL string // https://127.0.0.1:<port>
+	AdminURL  string // https://127.0.0.1:<port>
+	// RootCAs trusts the server's certificate; give it to the token engine.
+	RootCAs *x509.CertPool
+
+	client *http.Client
+	cmd    *exec.Cmd
+	logs   *logBuffer
+	exited chan struct{}
+	waitEr error
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Client is an OAuth2 client registered for the client credentials grant.
+type Client struct {
+	ID     string
+	Secret string // for client_secret_basic and client_secret_post
+	// AuthMethod is client_secret_basic (default), client_secret_post or
+	// private_key_jwt.
+	AuthMethod string
+	Scopes     []string
+	// JWKS are the public keys that verify private_key_jwt assertions. Hydra
+	// picks the key by the assertion's kid and wants use "sig".
+	JWKS []jose.JSONWebKey
+	// SigningAlg is the only JWS algorithm Hydra accepts for this client's
+	// assertions (token_endpoint_auth_signing_alg); Hydra's default is RS256.
+	SigningAlg string
+	Audience   []string
+}
+
+// Start runs binary on free loopback ports and waits until both interfaces
+// are ready. ctx bounds the start only; Stop ends the process.
+func Start(ctx context.Context, binary string) (*Server, error) {
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		s, err := start(ctx, binary)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+		// A port taken between picking and binding is worth another try;
+		// anything else is not.
+		if ctx.Err() != nil || !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func start(ctx context.Context, binary string) (*Server, error) {
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, keyPEM, pool, err := newTLSMaterial()
+	if err != nil {
+		return nil, err
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	public := "https://127.0.0.1:" + strconv.Itoa(ports[0])
+	admin := "https://127.0.0.1:" + strconv.Itoa(ports[1])
+
+	cmd := exec.Command(binary, "serve", "all", "--dev", "--sqa-opt-out")
+	// A clean environment: Hydra reads its whole configuration from
+	// variables, and the caller's (DSN, LOG_LEVEL, ...) must not leak in.
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + os.TempDir(),
+		"DSN=memory",
+		"LOG_LEVEL=info",
+		"LOG_LEAK_SENSITIVE_VALUES=false",
+		"SQA_OPT_OUT=true",
+		"SERVE_PUBLIC_HOST=127.0.0.1",
+		"SERVE_PUBLIC_PORT=" + strconv.Itoa(ports[0]),
+		"SERVE_ADMIN_HOST=127.0.0.1",
+		"SERVE_ADMIN_PORT=" + strconv.Itoa(ports[1]),
+		"SERVE_TLS_ENABLED=true",
+		"SERVE_TLS_CERT_BASE64=" + base64.StdEncoding.EncodeToString(certPEM),
+		"SERVE_TLS_KEY_BASE64=" + base64.StdEncoding.EncodeToString(keyPEM),
+		"URLS_SELF_ISSUER=" + public,
+		"SECRETS_SYSTEM=" + hex.EncodeToString(secret),
+	}
+	logs := &logBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.SysProcAttr = procAttr()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting hydra %s: %w", binary, err)
+	}
+	s := &Server{
+		PublicURL: public,
+		AdminURL:  admin,
+		RootCAs:   pool,
+		client: &http.Client{
+			Timeout: 10 * time.Second,
+			Transport: &http.Transport{
+				TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+			},
+		},
+		cmd:    cmd,
+		logs:   logs,
+		exited: make(chan struct{}),
+	}
+	go func() {
+		s.waitEr = cmd.Wait()
+		close(s.exited)
+	}()
+	if err := s.waitReady(ctx); err != nil {
+		_ = s.Stop()
+		return nil, fmt.Errorf("%w\nhydra log:\n%s", err, tail(logs.String(), 4000))
+	}
+	return s, nil
+}
+
+func (s *Server) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, u := range []string{s.PublicURL + "/health/ready", s.AdminURL + "/health/ready"} {
+		for {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			resp, err := s.client.Do(req)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case <-s.exited:
+				return fmt.Errorf("hydra exited before it was ready: %v", s.waitEr)
+			case <-ctx.Done():
+				return fmt.Errorf("hydra not ready at %s: %w (last error: %v)", u, ctx.Err(), err)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// Stop ends the process Start began and waits for it. It is safe to call
+// more than once.
+func (s *Server) Stop() error {
+	s.stopOnce.Do(func() {
+		select {
+		case <-s.exited:
+			return
+		default:
+		}
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(5 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+			s.stopErr = errors.New("hydra did not stop within 5s of SIGTERM and was killed")
+		}
+		s.client.CloseIdleConnections()
+	})
+	return s.stopErr
+}
+
+// Logs returns everything Hydra wrote so far, for debugging and for checking
+// which requests reached it.
+func (s *Server) Logs() string { return s.logs.String() }
+
+// HTTPClient returns a client that trusts the server's certificate.
+func (s *Server) HTTPClient() *http.Client { return s.client }
+
+// TokenURL is the token endpoint.
+func (s *Server) TokenURL() string { return s.PublicURL + "/oauth2/token" }
+
+// IssuerURL is the issuer; discovery is at /.well-known/openid-configuration.
+func (s *Server) IssuerURL() string { return s.PublicURL }
+
+// clientBody is the admin API's OAuth2 client (Hydra client.Client).
+type clientBody struct {
+	ID                      string              `json:"client_id"`
+	Secret                  string              `json:"client_secret,omitempty"`
+	GrantTypes              []string            `json:"grant_types"`
+	ResponseTypes           []string            `json:"response_types"`
+	Scope                   string              `json:"scope"`
+	Audience                []string            `json:"audience"`
+	TokenEndpointAuthMethod string              `json:"token_endpoint_auth_method,omitempty"`
+	TokenEndpointSigningAlg string              `json:"token_endpoint_auth_signing_alg,omitempty"`
+	JWKS                    *jose.JSONWebKeySet `json:"jwks,omitempty"`
+}
+
+// CreateClient registers c for the client credentials grant.
+func (s *Server) CreateClient(ctx context.Context, c Client) error {
+	if c.ID == "" {
+		return errors.New("hydra: client ID is required")
+	}
+	body := clientBody{
+		ID:                      c.ID,
+		Secret:                  c.Secret,
+		GrantTypes:              []string{"client_credentials"},
+		ResponseTypes:           []string{"token"},
+		Scope:                   strings.Join(c.Scopes, " "),
+		Audience:                c.Audience,
+		TokenEndpointAuthMethod: c.AuthMethod,
+		TokenEndpointSigningAlg: c.SigningAlg,
+	}
+	if body.Audience == nil {
+		body.Audience = []string{}
+	}
+	if len(c.JWKS) > 0 {
+		body.JWKS = &jose.JSONWebKeySet{Keys: c.JWKS}
+	}
+	return s.admin(ctx, http.MethodPost, "/admin/clients", body, http.StatusCreated, nil)
+}
+
+// SetAccessTokenLifespan sets the lifetime of the client's client
+// credentials access tokens. Other lifespans go back to Hydra's defaults.
+func (s *Server) SetAccessTokenLifespan(ctx context.Context, clientID string, d time.Duration) error {
+	body := map[string]string{"client_credentials_grant_access_token_lifespan": d.String()}
+	return s.admin(ctx, http.MethodPut, "/admin/clients/"+url.PathEscape(clientID)+"/lifespans", body, http.StatusOK, nil)
+}
+
+// DeleteClient removes the client.
+func (s *Server) DeleteClient(ctx context.Context, clientID string) error {
+	return s.admin(ctx, http.MethodDelete, "/admin/clients/"+url.PathEscape(clientID), nil, http.StatusNoContent, nil)
+}
+
+// Introspect asks Hydra whether token is an active access token and for
+// which client (RFC 7662).
+func (s *Server) Introspect(ctx context.Context, token string) (active bool, clientID string, err error) {
+	var out struct {
+		Active   bool   `json:"active"`
+		ClientID string `json:"client_id"`
+	}
+	form := url.Values{"token": {token}}
+	if err := s.admin(ctx, http.MethodPost, "/admin/oauth2/introspect", form, http.StatusOK, &out); err != nil {
+		return false, "", err
+	}
+	return out.Active, out.ClientID, nil
+}
+
+// admin calls the admin API. in is JSON, or a form when it is url.Values.
+func (s *Server) admin(ctx context.Context, method, path string, in any, want int, out any) error {
+	var body io.Reader
+	var ctype string
+	switch v := in.(type) {
+	case nil:
+	case url.Values:
+		body, ctype = strings.NewReader(v.Encode()), "application/x-www-form-urlencoded"
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		body, ctype = bytes.NewReader(b), "application/json"
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.AdminURL+path, body)
+	if err != nil {
+		return err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("hydra admin %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != want {
+		return fmt.Errorf("hydra admin %s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("hydra admin %s %s: reading answer: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+var (
+	binaryOnce sync.Once
+	binaryPath string
+	binaryErr  error
+)
+
+// BinaryPath returns the Hydra binary: HYDRA_BINARY if set, else the one
+// hack/setup-hydra.sh builds (several minutes the first time on a machine,
+// then cached outside the clone). Build progress goes to stderr.
+func BinaryPath() (string, error) {
+	binaryOnce.Do(func() { binaryPath, binaryErr = binaryPathOnce() })
+	return binaryPath, binaryErr
+}
+
+func binaryPathOnce() (string, error) {
+	if p := os.Getenv("HYDRA_BINARY"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("HYDRA_BINARY: %w", err)
+		}
+		return p, nil
+	}
+	script := filepath.Join(repoRoot(), "hack", "setup-hydra.sh")
+	cmd := exec.Command("bash", script)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building hydra with %s failed (needs Go module proxy access and a C compiler): %w", script, err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	p := strings.TrimSpace(lines[len(lines)-1])
+	if fi, err := os.Stat(p); err != nil || fi.IsDir() {
+		return "", fmt.Errorf("%s printed %q, which is not a binary", script, p)
+	}
+	return p, nil
+}
+
+// repoRoot is the repository's top folder, found from this file's location.
+func repoRoot() string {
+	_, file, _, _ := goruntime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+}
+
+// freePorts asks the kernel for n distinct free loopback ports.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// newTLSMaterial makes a CA and a server certificate for 127.0.0.1 and
+// localhost, PEM-encoded for Hydra, and a pool that trusts the CA.
+func newTLSMaterial() (certPEM, keyPEM []byte, pool *x509.CertPool, err error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "hydra test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	leafTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(ca)
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	return certPEM, keyPEM, pool, nil
+}
+
+// logBuffer collects the process output; the process writes from its own
+// goroutines while tests read.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}
