@@ -62,7 +62,7 @@ func errorCases(t *testing.T) []errorCase {
 	cases = append(cases, both("an HTML page from a 502 is a retryable malformed response", withSecret("app"), errorCase{faults: []entraserver.Fault{{Status: 502, Body: "<html>bad gateway " + weirdSecret + "</html>"}}, status: 502, code: "malformed_response", retryable: true})...)
 	cases = append(cases, both("broken JSON in a 200 is a retryable malformed response", withSecret("app"), errorCase{faults: []entraserver.Fault{{Body: `{"access_token":"eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl", "expires_in":`}}, status: 200, code: "malformed_response", retryable: true})...)
 	cases = append(cases, both("a token without expires_in is refused for good", withSecret("app"), errorCase{faults: []entraserver.Fault{{Body: `{"access_token":"opaque-no-expiry","token_type":"Bearer"}`}}, status: 200, code: "malformed_response"})...)
-	cases = append(cases, errorCase{name: "Entra: a scope without .default is refused by the service too", req: func(f *fixture) Request {
+	cases = append(cases, errorCase{name: "generic against Entra: a scope without .default is refused by the service", req: func(f *fixture) Request {
 		r := f.tokenReq("app", secret)
 		r.Scopes = []string{"User.Read"}
 		return r
