@@ -318,6 +318,12 @@ type TokenRequestStatus struct {
 	// +optional
 	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
 
+	// LastFailureInputHash identifies the issuer, client, scopes, parameters
+	// and credential of the last failed attempt: a failure is retried at once
+	// when any of them changes, and after a backoff otherwise.
+	// +optional
+	LastFailureInputHash string `json:"lastFailureInputHash,omitempty"`
+
 	// LastRefreshRequestedAt is the value of the
 	// tokens.token-operator.io/refresh-requested-at annotation last acted on.
 	// +optional

@@ -135,7 +135,7 @@ func (e *Engine) discover(ctx context.Context, issuer string) (string, error) {
 		return "", &Error{Retryable: true, StatusCode: 200, Code: "malformed_response", Description: "the discovery document at " + docURL + " is not valid JSON"}
 	}
 	u, err := url.Parse(doc.TokenEndpoint)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
+	if err != nil || !secureScheme(u) {
 		return "", &Error{StatusCode: 200, Code: "malformed_response", Description: "the discovery document at " + docURL + " has no https token_endpoint"}
 	}
 	return doc.TokenEndpoint, nil

@@ -123,8 +123,8 @@ func (r Request) checkEndpoint() *ConfigError {
 	kind, raw := r.endpoint()
 	field := map[string]string{"authority": "authority", "issuer": "issuerURL", "token": "tokenURL"}[kind]
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" {
-		return &ConfigError{Field: field, Message: "must be an https URL with a host, without user info or fragment"}
+	if err != nil || !secureScheme(u) || (kind == "authority" && u.Scheme != "https") || u.User != nil || u.Fragment != "" {
+		return &ConfigError{Field: field, Message: "must be an https URL with a host (plain http only for localhost, 127.0.0.1 or [::1]; an authority always https), without user info or fragment"}
 	}
 	if kind == "authority" && (strings.Trim(u.Path, "/") == "" || u.RawQuery != "") {
 		return &ConfigError{Field: field, Message: "must name a tenant, like https://login.microsoftonline.com/<tenant>, without a query"}

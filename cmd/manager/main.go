@@ -1,0 +1,65 @@
+// Command manager runs the token-operator controller manager.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/token-operator/token-operator/internal/operator"
+)
+
+// stringList is a repeatable flag that also accepts comma-separated values.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*s = append(*s, part)
+		}
+	}
+	return nil
+}
+
+func main() {
+	o := operator.Defaults()
+	var namespaces, caBundles stringList
+	flag.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address the Prometheus metrics endpoint binds to; \"0\" turns it off.")
+	flag.BoolVar(&o.MetricsSecure, "metrics-secure", false, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
+	flag.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address the /healthz and /readyz probes bind to.")
+	flag.BoolVar(&o.LeaderElection, "leader-elect", false, "Elect a leader on a Lease so that only one replica reconciles.")
+	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
+	flag.Var(&namespaces, "namespace", "Watch only this namespace; repeat or comma-separate for several (default: all namespaces).")
+	flag.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "TokenRequests reconciled in parallel.")
+	flag.DurationVar(&o.TokenRequestTimeout, "token-request-timeout", o.TokenRequestTimeout, "Timeout of one call to a token service.")
+	flag.DurationVar(&o.MinRemainingLifetime, "min-remaining-lifetime", o.MinRemainingLifetime, "Validity a token keeps at least when refreshed, so kubelet can propagate the Secret to pods.")
+	flag.Var(&caBundles, "ca-bundle", "PEM file of extra CA certificates trusted for token endpoints (ADFS, Azure Stack, private servers); repeatable.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	o.Namespaces, o.CABundleFiles = namespaces, caBundles
+
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+	ctx := ctrl.SetupSignalHandler()
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "no Kubernetes configuration:", err)
+		os.Exit(1)
+	}
+	mgr, err := operator.NewManager(ctx, cfg, o)
+	if err != nil {
+		log.Error(err, "setting up the manager")
+		os.Exit(1)
+	}
+	log.Info("starting", "namespaces", o.Namespaces, "leaderElection", o.LeaderElection)
+	if err := mgr.Start(ctx); err != nil {
+		log.Error(err, "manager stopped")
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,137 @@
+package controller
+
+import (
+	"time"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/renewal"
+	"github.com/token-operator/token-operator/internal/secretdata"
+)
+
+// observed is everything a decision depends on, gathered once per reconcile.
+type observed struct {
+	now        time.Time
+	tr         *v1.TokenRequest
+	secretName string
+	// secret is the output Secret's bookkeeping; nil when the Secret is absent.
+	secret *secretdata.State
+	// foreign is true when a Secret of that name exists that the operator may not touch.
+	foreign bool
+	// inputHash identifies what would produce the token; empty when the credential failed.
+	inputHash    string
+	credentialOK bool
+	policy       renewal.Policy
+	// retryNotBefore is a Retry-After the token service asked for, remembered in memory.
+	retryNotBefore time.Time
+}
+
+type action int
+
+const (
+	actKeep            action = iota // the Secret is good: requeue at the refresh time
+	actIssue                         // get a token and write the Secret
+	actConflict                      // a foreign Secret is in the way
+	actCredentialError               // the credential cannot be used; keep what is there
+	actWaitRetry                     // a failed attempt is backing off
+)
+
+// plan is what to do, with a reason for logs.
+type plan struct {
+	action action
+	why    string
+	// newer asks for a token newer than the one in the Secret (refresh due or forced).
+	newer bool
+	// forced is true when the refresh-requested-at annotation asked for this.
+	forced bool
+	// refreshAt is when the token in the Secret should be refreshed (actKeep).
+	refreshAt time.Time
+	// retryAt is when a backing-off attempt may run (actWaitRetry).
+	retryAt time.Time
+}
+
+// terminalRetry is how long a terminal failure waits before one more try
+// when nothing changes, so a fix made at the token service is picked up
+// without hammering it.
+const terminalRetry = time.Hour
+
+// decide chooses what to do. It is pure: all it knows is in o.
+func decide(o observed) plan {
+	if o.foreign {
+		return plan{action: actConflict, why: "a Secret of that name belongs to someone else"}
+	}
+	if !o.credentialOK {
+		return plan{action: actCredentialError, why: "the credential cannot be used"}
+	}
+	p := issueReason(o)
+	if p.action != actIssue {
+		return p
+	}
+	if retryAt, waiting := backingOff(o, p); waiting {
+		return plan{action: actWaitRetry, why: "backing off after a failed attempt", retryAt: retryAt}
+	}
+	return p
+}
+
+// issueReason says whether the Secret needs writing, and why.
+func issueReason(o observed) plan {
+	s := o.secret
+	if s == nil || !s.HasToken {
+		return plan{action: actIssue, why: "no token yet"}
+	}
+	if !o.now.Before(s.ExpiresAt) {
+		return plan{action: actIssue, why: "the token expired"}
+	}
+	if s.InputHash != o.inputHash {
+		return plan{action: actIssue, why: "the issuer, client, scopes, parameters or credential changed"}
+	}
+	if forcedRefresh(o.tr) {
+		return plan{action: actIssue, why: "a refresh was requested", newer: true, forced: true}
+	}
+	refreshAt := renewal.RefreshTime(s.IssuedAt, s.ExpiresAt, s.RefreshHint, o.policy)
+	if !o.now.Before(refreshAt) {
+		return plan{action: actIssue, why: "the refresh time has come", newer: true}
+	}
+	if !s.Intact {
+		return plan{action: actIssue, why: "the Secret's data was changed by hand"}
+	}
+	if s.TemplateHash != secretdata.TemplateHash(o.tr.Spec.SecretTemplate) {
+		return plan{action: actIssue, why: "the secret template changed"}
+	}
+	return plan{action: actKeep, refreshAt: refreshAt}
+}
+
+func forcedRefresh(tr *v1.TokenRequest) bool {
+	v := tr.Annotations[v1.AnnotationRefreshRequestedAt]
+	return v != "" && v != tr.Status.LastRefreshRequestedAt
+}
+
+// backingOff holds back a new attempt after failures with the same inputs.
+// A forced refresh and changed inputs go ahead at once.
+func backingOff(o observed, p plan) (time.Time, bool) {
+	st := o.tr.Status
+	if p.forced || st.FailedAttempts == 0 || st.LastFailureTime == nil || st.LastFailureInputHash != o.inputHash {
+		return time.Time{}, false
+	}
+	retryAt := st.LastFailureTime.Add(retryDelay(st))
+	if o.retryNotBefore.After(retryAt) {
+		retryAt = o.retryNotBefore
+	}
+	return retryAt, o.now.Before(retryAt)
+}
+
+// retryDelay is the wait after the last failure recorded in st.
+func retryDelay(st v1.TokenRequestStatus) time.Duration {
+	if terminalFailure(st) {
+		return terminalRetry
+	}
+	return renewal.Backoff(st.FailedAttempts, 0, "")
+}
+
+func terminalFailure(st v1.TokenRequestStatus) bool {
+	for _, c := range st.Conditions {
+		if c.Type == v1.ConditionIssuing {
+			return c.Reason == v1.ReasonTokenServiceRejected || c.Reason == v1.ReasonInvalidSpec
+		}
+	}
+	return false
+}

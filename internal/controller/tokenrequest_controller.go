@@ -1,0 +1,462 @@
+// Package controller holds the TokenRequest reconciler: gather what is
+// there, decide (pure, in decide.go), then act.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/metrics"
+	"github.com/token-operator/token-operator/internal/renewal"
+	"github.com/token-operator/token-operator/internal/secretdata"
+	"github.com/token-operator/token-operator/internal/tokensource"
+)
+
+// TokenRequestReconciler turns TokenRequests into Secrets holding fresh tokens.
+type TokenRequestReconciler struct {
+	// Client reads TokenRequests and the operator's own Secrets from the cache.
+	Client client.Client
+	// APIReader reads credential Secrets directly, so their data is never cached.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+	Tokens    TokenService
+	Clock     clock.PassiveClock
+	Metrics   *metrics.Collectors
+	// MinRemaining is the validity a refreshed Secret keeps at least, for kubelet to propagate it.
+	MinRemaining time.Duration
+
+	// retryNotBefore remembers Retry-After answers (namespace/name → time).
+	retryNotBefore sync.Map
+}
+
+// +kubebuilder:rbac:groups=tokens.token-operator.io,resources=tokenrequests,verbs=get;list;watch
+// +kubebuilder:rbac:groups=tokens.token-operator.io,resources=tokenrequests/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=tokens.token-operator.io,resources=tokenrequests/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile brings one TokenRequest's Secret and status up to date.
+func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	tr := &v1.TokenRequest{}
+	if err := r.Client.Get(ctx, req.NamespacedName, tr); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !tr.DeletionTimestamp.IsZero() {
+		r.forget(req.NamespacedName)
+		return ctrl.Result{}, nil
+	}
+	orig := tr.DeepCopy()
+	res, err := r.reconcile(ctx, tr)
+	if perr := r.patchStatus(ctx, orig, tr); perr != nil && err == nil {
+		err = perr
+	}
+	return res, err
+}
+
+func (r *TokenRequestReconciler) forget(nn types.NamespacedName) {
+	r.Tokens.Forget(nn.String())
+	r.Metrics.Forget(nn.Namespace, nn.Name)
+	r.retryNotBefore.Delete(nn.String())
+}
+
+// reconcile runs gather → decide → act on tr, updating tr.Status in memory.
+func (r *TokenRequestReconciler) reconcile(ctx context.Context, tr *v1.TokenRequest) (ctrl.Result, error) {
+	o, secret, treq, credErr, err := r.gather(ctx, tr)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	p := decide(o)
+	log.FromContext(ctx).V(1).Info("decided", "action", int(p.action), "why", p.why)
+	tr.Status.ObservedGeneration = tr.Generation
+	var res ctrl.Result
+	switch p.action {
+	case actConflict:
+		res = r.conflict(tr, o)
+	case actCredentialError:
+		res = r.credentialProblem(tr, o, credErr)
+	case actWaitRetry:
+		markProblem(tr, o, issuingReasonOr(tr, v1.ReasonRefreshFailed), issuingMessage(tr))
+		res = requeueAt(o.now, earliest(p.retryAt, expiryIfValid(o)))
+	case actKeep:
+		markKept(tr, o, p.refreshAt)
+		res = requeueAt(o.now, p.refreshAt)
+	case actIssue:
+		res, err = r.issue(ctx, tr, o, p, secret, treq)
+	}
+	r.recordMetrics(tr, o)
+	return res, err
+}
+
+// gather reads the output Secret and the credential into an observed.
+func (r *TokenRequestReconciler) gather(ctx context.Context, tr *v1.TokenRequest) (observed, *corev1.Secret, tokensource.Request, error, error) {
+	o := observed{
+		now:        r.Clock.Now(),
+		tr:         tr,
+		secretName: orDefault(tr.Spec.SecretName, tr.Name),
+		policy:     r.policy(tr),
+	}
+	if t, ok := r.retryNotBefore.Load(client.ObjectKeyFromObject(tr).String()); ok {
+		o.retryNotBefore = t.(time.Time)
+	}
+	secret, err := r.outputSecret(ctx, tr.Namespace, o.secretName)
+	if err != nil {
+		return o, nil, tokensource.Request{}, nil, err
+	}
+	if secret != nil {
+		o.foreign = !mayWrite(secret, tr)
+		state := secretdata.Read(secret)
+		if !managedBy(secret, tr) {
+			state = secretdata.State{} // an adoptable Secret holds no token of ours
+		}
+		o.secret = &state
+	}
+	treq, credErr := r.buildRequest(ctx, tr)
+	if credErr == nil {
+		credErr = checkTemplate(tr)
+	}
+	var ce *credentialError
+	if credErr != nil && !errors.As(credErr, &ce) {
+		return o, nil, treq, nil, credErr // an API error: retry with backoff
+	}
+	o.credentialOK = credErr == nil
+	if o.credentialOK {
+		o.inputHash = treq.CacheKey()
+	}
+	return o, secret, treq, credErr, nil
+}
+
+func (r *TokenRequestReconciler) policy(tr *v1.TokenRequest) renewal.Policy {
+	p := renewal.Policy{
+		RenewBeforePercentage: tr.Spec.RenewBeforePercentage,
+		MinRemaining:          r.MinRemaining,
+		JitterSeed:            client.ObjectKeyFromObject(tr).String(),
+	}
+	if tr.Spec.RenewBefore != nil {
+		d := tr.Spec.RenewBefore.Duration
+		p.RenewBefore = &d
+	}
+	return p
+}
+
+// outputSecret reads the output Secret: from the cache of the operator's own
+// Secrets, else directly (a foreign Secret, or one not cached yet).
+func (r *TokenRequestReconciler) outputSecret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	key := types.NamespacedName{Namespace: namespace, Name: name}
+	s := &corev1.Secret{}
+	err := r.Client.Get(ctx, key, s)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, key, s)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func managedBy(s *corev1.Secret, tr *v1.TokenRequest) bool {
+	return s.Labels[v1.LabelManagedBy] == v1.ManagedByValue && s.Labels[v1.LabelTokenRequest] == tr.Name
+}
+
+// mayWrite: the operator writes only Secrets it made for this TokenRequest,
+// or ones whose owner opted in to adoption and no other TokenRequest holds.
+func mayWrite(s *corev1.Secret, tr *v1.TokenRequest) bool {
+	if managedBy(s, tr) {
+		return true
+	}
+	heldByOther := s.Labels[v1.LabelManagedBy] == v1.ManagedByValue && s.Labels[v1.LabelTokenRequest] != ""
+	return !heldByOther && s.Annotations[v1.AnnotationAllowAdoption] == "true"
+}
+
+// checkTemplate renders the secret template with placeholder values, so a
+// broken template is reported before any call to the token service.
+func checkTemplate(tr *v1.TokenRequest) error {
+	if tr.Spec.SecretTemplate == nil {
+		return nil
+	}
+	_, err := secretdata.Render(secretdata.Input{TokenRequestName: tr.Name, ClientID: tr.Spec.ClientID, Template: tr.Spec.SecretTemplate,
+		Token: secretdata.Token{AccessToken: "placeholder", TokenType: "Bearer", ExpiresAt: time.Unix(0, 0)}})
+	if err != nil {
+		return &credentialError{Reason: v1.ReasonInvalidSpec, Message: err.Error()}
+	}
+	return nil
+}
+
+func (r *TokenRequestReconciler) conflict(tr *v1.TokenRequest, o observed) ctrl.Result {
+	msg := fmt.Sprintf("Secret %q exists and is not managed by this TokenRequest; delete it, choose another spec.secretName, or annotate it with %s=true to let the operator take it over", o.secretName, v1.AnnotationAllowAdoption)
+	if issuingReason(tr) != v1.ReasonSecretConflict {
+		r.event(tr, corev1.EventTypeWarning, v1.ReasonSecretConflict, msg)
+	}
+	markProblem(tr, o, v1.ReasonSecretConflict, msg)
+	return ctrl.Result{}
+}
+
+func (r *TokenRequestReconciler) credentialProblem(tr *v1.TokenRequest, o observed, err error) ctrl.Result {
+	var ce *credentialError
+	errors.As(err, &ce)
+	if issuingReason(tr) != ce.Reason || issuingMessage(tr) != ce.Message {
+		r.event(tr, corev1.EventTypeWarning, ce.Reason, ce.Message)
+	}
+	markProblem(tr, o, ce.Reason, ce.Message)
+	return requeueAt(o.now, expiryIfValid(o))
+}
+
+// issue gets a token and writes it into the Secret.
+func (r *TokenRequestReconciler) issue(ctx context.Context, tr *v1.TokenRequest, o observed, p plan, secret *corev1.Secret, treq tokensource.Request) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	tok, err := r.Tokens.Token(ctx, client.ObjectKeyFromObject(tr).String(), treq, r.freshness(o, p))
+	if p.forced {
+		tr.Status.LastRefreshRequestedAt = tr.Annotations[v1.AnnotationRefreshRequestedAt]
+	}
+	if err != nil {
+		return r.failed(ctx, tr, o, err), nil
+	}
+	t := secretdata.Token{
+		AccessToken: tok.AccessToken, TokenType: tok.TokenType, Scopes: tok.Scopes,
+		IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt, RefreshHint: tok.RefreshAt,
+		RefreshAt: renewal.RefreshTime(tok.IssuedAt, tok.ExpiresAt, tok.RefreshAt, o.policy),
+	}
+	rendered, err := secretdata.Render(secretdata.Input{TokenRequestName: tr.Name, ClientID: tr.Spec.ClientID, Template: tr.Spec.SecretTemplate, InputHash: o.inputHash, Token: t})
+	if err != nil {
+		markProblem(tr, o, v1.ReasonInvalidSpec, err.Error())
+		return ctrl.Result{}, nil
+	}
+	newToken := secret == nil || o.secret == nil || !o.secret.HasToken || !o.secret.IssuedAt.Equal(t.IssuedAt.UTC().Truncate(time.Second)) || string(secret.Data[v1.KeyAccessToken]) != tok.AccessToken
+	if err := r.writeSecret(ctx, tr, o.secretName, secret, rendered); err != nil {
+		return ctrl.Result{}, err
+	}
+	logger.Info("secret written", "secret", o.secretName, "why", p.why, "newToken", newToken, "expiresAt", t.ExpiresAt.UTC(), "refreshAt", t.RefreshAt.UTC())
+	r.announce(ctx, tr, o, t, newToken)
+	o.secret = &secretdata.State{HasToken: true, IssuedAt: t.IssuedAt, ExpiresAt: t.ExpiresAt, InputHash: o.inputHash}
+	return requeueAt(o.now, t.RefreshAt), nil
+}
+
+// announce records a written token in status, events and restarts.
+func (r *TokenRequestReconciler) announce(ctx context.Context, tr *v1.TokenRequest, o observed, t secretdata.Token, newToken bool) {
+	recovering := tr.Status.FailedAttempts > 0 || issuingReason(tr) != ""
+	reason := v1.ReasonRefreshed
+	if tr.Status.LastRefreshTime == nil {
+		reason = v1.ReasonIssued
+	}
+	if !newToken {
+		reason = readyReasonOr(tr, v1.ReasonIssued)
+	}
+	markIssued(tr, t, o.secretName, reason)
+	if newToken {
+		r.event(tr, corev1.EventTypeNormal, reason, fmt.Sprintf("wrote a new token into Secret %q, valid until %s", o.secretName, formatTime(t.ExpiresAt)))
+	}
+	if recovering {
+		r.event(tr, corev1.EventTypeNormal, v1.ReasonRecovered, fmt.Sprintf("Secret %q holds a valid token again", o.secretName))
+	}
+	if newToken && len(tr.Spec.RolloutRestartTargets) > 0 {
+		if err := r.restartTargets(ctx, tr, o.now); err != nil {
+			r.event(tr, corev1.EventTypeWarning, v1.ReasonRolloutRestartFailed, err.Error())
+		}
+	}
+}
+
+// freshness says which tokens from the shared cache this TokenRequest accepts.
+func (r *TokenRequestReconciler) freshness(o observed, p plan) func(tokensource.Token) bool {
+	var notBefore time.Time
+	if p.newer && o.secret != nil {
+		notBefore = o.secret.IssuedAt
+	}
+	return func(t tokensource.Token) bool {
+		if !t.IssuedAt.Truncate(time.Second).After(notBefore) && !notBefore.IsZero() {
+			return false
+		}
+		return o.now.Before(renewal.RefreshTime(t.IssuedAt, t.ExpiresAt, t.RefreshAt, o.policy))
+	}
+}
+
+// failed records a failed attempt; the last good token stays in place.
+func (r *TokenRequestReconciler) failed(ctx context.Context, tr *v1.TokenRequest, o observed, err error) ctrl.Result {
+	reason, retryable, retryAfter := classify(err)
+	msg := err.Error()
+	var ce *credentialError
+	if errors.As(err, &ce) {
+		msg = ce.Message
+	}
+	log.FromContext(ctx).Info("getting a token failed", "reason", reason, "error", msg, "attempt", tr.Status.FailedAttempts+1)
+	markFailedAttempt(tr, o.now, o.inputHash)
+	markProblem(tr, o, reason, msg)
+	r.event(tr, corev1.EventTypeWarning, v1.ReasonRefreshFailed, msg)
+	delay := terminalRetry
+	if retryable {
+		delay = renewal.Backoff(tr.Status.FailedAttempts, retryAfter, client.ObjectKeyFromObject(tr).String())
+		if retryAfter > 0 {
+			r.retryNotBefore.Store(client.ObjectKeyFromObject(tr).String(), o.now.Add(retryAfter))
+		}
+	}
+	return requeueAt(o.now, earliest(o.now.Add(delay), expiryIfValid(o)))
+}
+
+// classify maps a token error to a condition reason and a retry class.
+func classify(err error) (reason string, retryable bool, retryAfter time.Duration) {
+	var te *tokensource.Error
+	var refused *tokensource.HostNotAllowedError
+	var cfg *tokensource.ConfigError
+	switch {
+	case errors.As(err, &te):
+		if te.Retryable {
+			return v1.ReasonTokenServiceUnavailable, true, te.RetryAfter
+		}
+		return v1.ReasonTokenServiceRejected, false, 0
+	case errors.As(err, &refused):
+		return v1.ReasonCredentialNotAllowed, false, 0
+	case errors.As(err, &cfg):
+		return v1.ReasonInvalidSpec, false, 0
+	}
+	return v1.ReasonTokenServiceUnavailable, true, 0
+}
+
+// writeSecret creates or updates the output Secret.
+func (r *TokenRequestReconciler) writeSecret(ctx context.Context, tr *v1.TokenRequest, name string, existing *corev1.Secret, rendered secretdata.Rendered) error {
+	if existing != nil && existing.Type != "" && existing.Type != rendered.Type {
+		// The type of a Secret cannot change: replace it.
+		if err := r.Client.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		existing = nil
+	}
+	s := existing
+	if s == nil {
+		s = &corev1.Secret{}
+		s.Namespace, s.Name = tr.Namespace, name
+	}
+	changed := secretdata.Apply(s, rendered)
+	ownerChanged, err := r.setOwner(tr, s)
+	if err != nil {
+		return err
+	}
+	if existing == nil {
+		return r.Client.Create(ctx, s)
+	}
+	if !changed && !ownerChanged {
+		return nil
+	}
+	return r.Client.Update(ctx, s)
+}
+
+// setOwner makes the TokenRequest the Secret's controller under the Delete
+// policy, so that deleting the TokenRequest deletes the Secret.
+func (r *TokenRequestReconciler) setOwner(tr *v1.TokenRequest, s *corev1.Secret) (bool, error) {
+	owned := false
+	for _, ref := range s.OwnerReferences {
+		if ref.UID == tr.UID {
+			owned = true
+		}
+	}
+	if tr.Spec.DeletionPolicy == v1.DeletionPolicyRetain {
+		if !owned {
+			return false, nil
+		}
+		return true, controllerutil.RemoveControllerReference(tr, s, r.Scheme)
+	}
+	if owned {
+		return false, nil
+	}
+	return true, controllerutil.SetControllerReference(tr, s, r.Scheme)
+}
+
+func (r *TokenRequestReconciler) patchStatus(ctx context.Context, orig, tr *v1.TokenRequest) error {
+	if equality.Semantic.DeepEqual(orig.Status, tr.Status) {
+		return nil
+	}
+	err := r.Client.Status().Patch(ctx, tr, client.MergeFrom(orig))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func (r *TokenRequestReconciler) recordMetrics(tr *v1.TokenRequest, o observed) {
+	var expires, refresh time.Time
+	if tr.Status.ExpiresAt != nil {
+		expires = tr.Status.ExpiresAt.Time
+	}
+	if tr.Status.RefreshAt != nil {
+		refresh = tr.Status.RefreshAt.Time
+	}
+	r.Metrics.SetToken(tr.Namespace, tr.Name, expires, refresh, isReady(tr))
+}
+
+func (r *TokenRequestReconciler) event(tr *v1.TokenRequest, eventType, reason, message string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(tr, nil, eventType, reason, reason, "%s", message)
+	}
+}
+
+func issuingReasonOr(tr *v1.TokenRequest, def string) string {
+	if r := issuingReason(tr); r != "" {
+		return r
+	}
+	return def
+}
+
+func readyReasonOr(tr *v1.TokenRequest, def string) string {
+	if isReady(tr) {
+		for _, c := range tr.Status.Conditions {
+			if c.Type == v1.ConditionReady {
+				return c.Reason
+			}
+		}
+	}
+	return def
+}
+
+// expiryIfValid is when the Secret's token expires, if it is still valid, so
+// the status can turn to Expired on time.
+func expiryIfValid(o observed) time.Time {
+	if o.secret != nil && o.secret.HasToken && o.now.Before(o.secret.ExpiresAt) {
+		return o.secret.ExpiresAt
+	}
+	return time.Time{}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// requeueAt asks to be called again at t (zero: only on events).
+func requeueAt(now, t time.Time) ctrl.Result {
+	if t.IsZero() {
+		return ctrl.Result{}
+	}
+	d := t.Sub(now)
+	if d < time.Second {
+		d = time.Second
+	}
+	return ctrl.Result{RequeueAfter: d}
+}

@@ -1,0 +1,83 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/token-operator/token-operator/internal/metrics"
+	"github.com/token-operator/token-operator/internal/tokencache"
+	"github.com/token-operator/token-operator/internal/tokensource"
+)
+
+// TokenService hands out tokens for TokenRequests. user names the
+// TokenRequest (namespace/name) so that tokens nobody uses are dropped.
+type TokenService interface {
+	Token(ctx context.Context, user string, req tokensource.Request, fresh func(tokensource.Token) bool) (tokensource.Token, error)
+	Forget(user string)
+}
+
+// SharedTokens is the operator-wide app token cache in front of the token
+// engine: one call per key and refresh window, concurrent misses collapsed.
+type SharedTokens struct {
+	cache   *tokencache.Cache[tokensource.Token]
+	engine  *tokensource.Engine
+	metrics *metrics.Collectors
+	clock   clock.PassiveClock
+}
+
+// NewSharedTokens returns a SharedTokens over engine.
+func NewSharedTokens(engine *tokensource.Engine, clk clock.PassiveClock, timeout time.Duration, m *metrics.Collectors) *SharedTokens {
+	s := &SharedTokens{engine: engine, metrics: m, clock: clk}
+	s.cache = tokencache.New(tokencache.Options[tokensource.Token]{
+		Expired:      func(t tokensource.Token, now time.Time) bool { return !now.Before(t.ExpiresAt) },
+		Clock:        clk,
+		FetchTimeout: timeout,
+		OnEvict:      engine.Forget,
+	})
+	return s
+}
+
+// Token returns a token that fresh accepts, from the cache or the token service.
+func (s *SharedTokens) Token(ctx context.Context, user string, req tokensource.Request, fresh func(tokensource.Token) bool) (tokensource.Token, error) {
+	tok, outcome, err := s.cache.Get(ctx, user, req.CacheKey(), fresh, func(ctx context.Context) (tokensource.Token, error) {
+		start := s.clock.Now()
+		t, err := s.engine.Fetch(ctx, req, fresh)
+		if err == nil && t.FromCache {
+			return t, nil
+		}
+		s.metrics.ObserveServiceCall(issuerHost(req), callResult(err), s.clock.Since(start))
+		return t, err
+	})
+	s.metrics.ObserveCache(string(outcome))
+	return tok, err
+}
+
+// Forget drops what the cache holds for a deleted TokenRequest.
+func (s *SharedTokens) Forget(user string) { s.cache.Forget(user) }
+
+func issuerHost(req tokensource.Request) string {
+	for _, raw := range []string{req.Authority, req.IssuerURL, req.TokenURL} {
+		if u, err := url.Parse(raw); err == nil && u.Host != "" {
+			return u.Host
+		}
+	}
+	return ""
+}
+
+func callResult(err error) string {
+	var te *tokensource.Error
+	var refused *tokensource.HostNotAllowedError
+	switch {
+	case err == nil:
+		return "success"
+	case errors.As(err, &te) && te.Code != "":
+		return te.Code
+	case errors.As(err, &refused):
+		return "host_not_allowed"
+	}
+	return "error"
+}

@@ -1,0 +1,172 @@
+// Package operator assembles the manager: caches, the token engine, the
+// shared token cache, the reconciler, probes and metrics.
+package operator
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/token-operator/token-operator/internal/controller"
+	"github.com/token-operator/token-operator/internal/metrics"
+	"github.com/token-operator/token-operator/internal/tokensource"
+)
+
+// Options are the manager's settings; cmd/manager fills them from flags.
+type Options struct {
+	MetricsBindAddress      string
+	MetricsSecure           bool
+	HealthProbeBindAddress  string
+	LeaderElection          bool
+	LeaderElectionID        string
+	LeaderElectionNamespace string
+	// Namespaces limits the operator to these namespaces; empty means all.
+	Namespaces              []string
+	MaxConcurrentReconciles int
+	TokenRequestTimeout     time.Duration
+	MinRemainingLifetime    time.Duration
+	// CABundleFiles are PEM files of extra CAs trusted for token endpoints.
+	CABundleFiles []string
+	// RootCAs replaces the system roots plus CABundleFiles when set (tests).
+	RootCAs *x509.CertPool
+	Clock   clock.Clock
+	// SkipNameValidation allows several managers in one process (tests).
+	SkipNameValidation bool
+}
+
+// Defaults are the documented flag defaults.
+func Defaults() Options {
+	return Options{
+		MetricsBindAddress:      ":8080",
+		HealthProbeBindAddress:  ":8081",
+		LeaderElectionID:        "token-operator.tokens.token-operator.io",
+		MaxConcurrentReconciles: 4,
+		TokenRequestTimeout:     30 * time.Second,
+		MinRemainingLifetime:    2 * time.Minute,
+		Clock:                   clock.RealClock{},
+	}
+}
+
+// NewManager returns a manager with the TokenRequest controller set up.
+func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	roots, err := rootCAs(o)
+	if err != nil {
+		return nil, err
+	}
+	scheme := NewScheme()
+	namespaces := map[string]cache.Config{}
+	for _, ns := range o.Namespaces {
+		namespaces[ns] = cache.Config{}
+	}
+	metricsOpts := metricsserver.Options{BindAddress: o.MetricsBindAddress, SecureServing: o.MetricsSecure}
+	if o.MetricsSecure {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		LeaderElection:                o.LeaderElection,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		Controller:                    ctrlConfig(o),
+		Cache: cache.Options{
+			DefaultNamespaces: namespaces,
+			DefaultTransform:  controller.StripForCache,
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Secret{}: {Label: labels.SelectorFromSet(controller.ManagedSecretSelector())},
+			},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	secretMeta, err := cache.New(mgr.GetConfig(), cache.Options{
+		Scheme: scheme, Mapper: mgr.GetRESTMapper(), DefaultNamespaces: namespaces, DefaultTransform: controller.StripForCache,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(secretMeta); err != nil {
+		return nil, err
+	}
+	m := metrics.Default()
+	engine := tokensource.New(tokensource.Options{RootCAs: roots, Timeout: o.TokenRequestTimeout, Clock: o.Clock})
+	r := &controller.TokenRequestReconciler{
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Scheme:       scheme,
+		Recorder:     mgr.GetEventRecorder("token-operator"),
+		Tokens:       controller.NewSharedTokens(engine, o.Clock, o.TokenRequestTimeout, m),
+		Clock:        o.Clock,
+		Metrics:      m,
+		MinRemaining: o.MinRemainingLifetime,
+	}
+	if err := r.SetupWithManager(ctx, mgr, controller.SetupOptions{MaxConcurrentReconciles: o.MaxConcurrentReconciles, SecretMetadata: secretMeta}); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", func(req *http.Request) error {
+		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+			return fmt.Errorf("caches not synced")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+func ctrlConfig(o Options) config.Controller {
+	c := config.Controller{}
+	if o.SkipNameValidation {
+		t := true
+		c.SkipNameValidation = &t
+	}
+	return c
+}
+
+// rootCAs is the system pool plus the extra CA bundles.
+func rootCAs(o Options) (*x509.CertPool, error) {
+	if o.RootCAs != nil {
+		return o.RootCAs, nil
+	}
+	if len(o.CABundleFiles) == 0 {
+		return nil, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	for _, f := range o.CABundleFiles {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("reading CA bundle: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA bundle %s holds no PEM certificate", f)
+		}
+	}
+	return pool, nil
+}
