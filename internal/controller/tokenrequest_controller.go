@@ -249,7 +249,7 @@ func (r *TokenRequestReconciler) issue(ctx context.Context, tr *v1.TokenRequest,
 		markProblem(tr, o, v1.ReasonInvalidSpec, err.Error())
 		return ctrl.Result{}, nil
 	}
-	newToken := secret == nil || o.secret == nil || !o.secret.HasToken || !o.secret.IssuedAt.Equal(t.IssuedAt.UTC().Truncate(time.Second)) || string(secret.Data[v1.KeyAccessToken]) != tok.AccessToken
+	newToken := secret == nil || o.secret == nil || !o.secret.HasToken || !o.secret.IssuedAt.Equal(t.IssuedAt) || string(secret.Data[v1.KeyAccessToken]) != tok.AccessToken
 	if err := r.writeSecret(ctx, tr, o.secretName, secret, rendered); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -290,7 +290,7 @@ func (r *TokenRequestReconciler) freshness(o observed, p plan) func(tokensource.
 		notBefore = o.secret.IssuedAt
 	}
 	return func(t tokensource.Token) bool {
-		if !t.IssuedAt.Truncate(time.Second).After(notBefore) && !notBefore.IsZero() {
+		if !notBefore.IsZero() && !t.IssuedAt.After(notBefore) {
 			return false
 		}
 		return o.now.Before(renewal.RefreshTime(t.IssuedAt, t.ExpiresAt, t.RefreshAt, o.policy))

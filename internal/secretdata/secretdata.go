@@ -82,7 +82,7 @@ func Render(in Input) (Rendered, error) {
 	}
 	r.Labels[v1.LabelManagedBy] = v1.ManagedByValue
 	r.Labels[v1.LabelTokenRequest] = in.TokenRequestName
-	r.Annotations[v1.AnnotationIssuedAt] = formatTime(in.Token.IssuedAt)
+	r.Annotations[v1.AnnotationIssuedAt] = in.Token.IssuedAt.UTC().Format(time.RFC3339Nano) // exact: tells this token from a newer one
 	r.Annotations[v1.AnnotationExpiresAt] = formatTime(in.Token.ExpiresAt)
 	r.Annotations[v1.AnnotationRefreshAt] = formatTime(in.Token.RefreshAt)
 	if !in.Token.RefreshHint.IsZero() {

@@ -1,0 +1,159 @@
+package controller_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/metrics"
+)
+
+func TestAClientSecretTokenRequestBecomesReadyAndKeepsItsSecretFresh(t *testing.T) {
+	startManager(t)
+	ns := newNamespace(t)
+	clientID, secret := app(t, 10)
+	credentialSecret(t, ns, "cred", secret, sts.Host())
+	create(t, entraRequest(ns, "graph", clientID, "cred"))
+
+	tr := waitReady(t, ns, "graph")
+	s := getSecret(t, ns, "graph")
+	if s == nil || !issuedBySTS(string(s.Data[v1.KeyAccessToken])) {
+		t.Fatalf("the Secret does not hold a token from the token service")
+	}
+	if string(s.Data[v1.KeyTokenType]) != "Bearer" || s.Data[v1.KeyExpiresAt] == nil {
+		t.Errorf("token_type/expires_at wrong: %q %q", s.Data[v1.KeyTokenType], s.Data[v1.KeyExpiresAt])
+	}
+	if s.Labels[v1.LabelManagedBy] != v1.ManagedByValue || len(s.OwnerReferences) != 1 || s.OwnerReferences[0].UID != tr.UID {
+		t.Errorf("the Secret is not owned and labelled: %v %v", s.Labels, s.OwnerReferences)
+	}
+	if tr.Status.SecretName != "graph" || tr.Status.ExpiresAt == nil || tr.Status.RefreshAt == nil || tr.Status.TokenType != "Bearer" {
+		t.Errorf("status incomplete: %+v", tr.Status)
+	}
+	if !tr.Status.RefreshAt.Before(tr.Status.ExpiresAt) {
+		t.Errorf("refresh %v is not before expiry %v", tr.Status.RefreshAt, tr.Status.ExpiresAt)
+	}
+	waitEvent(t, ns, "graph", v1.ReasonIssued)
+
+	// Three refreshes in a row, each written before the previous token expired.
+	token, expires := string(s.Data[v1.KeyAccessToken]), parseExpiry(t, s)
+	for i := 0; i < 3; i++ {
+		eventually(t, 15*time.Second, "a refreshed token", func() bool {
+			s = getSecret(t, ns, "graph")
+			return s != nil && string(s.Data[v1.KeyAccessToken]) != token
+		})
+		if now := time.Now(); !now.Before(expires) {
+			t.Fatalf("refresh %d came at %v, after the previous token expired at %v", i+1, now, expires)
+		}
+		if !issuedBySTS(string(s.Data[v1.KeyAccessToken])) {
+			t.Fatalf("refresh %d wrote a token the service never issued", i+1)
+		}
+		token, expires = string(s.Data[v1.KeyAccessToken]), parseExpiry(t, s)
+	}
+	tr = getTR(t, ns, "graph")
+	if c := condition(tr, v1.ConditionReady); c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonRefreshed {
+		t.Errorf("Ready after refreshes = %s/%s", c.Status, c.Reason)
+	}
+	waitEvent(t, ns, "graph", v1.ReasonRefreshed)
+}
+
+func parseExpiry(t *testing.T, s *corev1.Secret) time.Time {
+	t.Helper()
+	at, err := time.Parse(time.RFC3339, string(s.Data[v1.KeyExpiresAt]))
+	if err != nil {
+		t.Fatalf("expires_at: %v", err)
+	}
+	return at
+}
+
+func TestFiftyTokenRequestsSharingOneCredentialCauseOneTokenServiceCall(t *testing.T) {
+	startManager(t)
+	ns := newNamespace(t)
+	clientID, secret := app(t, 3600)
+	credentialSecret(t, ns, "shared", secret, sts.Host())
+	for i := 0; i < 50; i++ {
+		create(t, entraRequest(ns, "tr-"+itoa(i), clientID, "shared"))
+	}
+	for i := 0; i < 50; i++ {
+		waitReady(t, ns, "tr-"+itoa(i))
+	}
+	if n := sts.TokenCalls(clientID); n != 1 {
+		t.Fatalf("50 TokenRequests caused %d token-service calls, want 1", n)
+	}
+	first := string(getSecret(t, ns, "tr-"+itoa(0)).Data[v1.KeyAccessToken])
+	for i := 1; i < 50; i++ {
+		if got := string(getSecret(t, ns, "tr-"+itoa(i)).Data[v1.KeyAccessToken]); got != first {
+			t.Fatalf("TokenRequest %d holds another token", i)
+		}
+	}
+}
+
+func itoa(i int) string { return string(rune('a'+i/26)) + string(rune('a'+i%26)) }
+
+func TestARestartedOperatorCausesNoCallsAndNoWritesWhileTokensAreValid(t *testing.T) {
+	stop := startManager(t)
+	ns := newNamespace(t)
+	clientID, secret := app(t, 3600)
+	credentialSecret(t, ns, "cred", secret, sts.Host())
+	names := []string{"one", "two", "three"}
+	for _, n := range names {
+		create(t, entraRequest(ns, n, clientID, "cred"))
+	}
+	versions := map[string]string{}
+	for _, n := range names {
+		waitReady(t, ns, n)
+	}
+	stop()
+	for _, n := range names {
+		versions["tr/"+n] = getTR(t, ns, n).ResourceVersion
+		versions["secret/"+n] = getSecret(t, ns, n).ResourceVersion
+	}
+	calls := sts.TokenCalls(clientID)
+	metrics.Default().Ready.Reset()
+
+	startManager(t)
+	// A new process has reconciled everything once it reports readiness for each.
+	eventually(t, 20*time.Second, "the new manager to reconcile", func() bool {
+		return reconciledSince(t, ns, names)
+	})
+	time.Sleep(2 * time.Second)
+	if got := sts.TokenCalls(clientID); got != calls {
+		t.Errorf("the restart caused %d token-service calls", got-calls)
+	}
+	for _, n := range names {
+		if rv := getTR(t, ns, n).ResourceVersion; rv != versions["tr/"+n] {
+			t.Errorf("TokenRequest %s was written after the restart", n)
+		}
+		if rv := getSecret(t, ns, n).ResourceVersion; rv != versions["secret/"+n] {
+			t.Errorf("Secret %s was written after the restart", n)
+		}
+	}
+}
+
+func TestAForcedRefreshGetsANewTokenAndIsRecorded(t *testing.T) {
+	startManager(t)
+	ns := newNamespace(t)
+	clientID, secret := app(t, 3600)
+	credentialSecret(t, ns, "cred", secret, sts.Host())
+	create(t, entraRequest(ns, "forced", clientID, "cred"))
+	waitReady(t, ns, "forced")
+	before := string(getSecret(t, ns, "forced").Data[v1.KeyAccessToken])
+
+	tr := getTR(t, ns, "forced")
+	tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "2026-11-23T10:00:00Z"}
+	if err := k8s.Update(context.Background(), tr); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "a new token after the forced refresh", func() bool {
+		return string(getSecret(t, ns, "forced").Data[v1.KeyAccessToken]) != before
+	})
+	eventually(t, 5*time.Second, "the request recorded in status", func() bool {
+		return getTR(t, ns, "forced").Status.LastRefreshRequestedAt == "2026-11-23T10:00:00Z"
+	})
+	if n := sts.TokenCalls(clientID); n != 2 {
+		t.Errorf("token calls = %d, want 2", n)
+	}
+}

@@ -1,0 +1,274 @@
+package controller_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/operator"
+	"github.com/token-operator/token-operator/internal/testing/entraserver"
+	"github.com/token-operator/token-operator/internal/testing/testenv"
+)
+
+var (
+	env *testenv.Env
+	k8s client.Client
+	sts *entraserver.Server
+	// logs holds everything the operator logged during the run.
+	logs lockedBuffer
+	// secretsUsed collects every client secret the tests hand the operator.
+	secretsUsed sync.Map
+)
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestMain(m *testing.M) {
+	// Debug level: the leak test must see everything the operator could log.
+	ctrl.SetLogger(zap.New(zap.WriteTo(&logs), zap.Level(zapcore.Level(-5))))
+	var err error
+	env, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	k8s = env.Client
+	sts = entraserver.New()
+	code := m.Run()
+	sts.Close()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+// startManager runs an operator against the test API server until the test ends
+// or stop is called.
+func startManager(t *testing.T, tweak ...func(*operator.Options)) (stop func()) {
+	t.Helper()
+	o := operator.Defaults()
+	o.MetricsBindAddress = "0"
+	o.HealthProbeBindAddress = "0"
+	o.RootCAs = sts.CertPool()
+	o.SkipNameValidation = true
+	o.TokenRequestTimeout = 5 * time.Second
+	for _, f := range tweak {
+		f(&o)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	mgr, err := operator.NewManager(ctx, env.Config, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newClientID returns a GUID-shaped client ID unique to a test.
+func newClientID() string {
+	h := randomHex(16)
+	return fmt.Sprintf("%s-%s-%s-%s-%s", h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+}
+
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "tr-"}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// app registers a fresh application with a client secret and returns its ID and secret.
+func app(t *testing.T, expiresIn int) (clientID, secret string) {
+	t.Helper()
+	clientID, secret = newClientID(), "s3cr%t+value:"+randomHex(12)
+	secretsUsed.Store(secret, true)
+	sts.AddApp(entraserver.App{ClientID: clientID, Secrets: []string{secret}, ExpiresIn: expiresIn})
+	return clientID, secret
+}
+
+// credentialSecret creates a client-secret Secret; allowed is the consent annotation ("" for none).
+func credentialSecret(t *testing.T, ns, name, secret, allowed string) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		StringData: map[string]string{"clientSecret": secret},
+	}
+	if allowed != "" {
+		s.Annotations = map[string]string{v1.AnnotationAllowedIssuers: allowed}
+	}
+	if err := k8s.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// entraRequest is a TokenRequest for the test Entra server with a client secret.
+func entraRequest(ns, name, clientID, credSecret string) *v1.TokenRequest {
+	return &v1.TokenRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1.TokenRequestSpec{
+			Authority:  sts.Authority("contoso"),
+			ClientID:   clientID,
+			Scopes:     []string{"api://" + clientID + "/.default"},
+			Credential: v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: credSecret}},
+		},
+	}
+}
+
+func create(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := k8s.Create(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func getTR(t *testing.T, ns, name string) *v1.TokenRequest {
+	t.Helper()
+	tr := &v1.TokenRequest{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, tr); err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func getSecret(t *testing.T, ns, name string) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{}
+	err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func condition(tr *v1.TokenRequest, typ string) *metav1.Condition {
+	return meta.FindStatusCondition(tr.Status.Conditions, typ)
+}
+
+// waitReady waits for Ready=True and returns the TokenRequest.
+func waitReady(t *testing.T, ns, name string) *v1.TokenRequest {
+	t.Helper()
+	var tr *v1.TokenRequest
+	eventually(t, 20*time.Second, name+" to become Ready", func() bool {
+		tr = getTR(t, ns, name)
+		c := condition(tr, v1.ConditionReady)
+		return c != nil && c.Status == metav1.ConditionTrue && tr.Status.ObservedGeneration == tr.Generation
+	})
+	return tr
+}
+
+// waitReason waits for a condition with the given status and reason.
+func waitReason(t *testing.T, ns, name, typ string, status metav1.ConditionStatus, reason string) *v1.TokenRequest {
+	t.Helper()
+	var tr *v1.TokenRequest
+	eventually(t, 20*time.Second, fmt.Sprintf("%s %s=%s %s", name, typ, status, reason), func() bool {
+		tr = getTR(t, ns, name)
+		c := condition(tr, typ)
+		return c != nil && c.Status == status && c.Reason == reason
+	})
+	return tr
+}
+
+func issuedBySTS(token string) bool {
+	for _, t := range sts.IssuedTokens() {
+		if t == token {
+			return true
+		}
+	}
+	return false
+}
+
+// eventsFor lists the events about a TokenRequest, by reason.
+func eventsFor(t *testing.T, ns, name string) map[string][]string {
+	t.Helper()
+	var list eventsv1.EventList
+	if err := k8s.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, e := range list.Items {
+		if e.Regarding.Name == name {
+			out[e.Reason] = append(out[e.Reason], e.Note)
+		}
+	}
+	return out
+}
+
+func waitEvent(t *testing.T, ns, name, reason string) []string {
+	t.Helper()
+	var notes []string
+	eventually(t, 10*time.Second, "event "+reason+" for "+name, func() bool {
+		notes = eventsFor(t, ns, name)[reason]
+		return len(notes) > 0
+	})
+	return notes
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
