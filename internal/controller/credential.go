@@ -67,7 +67,7 @@ func (r *TokenRequestReconciler) buildRequest(ctx context.Context, tr *v1.TokenR
 		Credential: cred, AllowedHosts: allowed,
 	}
 	if err := req.CheckConfiguredHost(); err != nil {
-		return req, consentError(tr, allowed, err)
+		return req, specError(consentError(tr, allowed, err))
 	}
 	if err := req.Validate(); err != nil {
 		return req, specError(err)
@@ -206,7 +206,7 @@ func allowedHosts(annotations map[string]string) []string {
 func consentError(tr *v1.TokenRequest, allowed []string, err error) error {
 	var refused *tokensource.HostNotAllowedError
 	if !errors.As(err, &refused) {
-		return specError(err)
+		return err
 	}
 	src := sourceOf(tr)
 	value := strings.Join(append(append([]string{}, allowed...), refused.Host), ",")

@@ -18,7 +18,10 @@ type observed struct {
 	// foreign is true when a Secret of that name exists that the operator may not touch.
 	foreign bool
 	// inputHash identifies what would produce the token; empty when the credential failed.
-	inputHash    string
+	inputHash string
+	// attemptHash is inputHash plus what else decides whether a call may
+	// succeed (the allowed hosts): a failure is retried at once when it changes.
+	attemptHash  string
 	credentialOK bool
 	policy       renewal.Policy
 	// retryNotBefore is a Retry-After the token service asked for, remembered in memory.
@@ -109,7 +112,7 @@ func forcedRefresh(tr *v1.TokenRequest) bool {
 // A forced refresh and changed inputs go ahead at once.
 func backingOff(o observed, p plan) (time.Time, bool) {
 	st := o.tr.Status
-	if p.forced || st.FailedAttempts == 0 || st.LastFailureTime == nil || st.LastFailureInputHash != o.inputHash {
+	if p.forced || st.FailedAttempts == 0 || st.LastFailureTime == nil || st.LastFailureInputHash != o.attemptHash {
 		return time.Time{}, false
 	}
 	retryAt := st.LastFailureTime.Add(retryDelay(st))

@@ -4,8 +4,11 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -147,6 +150,7 @@ func (r *TokenRequestReconciler) gather(ctx context.Context, tr *v1.TokenRequest
 	o.credentialOK = credErr == nil
 	if o.credentialOK {
 		o.inputHash = treq.CacheKey()
+		o.attemptHash = attemptHash(o.inputHash, treq.AllowedHosts)
 	}
 	return o, secret, treq, credErr, nil
 }
@@ -237,7 +241,7 @@ func (r *TokenRequestReconciler) issue(ctx context.Context, tr *v1.TokenRequest,
 		tr.Status.LastRefreshRequestedAt = tr.Annotations[v1.AnnotationRefreshRequestedAt]
 	}
 	if err != nil {
-		return r.failed(ctx, tr, o, err), nil
+		return r.failed(ctx, tr, o, consentError(tr, treq.AllowedHosts, err)), nil
 	}
 	t := secretdata.Token{
 		AccessToken: tok.AccessToken, TokenType: tok.TokenType, Scopes: tok.Scopes,
@@ -306,7 +310,7 @@ func (r *TokenRequestReconciler) failed(ctx context.Context, tr *v1.TokenRequest
 		msg = ce.Message
 	}
 	log.FromContext(ctx).Info("getting a token failed", "reason", reason, "error", msg, "attempt", tr.Status.FailedAttempts+1)
-	markFailedAttempt(tr, o.now, o.inputHash)
+	markFailedAttempt(tr, o.now, o.attemptHash)
 	markProblem(tr, o, reason, msg)
 	r.event(tr, corev1.EventTypeWarning, v1.ReasonRefreshFailed, msg)
 	delay := terminalRetry
@@ -319,11 +323,17 @@ func (r *TokenRequestReconciler) failed(ctx context.Context, tr *v1.TokenRequest
 	return requeueAt(o.now, earliest(o.now.Add(delay), expiryIfValid(o)))
 }
 
+func attemptHash(inputHash string, allowed []string) string {
+	sum := sha256.Sum256([]byte(inputHash + "|" + strings.Join(allowed, ",")))
+	return hex.EncodeToString(sum[:16])
+}
+
 // classify maps a token error to a condition reason and a retry class.
 func classify(err error) (reason string, retryable bool, retryAfter time.Duration) {
 	var te *tokensource.Error
 	var refused *tokensource.HostNotAllowedError
 	var cfg *tokensource.ConfigError
+	var ce *credentialError
 	switch {
 	case errors.As(err, &te):
 		if te.Retryable {
@@ -332,6 +342,8 @@ func classify(err error) (reason string, retryable bool, retryAfter time.Duratio
 		return v1.ReasonTokenServiceRejected, false, 0
 	case errors.As(err, &refused):
 		return v1.ReasonCredentialNotAllowed, false, 0
+	case errors.As(err, &ce):
+		return ce.Reason, false, 0
 	case errors.As(err, &cfg):
 		return v1.ReasonInvalidSpec, false, 0
 	}

@@ -1,0 +1,79 @@
+package controller_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+)
+
+func TestACredentialWithoutConsentIsNeverSentAndAnnotatingItProceeds(t *testing.T) {
+	startManager(t)
+	ns := newNamespace(t)
+	clientID, secret := app(t, 3600)
+	cred := credentialSecret(t, ns, "cred", secret, "")
+	create(t, entraRequest(ns, "consent", clientID, "cred"))
+
+	tr := waitReason(t, ns, "consent", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotAllowed)
+	msg := condition(tr, v1.ConditionReady).Message
+	want := "kubectl annotate secret cred -n " + ns + " " + v1.AnnotationAllowedIssuers + "=" + sts.Host()
+	if !strings.Contains(msg, want) || !strings.Contains(msg, sts.Host()) {
+		t.Errorf("message %q does not give %q", msg, want)
+	}
+	waitEvent(t, ns, "consent", v1.ReasonCredentialNotAllowed)
+	if n := sts.TokenCalls(clientID); n != 0 {
+		t.Fatalf("the credential reached the token service %d times without consent", n)
+	}
+
+	cred.Annotations = map[string]string{v1.AnnotationAllowedIssuers: sts.Host()}
+	if err := k8s.Update(context.Background(), cred); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "consent")
+}
+
+func TestACredentialAllowedForAnotherHostIsRefused(t *testing.T) {
+	startManager(t)
+	ns := newNamespace(t)
+	clientID, secret := app(t, 3600)
+	// localhost and 127.0.0.1 reach the same server but are different hosts.
+	credentialSecret(t, ns, "cred", secret, "localhost:"+sts.Port())
+	create(t, entraRequest(ns, "elsewhere", clientID, "cred"))
+	tr := waitReason(t, ns, "elsewhere", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotAllowed)
+	if msg := condition(tr, v1.ConditionReady).Message; !strings.Contains(msg, "--overwrite") || !strings.Contains(msg, "localhost:"+sts.Port()+","+sts.Host()) {
+		t.Errorf("message does not extend the existing list: %s", msg)
+	}
+	time.Sleep(time.Second)
+	if n := sts.TokenCalls(clientID); n != 0 {
+		t.Fatalf("%d calls reached the refused host", n)
+	}
+}
+
+func TestADiscoveryDocumentPointingAtAnotherHostIsRefused(t *testing.T) {
+	startManager(t)
+	ns := newNamespace(t)
+	clientID, secret := app(t, 3600)
+	tenant := "disco-" + randomHex(4)
+	sts.EditDiscovery(func(tn string, doc map[string]any) {
+		if tn == tenant {
+			doc["token_endpoint"] = sts.LocalhostURL() + "/" + tenant + "/oauth2/v2.0/token"
+		}
+	})
+	t.Cleanup(func() { sts.EditDiscovery(nil) })
+	credentialSecret(t, ns, "cred", secret, sts.Host())
+	tr := entraRequest(ns, "disco", clientID, "cred")
+	tr.Spec.Authority, tr.Spec.IssuerURL = "", sts.Issuer(tenant)
+	create(t, tr)
+
+	got := waitReason(t, ns, "disco", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotAllowed)
+	if msg := condition(got, v1.ConditionReady).Message; !strings.Contains(msg, "localhost:"+sts.Port()) {
+		t.Errorf("message does not name the refused host: %s", msg)
+	}
+	if n := sts.TokenCalls(clientID); n != 0 {
+		t.Fatalf("%d token calls despite the refused discovery result", n)
+	}
+}

@@ -1,0 +1,118 @@
+package controller_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/testing/entraserver"
+)
+
+func TestAServerErrorIsRetriedWithBackoffAndRecovers(t *testing.T) {
+	startManager(t)
+	ns := newNamespace(t)
+	clientID, secret := app(t, 3600)
+	credentialSecret(t, ns, "cred", secret, sts.Host())
+	sts.InjectFaults(entraserver.Fault{Status: 500})
+	create(t, entraRequest(ns, "e500", clientID, "cred"))
+
+	tr := waitReason(t, ns, "e500", v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceUnavailable)
+	if tr.Status.FailedAttempts != 1 || tr.Status.LastFailureTime == nil {
+		t.Errorf("failure not counted: %+v", tr.Status)
+	}
+	if c := condition(tr, v1.ConditionReady); c.Status != metav1.ConditionFalse || !contains(c.Message, "500") {
+		t.Errorf("Ready = %s %q", c.Status, c.Message)
+	}
+	waitEvent(t, ns, "e500", v1.ReasonRefreshFailed)
+	// The first retry comes after about 5 s.
+	tr = waitReady(t, ns, "e500")
+	if tr.Status.FailedAttempts != 0 || tr.Status.LastFailureTime != nil {
+		t.Errorf("failure not cleared: %+v", tr.Status)
+	}
+	if c := condition(tr, v1.ConditionIssuing); c.Status != metav1.ConditionFalse {
+		t.Errorf("Issuing still %s", c.Status)
+	}
+	waitEvent(t, ns, "e500", v1.ReasonRecovered)
+	if n := sts.TokenCalls(clientID); n != 2 {
+		t.Errorf("token calls = %d, want 2 (one failure, one retry)", n)
+	}
+}
+
+func TestTooManyRequestsWaitsAtLeastRetryAfter(t *testing.T) {
+	startManager(t)
+	ns := newNamespace(t)
+	clientID, secret := app(t, 3600)
+	credentialSecret(t, ns, "cred", secret, sts.Host())
+	sts.InjectFaults(entraserver.Fault{Status: 429, RetryAfter: "8"})
+	create(t, entraRequest(ns, "e429", clientID, "cred"))
+
+	tr := waitReason(t, ns, "e429", v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceUnavailable)
+	failedAt := time.Now()
+	if !contains(condition(tr, v1.ConditionIssuing).Message, "429") {
+		t.Errorf("message lacks the status: %s", condition(tr, v1.ConditionIssuing).Message)
+	}
+	// Poke the object: an unrelated change must not cut the Retry-After short.
+	tr.Annotations = map[string]string{"example.com/poke": "1"}
+	if err := k8s.Update(context.Background(), tr); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second)
+	if n := sts.TokenCalls(clientID); n != 1 {
+		t.Fatalf("retried before Retry-After: %d calls", n)
+	}
+	waitReady(t, ns, "e429")
+	if waited := time.Since(failedAt); waited < 7*time.Second {
+		t.Errorf("recovered after %v, before Retry-After", waited)
+	}
+}
+
+func TestAnInvalidClientIsTerminalAndNotHammered(t *testing.T) {
+	startManager(t)
+	ns := newNamespace(t)
+	clientID, _ := app(t, 3600)
+	wrong := "wrong-" + randomHex(8)
+	secretsUsed.Store(wrong, true)
+	credentialSecret(t, ns, "cred", wrong, sts.Host())
+	create(t, entraRequest(ns, "badclient", clientID, "cred"))
+
+	tr := waitReason(t, ns, "badclient", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonTokenServiceRejected)
+	msg := condition(tr, v1.ConditionReady).Message
+	if !contains(msg, "invalid_client") || !contains(msg, "AADSTS7000215") || !contains(msg, "correlation_id=") {
+		t.Errorf("message lacks the error code or correlation id: %s", msg)
+	}
+	waitEvent(t, ns, "badclient", v1.ReasonRefreshFailed)
+	time.Sleep(6 * time.Second)
+	if n := sts.TokenCalls(clientID); n != 1 {
+		t.Errorf("a terminal error was retried: %d calls", n)
+	}
+}
+
+func TestAFailedRefreshKeepsTheLastGoodTokenUntilItExpires(t *testing.T) {
+	startManager(t)
+	ns := newNamespace(t)
+	clientID, secret := app(t, 8)
+	credentialSecret(t, ns, "cred", secret, sts.Host())
+	create(t, entraRequest(ns, "keep", clientID, "cred"))
+	waitReady(t, ns, "keep")
+	good := getSecret(t, ns, "keep")
+
+	// The app disappears: every refresh now fails with unauthorized_client.
+	sts.AddApp(entraserver.App{ClientID: clientID, Secrets: []string{"something-else"}, ExpiresIn: 8})
+	tr := waitReason(t, ns, "keep", v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
+	if c := condition(tr, v1.ConditionReady); c.Status != metav1.ConditionTrue {
+		t.Errorf("Ready went %s while the token is still valid", c.Status)
+	}
+	if s := getSecret(t, ns, "keep"); string(s.Data[v1.KeyAccessToken]) != string(good.Data[v1.KeyAccessToken]) {
+		t.Fatalf("the last good token was replaced")
+	}
+	tr = waitReason(t, ns, "keep", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonExpired)
+	if !contains(condition(tr, v1.ConditionReady).Message, "invalid_client") {
+		t.Errorf("Expired message lacks the cause: %s", condition(tr, v1.ConditionReady).Message)
+	}
+	if s := getSecret(t, ns, "keep"); string(s.Data[v1.KeyAccessToken]) != string(good.Data[v1.KeyAccessToken]) {
+		t.Errorf("the Secret changed after the failure")
+	}
+}
