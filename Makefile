@@ -90,3 +90,30 @@ deploy: manifests ## Deploy the operator to the cluster of the current kubeconfi
 .PHONY: undeploy
 undeploy: ## Remove the operator from the cluster of the current kubeconfig.
 	kubectl delete --ignore-not-found -k config/default
+
+##@ Packaging
+
+KUSTOMIZE ?= kubectl kustomize
+HELM ?= $(CURDIR)/bin/helm
+HELM_VERSION ?= v3.22.0
+
+.PHONY: build-installer
+build-installer: manifests ## Write dist/install.yaml: CRDs, RBAC and the manager (config/default) with the image IMG.
+	@mkdir -p dist/installer
+	@img='$(IMG)'; \
+	case "$$img" in \
+	  *@*) name="$${img%@*}"; ref="  digest: $${img#*@}";; \
+	  *) last="$${img##*/}"; case "$$last" in \
+	       *:*) name="$${img%:*}"; ref="  newTag: $${img##*:}";; \
+	       *) name="$$img"; ref="  newTag: latest";; \
+	     esac;; \
+	esac; \
+	printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../../config/default\nimages:\n- name: token-operator\n  newName: %s\n%s\n' "$$name" "$$ref" > dist/installer/kustomization.yaml
+	$(KUSTOMIZE) dist/installer > dist/install.yaml
+	@echo "wrote dist/install.yaml with image $(IMG)"
+
+.PHONY: helm-lint
+helm-lint: ## Lint the Helm chart with default values and with every option on (builds helm into bin/).
+	@test -x $(HELM) || GOBIN=$(CURDIR)/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	$(HELM) lint --strict charts/token-operator
+	$(HELM) lint --strict charts/token-operator --values charts/token-operator/ci/all-on-values.yaml

@@ -1,0 +1,392 @@
+package install_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+func chartDir() string { return repoPath("charts", "token-operator") }
+
+// rendered is a chart rendered like `helm install`: its objects (templates
+// and CRDs) and its NOTES.txt.
+type rendered struct {
+	objects []*unstructured.Unstructured
+	crds    []*chart.File
+	notes   string
+}
+
+// renderChart renders the chart with the Go SDK, as `helm template` does,
+// with strict templates (a missing value is an error) and the chart's
+// values.schema.json, if any.
+func renderChart(t *testing.T, release, namespace string, values map[string]any) rendered {
+	t.Helper()
+	ch, err := loader.Load(chartDir())
+	if err != nil {
+		t.Fatalf("loading the chart: %v", err)
+	}
+	vals, err := chartutil.ToRenderValues(ch, values, chartutil.ReleaseOptions{Name: release, Namespace: namespace, Revision: 1, IsInstall: true}, chartutil.DefaultCapabilities)
+	if err != nil {
+		t.Fatalf("values: %v", err)
+	}
+	out, err := engine.Engine{Strict: true}.Render(ch, vals)
+	if err != nil {
+		t.Fatalf("rendering the chart: %v", err)
+	}
+	var r rendered
+	names := make([]string, 0, len(out))
+	for name := range out {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		text := out[name]
+		switch {
+		case strings.HasSuffix(name, "NOTES.txt"):
+			r.notes = text
+			continue
+		case strings.HasPrefix(filepath.Base(name), "_"):
+			continue
+		}
+		objs, err := decodeObjects([]byte(text))
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, text)
+		}
+		r.objects = append(r.objects, objs...)
+	}
+	for _, f := range ch.CRDObjects() {
+		r.crds = append(r.crds, f.File)
+		objs, err := decodeObjects(f.File.Data)
+		if err != nil {
+			t.Fatalf("%s: %v", f.Filename, err)
+		}
+		r.objects = append(objs, r.objects...)
+	}
+	return r
+}
+
+func readValues(t *testing.T, path string) map[string]any {
+	t.Helper()
+	v, err := chartutil.ReadValuesFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.AsMap()
+}
+
+func allOnValues(t *testing.T) map[string]any {
+	return readValues(t, filepath.Join(chartDir(), "ci", "all-on-values.yaml"))
+}
+
+// TestChartLints runs the checks of `helm lint --strict` on the default
+// values and on every option turned on.
+func TestChartLints(t *testing.T) {
+	for name, values := range map[string]map[string]any{"default values": nil, "all options on": allOnValues(t)} {
+		t.Run(name, func(t *testing.T) {
+			linter := lint.All(chartDir(), values, "token-operator-system", false)
+			for _, m := range linter.Messages {
+				if m.Severity > support.InfoSev {
+					t.Errorf("helm lint: %s", m)
+				} else {
+					t.Logf("helm lint: %s", m)
+				}
+			}
+		})
+	}
+}
+
+// TestChartCRDsAreTheGeneratedOnes: charts/token-operator/crds/ holds
+// byte-for-byte the CRDs controller-gen writes to config/crd/bases.
+func TestChartCRDsAreTheGeneratedOnes(t *testing.T) {
+	generated, err := filepath.Glob(repoPath("config", "crd", "bases", "*.yaml"))
+	if err != nil || len(generated) == 0 {
+		t.Fatalf("no generated CRDs in config/crd/bases: %v", err)
+	}
+	inChart, err := filepath.Glob(filepath.Join(chartDir(), "crds", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := func(paths []string) []string {
+		var out []string
+		for _, p := range paths {
+			out = append(out, filepath.Base(p))
+		}
+		return out
+	}
+	if !slices.Equal(base(generated), base(inChart)) {
+		t.Fatalf("chart CRDs %v differ from config/crd/bases %v: run cp config/crd/bases/*.yaml charts/token-operator/crds/", base(inChart), base(generated))
+	}
+	for _, g := range generated {
+		want, _ := os.ReadFile(g)
+		got, _ := os.ReadFile(filepath.Join(chartDir(), "crds", filepath.Base(g)))
+		if !bytes.Equal(want, got) {
+			t.Errorf("charts/token-operator/crds/%s differs from config/crd/bases: run cp config/crd/bases/*.yaml charts/token-operator/crds/", filepath.Base(g))
+		}
+	}
+	// And Helm loads them as CRDs.
+	if crds := renderChart(t, "token-operator", "token-operator-system", nil).crds; len(crds) != len(generated) {
+		t.Errorf("Helm loads %d CRDs, want %d", len(crds), len(generated))
+	}
+}
+
+func chartDeployment(t *testing.T, r rendered, name string) (*appsv1.Deployment, *corev1.Container) {
+	t.Helper()
+	d := convert[appsv1.Deployment](t, find(t, r.objects, "Deployment", name))
+	if len(d.Spec.Template.Spec.Containers) != 1 {
+		t.Fatalf("want one container, got %d", len(d.Spec.Template.Spec.Containers))
+	}
+	return d, &d.Spec.Template.Spec.Containers[0]
+}
+
+// checkRestricted asserts the restricted Pod Security Standard settings and
+// a read-only root file system. (applyDryRun also has the API server's
+// PodSecurity admission check the Deployment: its namespace warns on
+// restricted violations and warnings fail the test.)
+func checkRestricted(t *testing.T, source string, pod corev1.PodSpec) {
+	t.Helper()
+	psc := pod.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
+		t.Errorf("%s: pod securityContext.runAsNonRoot is not true", source)
+	}
+	if psc == nil || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("%s: pod seccompProfile is not RuntimeDefault", source)
+	}
+	for _, c := range pod.Containers {
+		sc := c.SecurityContext
+		if sc == nil {
+			t.Errorf("%s: container %s has no securityContext", source, c.Name)
+			continue
+		}
+		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Errorf("%s: container %s: allowPrivilegeEscalation is not false", source, c.Name)
+		}
+		if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+			t.Errorf("%s: container %s: readOnlyRootFilesystem is not true", source, c.Name)
+		}
+		if sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0 {
+			t.Errorf("%s: container %s: capabilities are not drop [ALL] with none added: %+v", source, c.Name, sc.Capabilities)
+		}
+		if sc.Privileged != nil && *sc.Privileged {
+			t.Errorf("%s: container %s is privileged", source, c.Name)
+		}
+	}
+	if pod.HostNetwork || pod.HostPID || pod.HostIPC {
+		t.Errorf("%s: the pod uses host namespaces", source)
+	}
+}
+
+func checkManagerRules(t *testing.T, source string, role *rbacv1.ClusterRole) {
+	t.Helper()
+	if want := generatedManagerRules(t); !reflect.DeepEqual(role.Rules, want) {
+		t.Errorf("%s: the manager ClusterRole's rules differ from config/rbac/role.yaml (run make manifests and copy the rules into charts/token-operator/templates/clusterrole.yaml)\n got: %+v\nwant: %+v", source, role.Rules, want)
+	}
+}
+
+func TestChartWithDefaultValues(t *testing.T) {
+	const ns = "token-operator-system"
+	r := renderChart(t, "token-operator", ns, nil)
+	ensureNamespace(t, ns, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
+	applyDryRun(t, "chart with default values", r.objects, ns)
+
+	checkManagerRules(t, "chart", convert[rbacv1.ClusterRole](t, find(t, r.objects, "ClusterRole", "token-operator-manager")))
+	binding := convert[rbacv1.ClusterRoleBinding](t, find(t, r.objects, "ClusterRoleBinding", "token-operator-manager"))
+	wantSubject := rbacv1.Subject{Kind: "ServiceAccount", Name: "token-operator", Namespace: ns}
+	if binding.RoleRef.Name != "token-operator-manager" || !reflect.DeepEqual(binding.Subjects, []rbacv1.Subject{wantSubject}) {
+		t.Errorf("manager ClusterRoleBinding: %+v", binding)
+	}
+	find(t, r.objects, "ServiceAccount", "token-operator")
+	find(t, r.objects, "Role", "token-operator-leader-election")
+	find(t, r.objects, "RoleBinding", "token-operator-leader-election")
+	find(t, r.objects, "ClusterRole", "token-operator-metrics-auth")
+	find(t, r.objects, "ClusterRoleBinding", "token-operator-metrics-auth")
+	find(t, r.objects, "ClusterRole", "token-operator-metrics-reader")
+	if sm := ofKind(r.objects, "ServiceMonitor"); len(sm) != 0 {
+		t.Errorf("a ServiceMonitor by default")
+	}
+	svc := convert[corev1.Service](t, find(t, r.objects, "Service", "token-operator-metrics"))
+	if p := svc.Spec.Ports; len(p) != 1 || p[0].Name != "https" || p[0].Port != 8443 || p[0].TargetPort.StrVal != "metrics" {
+		t.Errorf("metrics Service ports: %+v", p)
+	}
+
+	d, c := chartDeployment(t, r, "token-operator")
+	if *d.Spec.Replicas != 2 {
+		t.Errorf("replicas: %d, want 2", *d.Spec.Replicas)
+	}
+	if !reflect.DeepEqual(svc.Spec.Selector, d.Spec.Template.Labels) {
+		t.Errorf("metrics Service selector %v does not match the pod labels %v", svc.Spec.Selector, d.Spec.Template.Labels)
+	}
+	if c.Image != "token-operator:0.1.0" {
+		t.Errorf("image %q, want the chart's appVersion as tag", c.Image)
+	}
+	checkRestricted(t, "chart Deployment", d.Spec.Template.Spec)
+	checkArgsAreFlags(t, "chart Deployment", c.Args)
+	containsAll(t, "chart Deployment", c.Args,
+		"--leader-elect", "--health-probe-bind-address=:8081", "--metrics-bind-address=:8443", "--metrics-secure",
+		"--zap-log-level=info", "--max-concurrent-reconciles=4", "--token-request-timeout=30s", "--min-remaining-lifetime=2m")
+	containsNone(t, "chart Deployment", c.Args, "--namespace", "--ca-bundle")
+	if len(d.Spec.Template.Spec.Volumes) != 0 {
+		t.Errorf("volumes without extraCABundle: %+v", d.Spec.Template.Spec.Volumes)
+	}
+	for _, want := range []string{"rollout status deployment/token-operator", "tokens.token-operator.io/allowed-issuers", "token-operator-metrics-reader"} {
+		if !strings.Contains(r.notes, want) {
+			t.Errorf("NOTES.txt does not mention %q:\n%s", want, r.notes)
+		}
+	}
+}
+
+func TestChartWithEveryOptionOn(t *testing.T) {
+	const ns = "platform"
+	r := renderChart(t, "tokens", ns, allOnValues(t))
+	ensureNamespace(t, ns, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
+	applyDryRun(t, "chart with every option on", r.objects, ns)
+
+	const full = "tokens-token-operator"
+	checkManagerRules(t, "chart", convert[rbacv1.ClusterRole](t, find(t, r.objects, "ClusterRole", full+"-manager")))
+	sa := find(t, r.objects, "ServiceAccount", "token-operator-sa")
+	if sa.GetAnnotations()["example.com/purpose"] != "token-operator" {
+		t.Errorf("service account annotations: %v", sa.GetAnnotations())
+	}
+	for _, b := range []string{full + "-manager", full + "-metrics-auth"} {
+		crb := convert[rbacv1.ClusterRoleBinding](t, find(t, r.objects, "ClusterRoleBinding", b))
+		if len(crb.Subjects) != 1 || crb.Subjects[0].Name != "token-operator-sa" || crb.Subjects[0].Namespace != ns {
+			t.Errorf("%s binds %+v", b, crb.Subjects)
+		}
+	}
+	find(t, r.objects, "RoleBinding", full+"-leader-election")
+	find(t, r.objects, "ClusterRole", full+"-tokenrequest-editor")
+	find(t, r.objects, "ClusterRole", full+"-tokenrequest-viewer")
+
+	d, c := chartDeployment(t, r, full)
+	pod := d.Spec.Template.Spec
+	checkRestricted(t, "chart Deployment", pod)
+	checkArgsAreFlags(t, "chart Deployment", c.Args)
+	containsAll(t, "chart Deployment", c.Args,
+		"--leader-elect", "--metrics-bind-address=:9443", "--metrics-secure", "--namespace=team-a", "--namespace=team-b",
+		"--zap-log-level=debug", "--max-concurrent-reconciles=8", "--token-request-timeout=45s", "--min-remaining-lifetime=5m",
+		"--ca-bundle=/etc/token-operator/ca/ca-bundle.pem", "--zap-stacktrace-level=panic")
+	if *d.Spec.Replicas != 3 || c.Image != "registry.example.com/platform/token-operator:v0.1.0-test" || c.ImagePullPolicy != corev1.PullAlways {
+		t.Errorf("replicas %d, image %q, pull policy %q", *d.Spec.Replicas, c.Image, c.ImagePullPolicy)
+	}
+	if pod.ServiceAccountName != "token-operator-sa" || pod.PriorityClassName != "system-cluster-critical" ||
+		len(pod.ImagePullSecrets) != 1 || pod.ImagePullSecrets[0].Name != "registry-cred" ||
+		pod.NodeSelector["kubernetes.io/os"] != "linux" || len(pod.Tolerations) != 1 ||
+		pod.Affinity == nil || pod.Affinity.NodeAffinity == nil || pod.Affinity.PodAntiAffinity != nil {
+		t.Errorf("pod spec does not carry the values: %+v", pod)
+	}
+	if d.Spec.Template.Annotations["example.com/owner"] != "platform" || d.Spec.Template.Labels["team"] != "platform" {
+		t.Errorf("pod annotations %v, labels %v", d.Spec.Template.Annotations, d.Spec.Template.Labels)
+	}
+	if c.Resources.Limits.Cpu().String() != "1" || c.Resources.Requests.Memory().String() != "128Mi" {
+		t.Errorf("resources: %+v", c.Resources)
+	}
+	if len(pod.Volumes) != 1 || pod.Volumes[0].ConfigMap == nil || pod.Volumes[0].ConfigMap.Name != "corporate-ca" ||
+		!reflect.DeepEqual(pod.Volumes[0].ConfigMap.Items, []corev1.KeyToPath{{Key: "bundle.pem", Path: "ca-bundle.pem"}}) {
+		t.Errorf("CA bundle volume: %+v", pod.Volumes)
+	}
+	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/etc/token-operator/ca" || !c.VolumeMounts[0].ReadOnly {
+		t.Errorf("CA bundle mount: %+v", c.VolumeMounts)
+	}
+	if len(c.Ports) == 0 || c.Ports[0].Name != "metrics" || c.Ports[0].ContainerPort != 9443 {
+		t.Errorf("container ports: %+v", c.Ports)
+	}
+
+	svc := convert[corev1.Service](t, find(t, r.objects, "Service", full+"-metrics"))
+	if p := svc.Spec.Ports; len(p) != 1 || p[0].Name != "https" || p[0].Port != 9443 {
+		t.Errorf("metrics Service ports: %+v", p)
+	}
+	sm := find(t, r.objects, "ServiceMonitor", full)
+	if sm.GetLabels()["release"] != "prometheus" {
+		t.Errorf("ServiceMonitor labels: %v", sm.GetLabels())
+	}
+	endpoints, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	if len(endpoints) != 1 {
+		t.Fatalf("ServiceMonitor endpoints: %v", endpoints)
+	}
+	ep := endpoints[0].(map[string]any)
+	if ep["port"] != "https" || ep["scheme"] != "https" || ep["interval"] != "15s" {
+		t.Errorf("ServiceMonitor endpoint: %v", ep)
+	}
+	sel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+	for k, v := range sel {
+		if svc.Labels[k] != v {
+			t.Errorf("ServiceMonitor selector %v does not select the metrics Service (labels %v)", sel, svc.Labels)
+		}
+	}
+	if !strings.Contains(r.notes, "team-a, team-b") {
+		t.Errorf("NOTES.txt does not name the watched namespaces:\n%s", r.notes)
+	}
+}
+
+// TestChartWithOptionsOff turns off what can be turned off: no leader
+// election, plain-HTTP metrics, then no metrics at all, and an existing
+// service account.
+func TestChartWithOptionsOff(t *testing.T) {
+	const ns = "token-operator-min"
+	ensureNamespace(t, ns, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
+
+	t.Run("plain HTTP metrics, no leader election, existing service account", func(t *testing.T) {
+		r := renderChart(t, "token-operator", ns, map[string]any{
+			"replicaCount":            1,
+			"leaderElection":          map[string]any{"enabled": false},
+			"metrics":                 map[string]any{"secure": false, "port": 8080},
+			"serviceAccount":          map[string]any{"create": false, "name": "existing-sa"},
+			"aggregateToDefaultRoles": false,
+		})
+		applyDryRun(t, "chart with options off", r.objects, ns)
+		for _, kind := range []string{"ServiceAccount", "Role", "RoleBinding"} {
+			if got := ofKind(r.objects, kind); len(got) != 0 {
+				t.Errorf("unexpected %s: %v", kind, describe(got[0]))
+			}
+		}
+		if got := ofKind(r.objects, "ClusterRole"); len(got) != 1 || got[0].GetName() != "token-operator-manager" {
+			t.Errorf("want only the manager ClusterRole, got %d", len(got))
+		}
+		d, c := chartDeployment(t, r, "token-operator")
+		if d.Spec.Template.Spec.ServiceAccountName != "existing-sa" {
+			t.Errorf("service account %q", d.Spec.Template.Spec.ServiceAccountName)
+		}
+		checkArgsAreFlags(t, "chart Deployment", c.Args)
+		containsAll(t, "chart Deployment", c.Args, "--metrics-bind-address=:8080")
+		containsNone(t, "chart Deployment", c.Args, "--leader-elect", "--metrics-secure")
+		svc := convert[corev1.Service](t, find(t, r.objects, "Service", "token-operator-metrics"))
+		if p := svc.Spec.Ports; len(p) != 1 || p[0].Name != "http" || p[0].Port != 8080 {
+			t.Errorf("metrics Service ports: %+v", p)
+		}
+	})
+
+	t.Run("no metrics", func(t *testing.T) {
+		r := renderChart(t, "token-operator", ns, map[string]any{
+			"metrics": map[string]any{"enabled": false, "serviceMonitor": map[string]any{"enabled": true}},
+		})
+		applyDryRun(t, "chart without metrics", r.objects, ns)
+		for _, kind := range []string{"Service", "ServiceMonitor"} {
+			if got := ofKind(r.objects, kind); len(got) != 0 {
+				t.Errorf("unexpected %s without metrics", kind)
+			}
+		}
+		_, c := chartDeployment(t, r, "token-operator")
+		containsAll(t, "chart Deployment", c.Args, "--metrics-bind-address=0")
+		containsNone(t, "chart Deployment", c.Args, "--metrics-secure")
+		for _, p := range c.Ports {
+			if p.Name == "metrics" {
+				t.Errorf("a metrics port without metrics")
+			}
+		}
+	})
+}
