@@ -26,6 +26,9 @@ func (s *Server) checkAssertion(app App, assertion, endpoint string) *entraError
 	if err != nil || len(tok.Headers) != 1 {
 		return fail(http.StatusUnauthorized, "invalid_client", 50027, "JWT token is invalid or malformed.")
 	}
+	if iss := federatedIssuer(tok); iss != "" && iss != app.ClientID {
+		return s.checkFederated(app, tok, iss)
+	}
 	h := tok.Headers[0]
 	raw := rawHeader(assertion)
 	info := assertionInfo(h, raw)

@@ -35,6 +35,8 @@ type App struct {
 	ExpiresIn int
 	// RefreshIn is Entra's refresh hint in seconds; 0 sends none.
 	RefreshIn int
+	// Federated are trusted external issuers (workload identity federation).
+	Federated []FederatedCredential
 }
 
 // Fault replaces the normal answer of the next token call.
@@ -79,6 +81,7 @@ type Server struct {
 	forms          map[string]url.Values
 	echo           bool
 	editDiscovery  func(tenant string, doc map[string]any)
+	federatedCalls map[string]int
 }
 
 // New starts a server; Close it when done.
@@ -90,6 +93,8 @@ func New() *Server {
 		jtis:       map[string]time.Time{},
 		assertions: map[string]AssertionInfo{},
 		forms:      map[string]url.Values{},
+
+		federatedCalls: map[string]int{},
 	}
 	ca, leaf := newTLSMaterial()
 	s.ca = ca

@@ -69,3 +69,9 @@ func Start() (*Env, error) {
 
 // Stop stops the control plane.
 func (e *Env) Stop() error { return e.env.Stop() }
+
+// ServiceAccountSigningCertFile is the PEM file whose key verifies the API
+// server's service account tokens.
+func (e *Env) ServiceAccountSigningCertFile() string {
+	return filepath.Join(e.env.ControlPlane.APIServer.CertDir, "sa-signer.crt")
+}
