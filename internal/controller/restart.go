@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,21 +14,24 @@ import (
 )
 
 // restartTargets restarts the workloads that read the token only at start,
-// the way kubectl rollout restart does: a new pod-template annotation.
+// the way kubectl rollout restart does: a new pod-template annotation. One
+// failing target does not keep the others from restarting.
 func (r *TokenRequestReconciler) restartTargets(ctx context.Context, tr *v1.TokenRequest, at time.Time) error {
 	patch := []byte(fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, v1.AnnotationRestartedAt, at.UTC().Format(time.RFC3339)))
+	var errs []error
 	for _, t := range tr.Spec.RolloutRestartTargets {
 		obj, err := workload(t.Kind)
 		if err != nil {
-			return err
+			errs = append(errs, err)
+			continue
 		}
 		obj.SetNamespace(tr.Namespace)
 		obj.SetName(t.Name)
 		if err := r.Client.Patch(ctx, obj, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
-			return fmt.Errorf("restarting %s %q: %w", t.Kind, t.Name, err)
+			errs = append(errs, fmt.Errorf("restarting %s %q: %w", t.Kind, t.Name, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func workload(kind string) (client.Object, error) {

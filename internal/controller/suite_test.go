@@ -272,3 +272,5 @@ func waitEvent(t *testing.T, ns, name, reason string) []string {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func objectKey(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }

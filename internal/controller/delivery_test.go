@@ -1,0 +1,128 @@
+package controller_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+)
+
+func TestASecretTemplateShapesTheSecret(t *testing.T) {
+	startManager(t)
+	ns := newNamespace(t)
+	clientID, secret := app(t, 3600)
+	credentialSecret(t, ns, "cred", secret, sts.Host())
+	tr := entraRequest(ns, "templated", clientID, "cred")
+	tr.Spec.SecretName = "api-auth"
+	tr.Spec.SecretTemplate = &v1.SecretTemplate{
+		Labels:      map[string]string{"team": "payments"},
+		Annotations: map[string]string{"example.com/owner": "payments"},
+		Data:        map[string]string{"authorization": "{{ .TokenType }} {{ .AccessToken }}", "client": "{{ .ClientID }}"},
+	}
+	create(t, tr)
+	waitReady(t, ns, "templated")
+	s := getSecret(t, ns, "api-auth")
+	token := string(s.Data[v1.KeyAccessToken])
+	if got := string(s.Data["authorization"]); got != "Bearer "+token {
+		t.Errorf("authorization = %q", got)
+	}
+	if string(s.Data["client"]) != clientID || s.Labels["team"] != "payments" || s.Annotations["example.com/owner"] != "payments" {
+		t.Errorf("template not applied: data keys %d, labels %v", len(s.Data), s.Labels)
+	}
+
+	// A template change re-renders without a new call.
+	tr = getTR(t, ns, "templated")
+	tr.Spec.SecretTemplate.Data = map[string]string{"header": "Authorization: Bearer {{ .AccessToken }}"}
+	if err := k8s.Update(context.Background(), tr); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the new template rendered", func() bool {
+		s := getSecret(t, ns, "api-auth")
+		_, old := s.Data["authorization"]
+		return string(s.Data["header"]) == "Authorization: Bearer "+token && !old
+	})
+	if n := sts.TokenCalls(clientID); n != 1 {
+		t.Errorf("re-rendering called the token service: %d calls", n)
+	}
+}
+
+func TestABrokenTemplateIsReportedBeforeAnyCall(t *testing.T) {
+	startManager(t)
+	ns := newNamespace(t)
+	clientID, secret := app(t, 3600)
+	credentialSecret(t, ns, "cred", secret, sts.Host())
+	tr := entraRequest(ns, "broken", clientID, "cred")
+	tr.Spec.SecretTemplate = &v1.SecretTemplate{Data: map[string]string{"x": "{{ .NoSuchField }}"}}
+	create(t, tr)
+	got := waitReason(t, ns, "broken", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonInvalidSpec)
+	if !contains(condition(got, v1.ConditionReady).Message, `secretTemplate.data["x"]`) {
+		t.Errorf("message does not name the key: %s", condition(got, v1.ConditionReady).Message)
+	}
+	if n := sts.TokenCalls(clientID); n != 0 {
+		t.Errorf("%d calls for a broken template", n)
+	}
+}
+
+func TestRetainLeavesNoOwnerReferenceAndDeleteDoes(t *testing.T) {
+	startManager(t)
+	ns := newNamespace(t)
+	clientID, secret := app(t, 3600)
+	credentialSecret(t, ns, "cred", secret, sts.Host())
+	retained := entraRequest(ns, "retained", clientID, "cred")
+	retained.Spec.DeletionPolicy = v1.DeletionPolicyRetain
+	create(t, retained)
+	create(t, entraRequest(ns, "deleted", clientID, "cred"))
+	waitReady(t, ns, "retained")
+	waitReady(t, ns, "deleted")
+	if refs := getSecret(t, ns, "retained").OwnerReferences; len(refs) != 0 {
+		t.Errorf("a Retain Secret has owner references %v", refs)
+	}
+	if refs := getSecret(t, ns, "deleted").OwnerReferences; len(refs) != 1 || refs[0].Controller == nil || !*refs[0].Controller {
+		t.Errorf("a Delete Secret lacks its controller reference: %v", refs)
+	}
+	if err := k8s.Delete(context.Background(), getTR(t, ns, "retained")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if s := getSecret(t, ns, "retained"); s == nil || s.Data[v1.KeyAccessToken] == nil {
+		t.Errorf("the retained Secret went away with its TokenRequest")
+	}
+}
+
+func TestANewTokenRestartsTheRolloutTargets(t *testing.T) {
+	startManager(t)
+	ns := newNamespace(t)
+	clientID, secret := app(t, 3600)
+	credentialSecret(t, ns, "cred", secret, sts.Host())
+	labels := map[string]string{"app": "api"}
+	create(t, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Image: "example.com/api:1"}}},
+			},
+		},
+	})
+	tr := entraRequest(ns, "restarts", clientID, "cred")
+	tr.Spec.RolloutRestartTargets = []v1.RolloutRestartTarget{{Kind: "StatefulSet", Name: "missing"}, {Kind: "Deployment", Name: "api"}}
+	create(t, tr)
+	waitReady(t, ns, "restarts")
+	eventually(t, 10*time.Second, "the Deployment restarted", func() bool {
+		d := &appsv1.Deployment{}
+		if err := k8s.Get(context.Background(), objectKey(ns, "api"), d); err != nil {
+			t.Fatal(err)
+		}
+		return d.Spec.Template.Annotations[v1.AnnotationRestartedAt] != ""
+	})
+	notes := waitEvent(t, ns, "restarts", v1.ReasonRolloutRestartFailed)
+	if !contains(notes[0], `StatefulSet "missing"`) {
+		t.Errorf("the failure does not name the target: %s", notes[0])
+	}
+}
