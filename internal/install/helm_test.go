@@ -201,7 +201,7 @@ func checkManagerRules(t *testing.T, source string, role *rbacv1.ClusterRole) {
 func TestChartWithDefaultValues(t *testing.T) {
 	const ns = "token-operator-system"
 	r := renderChart(t, "token-operator", ns, nil)
-	ensureNamespace(t, ns, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
+	ensureNamespace(t, ns, restricted)
 	applyDryRun(t, "chart with default values", r.objects, ns)
 
 	checkManagerRules(t, "chart", convert[rbacv1.ClusterRole](t, find(t, r.objects, "ClusterRole", "token-operator-manager")))
@@ -253,7 +253,7 @@ func TestChartWithDefaultValues(t *testing.T) {
 func TestChartWithEveryOptionOn(t *testing.T) {
 	const ns = "platform"
 	r := renderChart(t, "tokens", ns, allOnValues(t))
-	ensureNamespace(t, ns, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
+	ensureNamespace(t, ns, restricted)
 	applyDryRun(t, "chart with every option on", r.objects, ns)
 
 	const full = "tokens-token-operator"
@@ -338,7 +338,7 @@ func TestChartWithEveryOptionOn(t *testing.T) {
 // service account.
 func TestChartWithOptionsOff(t *testing.T) {
 	const ns = "token-operator-min"
-	ensureNamespace(t, ns, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
+	ensureNamespace(t, ns, restricted)
 
 	t.Run("plain HTTP metrics, no leader election, existing service account", func(t *testing.T) {
 		r := renderChart(t, "token-operator", ns, map[string]any{
