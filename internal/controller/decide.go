@@ -87,7 +87,7 @@ func issueReason(o observed) plan {
 	if s.InputHash != o.inputHash {
 		return plan{action: actIssue, why: "the issuer, client, scopes, parameters or credential changed"}
 	}
-	if forcedRefresh(o.tr) {
+	if forcedRefresh(o.tr, s) {
 		return plan{action: actIssue, why: "a refresh was requested", newer: true, forced: true}
 	}
 	refreshAt := renewal.RefreshTime(s.IssuedAt, s.ExpiresAt, s.RefreshHint, o.policy)
@@ -103,9 +103,11 @@ func issueReason(o observed) plan {
 	return plan{action: actKeep, refreshAt: refreshAt}
 }
 
-func forcedRefresh(tr *v1.TokenRequest) bool {
+// forcedRefresh: a refresh-requested-at value that neither the status nor
+// the Secret records as done.
+func forcedRefresh(tr *v1.TokenRequest, s *secretdata.State) bool {
 	v := tr.Annotations[v1.AnnotationRefreshRequestedAt]
-	return v != "" && v != tr.Status.LastRefreshRequestedAt
+	return v != "" && v != tr.Status.LastRefreshRequestedAt && (s == nil || v != s.RefreshRequest)
 }
 
 // backingOff holds back a new attempt after failures with the same inputs.

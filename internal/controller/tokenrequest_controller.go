@@ -108,6 +108,9 @@ func (r *TokenRequestReconciler) reconcile(ctx context.Context, tr *v1.TokenRequ
 		res = requeueAt(o.now, earliest(p.retryAt, expiryIfValid(o)))
 	case actKeep:
 		markKept(tr, o, p.refreshAt)
+		if v := tr.Annotations[v1.AnnotationRefreshRequestedAt]; v != "" && v == o.secret.RefreshRequest {
+			tr.Status.LastRefreshRequestedAt = v
+		}
 		res = requeueAt(o.now, p.refreshAt)
 	case actIssue:
 		res, err = r.issue(ctx, tr, o, p, secret, treq)
@@ -248,7 +251,8 @@ func (r *TokenRequestReconciler) issue(ctx context.Context, tr *v1.TokenRequest,
 		IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt, RefreshHint: tok.RefreshAt,
 		RefreshAt: renewal.RefreshTime(tok.IssuedAt, tok.ExpiresAt, tok.RefreshAt, o.policy),
 	}
-	rendered, err := secretdata.Render(secretdata.Input{TokenRequestName: tr.Name, ClientID: tr.Spec.ClientID, Template: tr.Spec.SecretTemplate, InputHash: o.inputHash, Token: t})
+	rendered, err := secretdata.Render(secretdata.Input{TokenRequestName: tr.Name, ClientID: tr.Spec.ClientID, Template: tr.Spec.SecretTemplate, InputHash: o.inputHash,
+		RefreshRequest: tr.Annotations[v1.AnnotationRefreshRequestedAt], Token: t})
 	if err != nil {
 		markProblem(tr, o, v1.ReasonInvalidSpec, err.Error())
 		return ctrl.Result{}, nil

@@ -35,7 +35,11 @@ type Input struct {
 	ClientID         string
 	Template         *v1.SecretTemplate
 	InputHash        string // what produced the token (issuer, client, scopes, parameters, credential)
-	Token            Token
+	// RefreshRequest is the TokenRequest's refresh-requested-at value this
+	// write satisfies; kept on the Secret so that a stale read of the
+	// TokenRequest's status cannot act on it twice.
+	RefreshRequest string
+	Token          Token
 }
 
 // Rendered is the desired content of the output Secret.
@@ -89,6 +93,9 @@ func Render(in Input) (Rendered, error) {
 		r.Annotations[AnnotationRefreshHint] = formatTime(in.Token.RefreshHint)
 	}
 	r.Annotations[v1.AnnotationInputHash] = in.InputHash
+	if in.RefreshRequest != "" {
+		r.Annotations[v1.AnnotationRefreshRequestedAt] = in.RefreshRequest
+	}
 	r.Annotations[AnnotationTemplateHash] = TemplateHash(in.Template)
 	r.Annotations[AnnotationDataHash] = DataHash(data)
 	return r, nil
@@ -184,6 +191,7 @@ func TemplateHash(t *v1.SecretTemplate) string {
 type State struct {
 	IssuedAt, ExpiresAt, RefreshHint time.Time
 	InputHash, TemplateHash          string
+	RefreshRequest                   string
 	// Intact is true when the data is exactly what the operator wrote.
 	Intact bool
 	// HasToken is true when the Secret holds a token at all.
@@ -194,13 +202,14 @@ type State struct {
 func Read(s *corev1.Secret) State {
 	a := s.Annotations
 	return State{
-		IssuedAt:     parseTime(a[v1.AnnotationIssuedAt]),
-		ExpiresAt:    parseTime(a[v1.AnnotationExpiresAt]),
-		RefreshHint:  parseTime(a[AnnotationRefreshHint]),
-		InputHash:    a[v1.AnnotationInputHash],
-		TemplateHash: a[AnnotationTemplateHash],
-		Intact:       a[AnnotationDataHash] != "" && a[AnnotationDataHash] == DataHash(s.Data),
-		HasToken:     len(s.Data) > 0 && !parseTime(a[v1.AnnotationExpiresAt]).IsZero(),
+		IssuedAt:       parseTime(a[v1.AnnotationIssuedAt]),
+		ExpiresAt:      parseTime(a[v1.AnnotationExpiresAt]),
+		RefreshHint:    parseTime(a[AnnotationRefreshHint]),
+		InputHash:      a[v1.AnnotationInputHash],
+		TemplateHash:   a[AnnotationTemplateHash],
+		RefreshRequest: a[v1.AnnotationRefreshRequestedAt],
+		Intact:         a[AnnotationDataHash] != "" && a[AnnotationDataHash] == DataHash(s.Data),
+		HasToken:       len(s.Data) > 0 && !parseTime(a[v1.AnnotationExpiresAt]).IsZero(),
 	}
 }
 
