@@ -230,7 +230,10 @@ func Apply(s *corev1.Secret, r Rendered) bool {
 	changed = mergeInto(s.Labels, r.Labels) || changed
 	changed = mergeInto(s.Annotations, r.Annotations) || changed
 	if !equalData(s.Data, r.Data) {
-		s.Data = r.Data
+		s.Data = make(map[string][]byte, len(r.Data))
+		for k, v := range r.Data {
+			s.Data[k] = append([]byte(nil), v...)
+		}
 		changed = true
 	}
 	return changed
