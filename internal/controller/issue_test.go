@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/metrics"
+	"github.com/token-operator/token-operator/internal/operator"
 )
 
 func TestAClientSecretTokenRequestBecomesReadyAndKeepsItsSecretFresh(t *testing.T) {
@@ -155,5 +156,20 @@ func TestAForcedRefreshGetsANewTokenAndIsRecorded(t *testing.T) {
 	})
 	if n := sts.TokenCalls(clientID); n != 2 {
 		t.Errorf("token calls = %d, want 2", n)
+	}
+}
+
+func TestAManagerLimitedToNamespacesIgnoresOthers(t *testing.T) {
+	watched, ignored := newNamespace(t), newNamespace(t)
+	startManager(t, func(o *operator.Options) { o.Namespaces = []string{watched} })
+	clientID, secret := app(t, 3600)
+	for _, ns := range []string{watched, ignored} {
+		credentialSecret(t, ns, "cred", secret, sts.Host())
+		create(t, entraRequest(ns, "scoped", clientID, "cred"))
+	}
+	waitReady(t, watched, "scoped")
+	time.Sleep(2 * time.Second)
+	if tr := getTR(t, ignored, "scoped"); len(tr.Status.Conditions) != 0 || getSecret(t, ignored, "scoped") != nil {
+		t.Errorf("the manager acted in a namespace it does not watch")
 	}
 }
