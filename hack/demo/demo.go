@@ -77,6 +77,8 @@ type result struct {
 	Issued      []string
 	Credentials []string
 	ManagerLog  string
+	// Lifetime of the tokens, and when the first refresh is expected after issue.
+	Lifetime, FirstRefresh time.Duration
 	// Leaks names what manager.log showed that it never should.
 	Leaks []string
 }
@@ -97,7 +99,8 @@ func (r *result) problems() []string {
 		case t.ForeignToken:
 			p = append(p, fmt.Sprintf("%s's Secret held a token the local token server never issued", t.Name))
 		case t.Refreshes == 0:
-			p = append(p, fmt.Sprintf("%s became Ready but its token was never refreshed", t.Name))
+			p = append(p, fmt.Sprintf("%s became Ready but its token was never refreshed (a %s token is refreshed about %s after it is issued: watch longer than that)",
+				t.Name, r.Lifetime, r.FirstRefresh))
 		case t.NewTokens < t.Refreshes:
 			p = append(p, fmt.Sprintf("%s: expires_at changed %d times but the token only %d times", t.Name, t.Refreshes, t.NewTokens))
 		}
@@ -152,7 +155,12 @@ func run(ctx context.Context, c config) (*result, error) {
 	}
 	srv.AddApp(entraserver.App{ClientID: secretAppID, Secrets: []string{clientSecret}, ExpiresIn: lifetime})
 	srv.AddApp(entraserver.App{ClientID: certAppID, Certificates: []*x509.Certificate{cert}, ExpiresIn: lifetime})
-	res := &result{Credentials: append([]string{clientSecret}, pemBodyLines(keyPEM)...), ManagerLog: filepath.Join(work, "manager.log")}
+	res := &result{
+		Credentials:  append([]string{clientSecret}, pemBodyLines(keyPEM)...),
+		ManagerLog:   filepath.Join(work, "manager.log"),
+		Lifetime:     c.TokenLifetime.Truncate(time.Second),
+		FirstRefresh: firstRefresh(c.TokenLifetime.Truncate(time.Second), c.MinRemaining),
+	}
 	say("token server (Microsoft Entra ID protocol) at %s, tokens live %ds, CA in %s", srv.URL, lifetime, caFile)
 
 	// 2. The control plane.
@@ -475,6 +483,20 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "NO"
+}
+
+// firstRefresh mirrors the operator's default policy, without jitter: a
+// third of the lifetime left, at least minRemaining left, or half the
+// lifetime for tokens not longer than minRemaining.
+func firstRefresh(lifetime, minRemaining time.Duration) time.Duration {
+	at := lifetime - lifetime/3
+	switch {
+	case lifetime <= minRemaining:
+		at = lifetime / 2
+	case lifetime-at < minRemaining:
+		at = lifetime - minRemaining
+	}
+	return at.Round(time.Second)
 }
 
 // clientCertificate makes a self-signed RSA certificate for the certificate
