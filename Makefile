@@ -52,7 +52,7 @@ bench: ## Run the benchmarks and print their figures.
 
 .PHONY: lint
 lint: ## Run golangci-lint (built from the Go module proxy into bin/).
-	@test -x bin/golangci-lint || GOBIN=$(CURDIR)/bin go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.6.2
+	@test -x bin/golangci-lint || GOBIN=$(CURDIR)/bin go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 	bin/golangci-lint run ./...
 
 ##@ Build
