@@ -367,7 +367,3 @@ type TokenRequestList struct {
 	// Items are the TokenRequests.
 	Items []TokenRequest `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&TokenRequest{}, &TokenRequestList{})
-}

@@ -2,7 +2,7 @@ package controller
 
 import (
 	"context"
-	"fmt"
+	"errors"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -45,6 +45,9 @@ func ManagedSecretSelector() map[string]string {
 
 // SetupWithManager registers indexes and watches.
 func (r *TokenRequestReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts SetupOptions) error {
+	if opts.SecretMetadata == nil {
+		return errNoMetadataCache
+	}
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &v1.TokenRequest{}, indexCredential, credentialIndex); err != nil {
 		return err
@@ -132,5 +135,4 @@ func StripForCache(obj any) (any, error) {
 	return obj, nil
 }
 
-// errNoMetadataCache guards SetupWithManager's callers.
-var errNoMetadataCache = fmt.Errorf("SetupOptions.SecretMetadata is required")
+var errNoMetadataCache = errors.New("SetupOptions.SecretMetadata is required")

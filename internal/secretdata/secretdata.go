@@ -158,12 +158,7 @@ func validDataKey(k string) bool {
 	if k == "" || len(k) > 253 {
 		return false
 	}
-	for _, r := range k {
-		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return false
-		}
-	}
-	return true
+	return strings.Trim(k, "-_.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") == ""
 }
 
 // DataHash is a digest of the Secret's data, used to notice hand edits.

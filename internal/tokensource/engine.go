@@ -73,7 +73,7 @@ func New(o Options) *Engine {
 }
 
 func guardedClient(o Options) *http.Client {
-	var base http.RoundTripper = http.DefaultTransport
+	base := http.RoundTripper(http.DefaultTransport)
 	c := &http.Client{}
 	if o.HTTPClient != nil {
 		*c = *o.HTTPClient

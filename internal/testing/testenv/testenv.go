@@ -47,7 +47,9 @@ func Start() (*Env, error) {
 		if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
 			return nil, fmt.Errorf("no API-server binaries: run 'make test' or set KUBEBUILDER_ASSETS=$(hack/setup-envtest.sh)")
 		}
-		os.Setenv("KUBEBUILDER_ASSETS", assets)
+		if err := os.Setenv("KUBEBUILDER_ASSETS", assets); err != nil {
+			return nil, err
+		}
 	}
 	scheme := NewScheme()
 	env := &envtest.Environment{
