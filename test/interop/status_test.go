@@ -1,0 +1,106 @@
+package interop_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/testing/hydra"
+)
+
+// The status contract around refreshes. Both tests are skipped while the
+// operator bug each names is open. Without the skip the first fails in
+// about one run of three (a race), the second every time.
+
+func TestTheReadyReasonSaysRefreshedAfterEachRefresh(t *testing.T) {
+	t.Skip("operator bug: writing the Secret re-queues the TokenRequest; that reconcile often reads the TokenRequest " +
+		"from a cache that has not seen the status just patched, keeps the token (markKept copies the stale Ready " +
+		"reason) and its merge patch rewrites the whole conditions list: Ready goes back from Refreshed to Issued")
+	// Several TokenRequests refreshing together make the race show.
+	const lifespan = 6 * time.Second
+	ctx := context.Background()
+	ns := newNamespace(t)
+	var ids []string
+	for i := 0; i < 4; i++ {
+		id := clientID("reason")
+		const secret = "reason-secret-value"
+		if err := srv.CreateClient(ctx, hydra.Client{ID: id, Secret: secret, Scopes: []string{"read"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.SetAccessTokenLifespan(ctx, id, lifespan); err != nil {
+			t.Fatal(err)
+		}
+		clientSecretCredential(t, ns, id+"-cred", secret)
+		createTokenRequest(t, tokenRequest(ns, id, id, []string{"read"}, endpoints()[i%2]))
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		waitReady(t, ns, id)
+	}
+
+	// Over three refreshes each: once Ready says Refreshed it keeps saying
+	// so, and every TokenRequest gets to say it.
+	refreshed := map[string]bool{}
+	tokens := map[string]bool{}
+	for end := time.Now().Add(3 * lifespan); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		for _, id := range ids {
+			c := condition(getTR(t, ns, id), v1.ConditionReady)
+			switch {
+			case c.Reason == v1.ReasonRefreshed:
+				refreshed[id] = true
+			case refreshed[id]:
+				t.Fatalf("%s: Ready went back from Refreshed to %s", id, describe(c))
+			}
+			tokens[string(getSecret(t, ns, id).Data[v1.KeyAccessToken])] = true
+		}
+	}
+	if len(tokens) < 3*len(ids) {
+		t.Fatalf("only %d tokens seen for %d TokenRequests in %v of %v tokens", len(tokens), len(ids), 3*lifespan, lifespan)
+	}
+	for _, id := range ids {
+		if !refreshed[id] {
+			t.Errorf("%s: Ready never said Refreshed", id)
+		}
+	}
+}
+
+func TestAnUnrelatedChangeDoesNotHideAFailedForcedRefresh(t *testing.T) {
+	t.Skip("operator bug: after a forced refresh fails terminally, any later reconcile before the refresh time " +
+		"(here an unrelated annotation) takes the keep path, whose markKept clears the failure: Issuing turns " +
+		"False \"the token is up to date\" and failedAttempts/lastFailureTime are reset while the client is still revoked")
+	ctx := context.Background()
+	ns := newNamespace(t)
+	id := clientID("poked")
+	const secret = "poked-secret-value"
+	if err := srv.CreateClient(ctx, hydra.Client{ID: id, Secret: secret, Scopes: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	clientSecretCredential(t, ns, id+"-cred", secret)
+	createTokenRequest(t, tokenRequest(ns, id, id, []string{"read"}, endpoints()[1]))
+	waitReady(t, ns, id)
+	if err := srv.DeleteClient(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	tr := getTR(t, ns, id)
+	tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "revoked"}
+	if err := k8s.Update(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	tr = waitReason(t, ns, id, v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
+
+	tr.Annotations["example.com/unrelated"] = "1"
+	if err := k8s.Update(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // the change is reconciled within this
+	tr = getTR(t, ns, id)
+	if c := condition(tr, v1.ConditionIssuing); c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonTokenServiceRejected {
+		t.Errorf("the failure is no longer reported: Issuing %s", describe(c))
+	}
+	if tr.Status.FailedAttempts != 1 || tr.Status.LastFailureTime == nil {
+		t.Errorf("the failed attempt was forgotten: failedAttempts=%d lastFailureTime=%v", tr.Status.FailedAttempts, tr.Status.LastFailureTime)
+	}
+}
