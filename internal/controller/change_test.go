@@ -43,13 +43,10 @@ func TestASpecChangeMintsATokenForTheNewSpec(t *testing.T) {
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
 	create(t, entraRequest(ns, "spec", clientID, "cred"))
-	tr := waitReady(t, ns, "spec")
+	waitReady(t, ns, "spec")
 	before := string(getSecret(t, ns, "spec").Data[v1.KeyAccessToken])
 
-	tr.Spec.Scopes = []string{"https://graph.microsoft.com/.default"}
-	if err := k8s.Update(context.Background(), tr); err != nil {
-		t.Fatal(err)
-	}
+	updateTR(t, ns, "spec", func(tr *v1.TokenRequest) { tr.Spec.Scopes = []string{"https://graph.microsoft.com/.default"} })
 	eventually(t, 15*time.Second, "a token for the new scope", func() bool {
 		tr := getTR(t, ns, "spec")
 		return string(getSecret(t, ns, "spec").Data[v1.KeyAccessToken]) != before &&

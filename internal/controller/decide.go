@@ -114,7 +114,7 @@ func forcedRefresh(tr *v1.TokenRequest, s *secretdata.State) bool {
 // A forced refresh and changed inputs go ahead at once.
 func backingOff(o observed, p plan) (time.Time, bool) {
 	st := o.tr.Status
-	if p.forced || st.FailedAttempts == 0 || st.LastFailureTime == nil || st.LastFailureInputHash != o.attemptHash {
+	if p.forced || !failedWithSameInputs(o.tr, o) || st.LastFailureTime == nil {
 		return time.Time{}, false
 	}
 	retryAt := st.LastFailureTime.Add(retryDelay(st))
@@ -139,4 +139,11 @@ func terminalFailure(st v1.TokenRequestStatus) bool {
 		}
 	}
 	return false
+}
+
+// failedWithSameInputs: the last attempt failed and nothing that could
+// change its outcome has changed since.
+func failedWithSameInputs(tr *v1.TokenRequest, o observed) bool {
+	st := tr.Status
+	return st.FailedAttempts > 0 && st.LastFailureInputHash == o.attemptHash
 }

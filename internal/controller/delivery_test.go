@@ -36,11 +36,9 @@ func TestASecretTemplateShapesTheSecret(t *testing.T) {
 	}
 
 	// A template change re-renders without a new call.
-	tr = getTR(t, ns, "templated")
-	tr.Spec.SecretTemplate.Data = map[string]string{"header": "Authorization: Bearer {{ .AccessToken }}"}
-	if err := k8s.Update(context.Background(), tr); err != nil {
-		t.Fatal(err)
-	}
+	updateTR(t, ns, "templated", func(tr *v1.TokenRequest) {
+		tr.Spec.SecretTemplate.Data = map[string]string{"header": "Authorization: Bearer {{ .AccessToken }}"}
+	})
 	eventually(t, 10*time.Second, "the new template rendered", func() bool {
 		s := getSecret(t, ns, "api-auth")
 		_, old := s.Data["authorization"]

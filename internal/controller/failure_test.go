@@ -1,7 +1,6 @@
 package controller_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -55,10 +54,7 @@ func TestTooManyRequestsWaitsAtLeastRetryAfter(t *testing.T) {
 		t.Errorf("message lacks the status: %s", condition(tr, v1.ConditionIssuing).Message)
 	}
 	// Poke the object: an unrelated change must not cut the Retry-After short.
-	tr.Annotations = map[string]string{"example.com/poke": "1"}
-	if err := k8s.Update(context.Background(), tr); err != nil {
-		t.Fatal(err)
-	}
+	updateTR(t, ns, "e429", func(tr *v1.TokenRequest) { tr.Annotations = map[string]string{"example.com/poke": "1"} })
 	time.Sleep(5 * time.Second)
 	if n := sts.TokenCalls(clientID); n != 1 {
 		t.Fatalf("retried before Retry-After: %d calls", n)

@@ -1,7 +1,6 @@
 package controller_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -108,7 +107,9 @@ func TestARestartedOperatorCausesNoCallsAndNoWritesWhileTokensAreValid(t *testin
 		waitReady(t, ns, n)
 	}
 	stop()
+	before := map[string]v1.TokenRequestStatus{}
 	for _, n := range names {
+		before[n] = getTR(t, ns, n).Status
 		versions["tr/"+n] = getTR(t, ns, n).ResourceVersion
 		versions["secret/"+n] = getSecret(t, ns, n).ResourceVersion
 	}
@@ -126,7 +127,7 @@ func TestARestartedOperatorCausesNoCallsAndNoWritesWhileTokensAreValid(t *testin
 	}
 	for _, n := range names {
 		if rv := getTR(t, ns, n).ResourceVersion; rv != versions["tr/"+n] {
-			t.Errorf("TokenRequest %s was written after the restart", n)
+			t.Errorf("TokenRequest %s was written after the restart:\n%+v\n%+v", n, before[n], getTR(t, ns, n).Status)
 		}
 		if rv := getSecret(t, ns, n).ResourceVersion; rv != versions["secret/"+n] {
 			t.Errorf("Secret %s was written after the restart", n)
@@ -143,11 +144,9 @@ func TestAForcedRefreshGetsANewTokenAndIsRecorded(t *testing.T) {
 	waitReady(t, ns, "forced")
 	before := string(getSecret(t, ns, "forced").Data[v1.KeyAccessToken])
 
-	tr := getTR(t, ns, "forced")
-	tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "2026-11-23T10:00:00Z"}
-	if err := k8s.Update(context.Background(), tr); err != nil {
-		t.Fatal(err)
-	}
+	updateTR(t, ns, "forced", func(tr *v1.TokenRequest) {
+		tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "2026-11-23T10:00:00Z"}
+	})
 	eventually(t, 15*time.Second, "a new token after the forced refresh", func() bool {
 		return string(getSecret(t, ns, "forced").Data[v1.KeyAccessToken]) != before
 	})

@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -274,3 +275,16 @@ func waitEvent(t *testing.T, ns, name, reason string) []string {
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func objectKey(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
+
+// updateTR changes a TokenRequest, retrying when the operator wrote it meanwhile.
+func updateTR(t *testing.T, ns, name string, mutate func(*v1.TokenRequest)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		tr := getTR(t, ns, name)
+		mutate(tr)
+		return k8s.Update(context.Background(), tr)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

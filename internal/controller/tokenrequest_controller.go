@@ -76,8 +76,16 @@ func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	orig := tr.DeepCopy()
 	res, err := r.reconcile(ctx, tr)
-	if perr := r.patchStatus(ctx, orig, tr); perr != nil && err == nil {
-		err = perr
+	if perr := r.patchStatus(ctx, orig, tr); perr != nil {
+		if apierrors.IsConflict(perr) {
+			// The cache served an older TokenRequest than the one we last
+			// wrote: decide again from a fresh copy instead of overwriting it.
+			log.FromContext(ctx).V(1).Info("status changed underneath, deciding again")
+			return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, err
+		}
+		if err == nil {
+			err = perr
+		}
 	}
 	return res, err
 }
@@ -107,6 +115,12 @@ func (r *TokenRequestReconciler) reconcile(ctx context.Context, tr *v1.TokenRequ
 		markProblem(tr, o, issuingReasonOr(tr, v1.ReasonRefreshFailed), issuingMessage(tr))
 		res = requeueAt(o.now, earliest(p.retryAt, expiryIfValid(o)))
 	case actKeep:
+		if failedWithSameInputs(tr, o) {
+			// Nothing new to write, but the failure stands until a call succeeds.
+			markProblem(tr, o, issuingReasonOr(tr, v1.ReasonRefreshFailed), issuingMessage(tr))
+			res = requeueAt(o.now, p.refreshAt)
+			break
+		}
 		markKept(tr, o, p.refreshAt)
 		if v := tr.Annotations[v1.AnnotationRefreshRequestedAt]; v != "" && v == o.secret.RefreshRequest {
 			tr.Status.LastRefreshRequestedAt = v
@@ -246,11 +260,13 @@ func (r *TokenRequestReconciler) issue(ctx context.Context, tr *v1.TokenRequest,
 	if err != nil {
 		return r.failed(ctx, tr, o, consentError(tr, treq.AllowedHosts, err)), nil
 	}
+	// Times as the Secret stores them, so that a later read (or a new
+	// process) computes the very same refresh time.
 	t := secretdata.Token{
 		AccessToken: tok.AccessToken, TokenType: tok.TokenType, Scopes: tok.Scopes,
-		IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt, RefreshHint: tok.RefreshAt,
-		RefreshAt: renewal.RefreshTime(tok.IssuedAt, tok.ExpiresAt, tok.RefreshAt, o.policy),
+		IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt.Truncate(time.Second), RefreshHint: tok.RefreshAt.Truncate(time.Second),
 	}
+	t.RefreshAt = renewal.RefreshTime(t.IssuedAt, t.ExpiresAt, t.RefreshHint, o.policy)
 	rendered, err := secretdata.Render(secretdata.Input{TokenRequestName: tr.Name, ClientID: tr.Spec.ClientID, Template: tr.Spec.SecretTemplate, InputHash: o.inputHash,
 		RefreshRequest: tr.Annotations[v1.AnnotationRefreshRequestedAt], Token: t})
 	if err != nil {
@@ -407,7 +423,7 @@ func (r *TokenRequestReconciler) patchStatus(ctx context.Context, orig, tr *v1.T
 	if equality.Semantic.DeepEqual(orig.Status, tr.Status) {
 		return nil
 	}
-	err := r.Client.Status().Patch(ctx, tr, client.MergeFrom(orig))
+	err := r.Client.Status().Patch(ctx, tr, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

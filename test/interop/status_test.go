@@ -11,14 +11,11 @@ import (
 	"github.com/token-operator/token-operator/internal/testing/hydra"
 )
 
-// The status contract around refreshes. Both tests are skipped while the
-// operator bug each names is open. Without the skip the first fails in
-// about one run of three (a race), the second every time.
+// The status contract around refreshes: a stale cache read after the
+// operator's own write must not roll the status back, and a failure stands
+// until a call succeeds.
 
 func TestTheReadyReasonSaysRefreshedAfterEachRefresh(t *testing.T) {
-	t.Skip("operator bug: writing the Secret re-queues the TokenRequest; that reconcile often reads the TokenRequest " +
-		"from a cache that has not seen the status just patched, keeps the token (markKept copies the stale Ready " +
-		"reason) and its merge patch rewrites the whole conditions list: Ready goes back from Refreshed to Issued")
 	// Several TokenRequests refreshing together make the race show.
 	const lifespan = 6 * time.Second
 	ctx := context.Background()
@@ -68,9 +65,6 @@ func TestTheReadyReasonSaysRefreshedAfterEachRefresh(t *testing.T) {
 }
 
 func TestAnUnrelatedChangeDoesNotHideAFailedForcedRefresh(t *testing.T) {
-	t.Skip("operator bug: after a forced refresh fails terminally, any later reconcile before the refresh time " +
-		"(here an unrelated annotation) takes the keep path, whose markKept clears the failure: Issuing turns " +
-		"False \"the token is up to date\" and failedAttempts/lastFailureTime are reset while the client is still revoked")
 	ctx := context.Background()
 	ns := newNamespace(t)
 	id := clientID("poked")
