@@ -53,7 +53,6 @@ const (
 const (
 	ReasonIssued                  = "Issued"
 	ReasonRefreshed               = "Refreshed"
-	ReasonPending                 = "Pending"
 	ReasonExpired                 = "Expired"
 	ReasonSecretConflict          = "SecretConflict"
 	ReasonCredentialNotFound      = "CredentialNotFound"
