@@ -52,13 +52,12 @@ type TokenRequestReconciler struct {
 // +kubebuilder:rbac:groups=tokens.token-operator.io,resources=tokenrequests,verbs=get;list;watch
 // +kubebuilder:rbac:groups=tokens.token-operator.io,resources=tokenrequests/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=tokens.token-operator.io,resources=tokenrequests/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=patch
 
 // Reconcile brings one TokenRequest's Secret and status up to date.
 func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
