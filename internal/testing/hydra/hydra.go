@@ -10,20 +10,16 @@ package hydra
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -38,6 +34,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/token-operator/token-operator/internal/testing/testcert"
 )
 
 // Version is the Hydra release hack/setup-hydra.sh builds.
@@ -262,6 +260,20 @@ func (s *Server) CreateClient(ctx context.Context, c Client) error {
 	return s.admin(ctx, http.MethodPost, "/admin/clients", body, http.StatusCreated, nil)
 }
 
+// VerificationKey is the JWK a Client needs in JWKS to verify
+// private_key_jwt assertions signed with cert's key: the token engine names
+// the key (kid) by the certificate's SHA-256 thumbprint, and Hydra wants use
+// "sig".
+func VerificationKey(cert *x509.Certificate, alg string) jose.JSONWebKey {
+	sum := sha256.Sum256(cert.Raw)
+	return jose.JSONWebKey{
+		Key:       cert.PublicKey,
+		KeyID:     base64.RawURLEncoding.EncodeToString(sum[:]),
+		Algorithm: alg,
+		Use:       "sig",
+	}
+}
+
 // SetAccessTokenLifespan sets the lifetime of the client's client
 // credentials access tokens. Other lifespans go back to Hydra's defaults.
 func (s *Server) SetAccessTokenLifespan(ctx context.Context, clientID string, d time.Duration) error {
@@ -393,54 +405,19 @@ func freePorts(n int) ([]int, error) {
 // newTLSMaterial makes a CA and a server certificate for 127.0.0.1 and
 // localhost, PEM-encoded for Hydra, and a pool that trusts the CA.
 func newTLSMaterial() (certPEM, keyPEM []byte, pool *x509.CertPool, err error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testcert.NewCA("hydra test CA")
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "hydra test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	leaf, err := ca.Server("127.0.0.1", "localhost")
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ca, err := x509.ParseCertificate(caDER)
+	keyPEM, err = testcert.NewPKCS8PEM(leaf.Key)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	leafTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(ca)
-	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	return certPEM, keyPEM, pool, nil
+	return testcert.CertPEM(leaf.Cert), keyPEM, ca.Pool(), nil
 }
 
 // logBuffer collects the process output; the process writes from its own
