@@ -2,22 +2,15 @@ package controller_test
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/testing/entraserver"
+	"github.com/token-operator/token-operator/internal/testing/testcert"
 )
 
 // keysUsed collects the PEM of every private key handed to the operator.
@@ -25,20 +18,10 @@ var keysUsed []string
 
 func selfSigned(t *testing.T, key crypto.Signer) (*x509.Certificate, []byte, []byte) {
 	t.Helper()
-	tpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "token-operator test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
+	cert := testcert.SelfSigned(t, key, "token-operator test")
+	keyPEM := testcert.PKCS8PEM(t, key)
 	keysUsed = append(keysUsed, string(keyPEM))
-	return cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM
+	return cert, testcert.CertPEM(cert), keyPEM
 }
 
 func tlsSecret(t *testing.T, ns, name string, certPEM, keyPEM []byte) {
@@ -53,10 +36,8 @@ func tlsSecret(t *testing.T, ns, name string, certPEM, keyPEM []byte) {
 func TestCertificateCredentialsGetTokens(t *testing.T) {
 	startManager(t)
 	ns := newNamespace(t)
-	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
-	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rsaCert, rsaCertPEM, rsaKeyPEM := selfSigned(t, rsaKey)
-	ecCert, ecCertPEM, ecKeyPEM := selfSigned(t, ecKey)
+	rsaCert, rsaCertPEM, rsaKeyPEM := selfSigned(t, testcert.RSA(t, 2048))
+	ecCert, ecCertPEM, ecKeyPEM := selfSigned(t, testcert.EC(t))
 	tlsSecret(t, ns, "rsa", rsaCertPEM, rsaKeyPEM)
 	tlsSecret(t, ns, "ec", ecCertPEM, ecKeyPEM)
 

@@ -1,14 +1,10 @@
 package credential
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"testing"
-	"time"
+
+	"github.com/token-operator/token-operator/internal/testing/testcert"
 )
 
 func TestFingerprint(t *testing.T) {
@@ -47,23 +43,7 @@ func TestFingerprint(t *testing.T) {
 
 func selfSignedForFingerprint(t *testing.T) *Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "client"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Certificate{Chain: []*x509.Certificate{c}, Key: key}
+	key := testcert.EC(t)
+	cert := testcert.SelfSigned(t, key, "client", testcert.WithSerial(1))
+	return &Certificate{Chain: []*x509.Certificate{cert}, Key: key}
 }

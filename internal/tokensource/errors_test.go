@@ -14,6 +14,7 @@ import (
 
 	"github.com/token-operator/token-operator/internal/credential"
 	"github.com/token-operator/token-operator/internal/testing/entraserver"
+	"github.com/token-operator/token-operator/internal/testing/testcert"
 )
 
 // errorCase is one failure the engine must classify.
@@ -149,7 +150,7 @@ func TestErrorMessagesNeverContainCredentialsOrTokens(t *testing.T) {
 	if len(msgs) < 20 {
 		t.Fatalf("only %d errors collected", len(msgs))
 	}
-	forbidden := append([]string{weirdSecret, weirdSecret + "-wrong", "eyJ", "opaque-no-expiry", "PRIVATE KEY", keyPEM(t, testRSAKey(t, 0))[40:80]}, encodings(weirdSecret)...)
+	forbidden := append([]string{weirdSecret, weirdSecret + "-wrong", "eyJ", "opaque-no-expiry", "PRIVATE KEY", string(testcert.PKCS8PEM(t, testRSAKey(t, 0)))[40:80]}, encodings(weirdSecret)...)
 	forbidden = append(forbidden, assertions...)
 	forbidden = append(forbidden, f.srv.IssuedTokens()...)
 	for _, m := range msgs {

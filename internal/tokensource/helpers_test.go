@@ -2,22 +2,16 @@ package tokensource
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/token-operator/token-operator/internal/credential"
 	"github.com/token-operator/token-operator/internal/testing/entraserver"
+	"github.com/token-operator/token-operator/internal/testing/testcert"
 )
 
 const (
@@ -37,7 +31,7 @@ func testRSAKey(t *testing.T, i int) *rsa.PrivateKey {
 	t.Helper()
 	rsaOnce.Do(func() {
 		for range 3 {
-			k, err := rsa.GenerateKey(rand.Reader, 2048)
+			k, err := testcert.NewRSA(2048)
 			if err != nil {
 				panic(err)
 			}
@@ -45,25 +39,6 @@ func testRSAKey(t *testing.T, i int) *rsa.PrivateKey {
 		}
 	})
 	return rsaKeys[i]
-}
-
-func selfSigned(t *testing.T, key crypto.Signer, cn string) *x509.Certificate {
-	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 var (
@@ -78,25 +53,14 @@ func rsaCert(t *testing.T, i int) *credential.Certificate {
 	certMu.Lock()
 	defer certMu.Unlock()
 	if certs[i] == nil {
-		certs[i] = selfSigned(t, k, "app")
+		certs[i] = testcert.SelfSigned(t, k, "app")
 	}
 	return &credential.Certificate{Chain: []*x509.Certificate{certs[i]}, Key: k}
 }
 
 func ecCert(t *testing.T) *credential.Certificate {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &credential.Certificate{Chain: []*x509.Certificate{selfSigned(t, k, "app-ec")}, Key: k}
-}
-
-func keyPEM(t *testing.T, k crypto.Signer) string {
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	k := testcert.EC(t)
+	return &credential.Certificate{Chain: []*x509.Certificate{testcert.SelfSigned(t, k, "app-ec")}, Key: k}
 }
 
 type fixture struct {

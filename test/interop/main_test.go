@@ -8,14 +8,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/url"
 	"os"
 	"strings"
@@ -37,6 +31,7 @@ import (
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/operator"
 	"github.com/token-operator/token-operator/internal/testing/hydra"
+	"github.com/token-operator/token-operator/internal/testing/testcert"
 	"github.com/token-operator/token-operator/internal/testing/testenv"
 )
 
@@ -201,31 +196,16 @@ func clientSecretCredential(t *testing.T, ns, name, secret string) {
 // certificate's SHA-256 thumbprint.
 func certificateCredential(t *testing.T, ns, name string, key crypto.Signer, alg string) jose.JSONWebKey {
 	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "token-operator interop client"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := testcert.SelfSigned(t, key, "token-operator interop client", testcert.WithKeyUsage(x509.KeyUsageDigitalSignature))
 	create(t, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: consent()},
 		Type:       corev1.SecretTypeTLS,
 		Data: map[string][]byte{
-			corev1.TLSCertKey:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-			corev1.TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}),
+			corev1.TLSCertKey:       testcert.CertPEM(cert),
+			corev1.TLSPrivateKeyKey: testcert.PKCS8PEM(t, key),
 		},
 	})
-	sum := sha256.Sum256(der)
-	return jose.JSONWebKey{Key: key.Public(), KeyID: base64.RawURLEncoding.EncodeToString(sum[:]), Algorithm: alg, Use: "sig"}
+	return hydra.VerificationKey(cert, alg)
 }
 
 // tokenRequest is a TokenRequest for clientID with a client-secret credential.

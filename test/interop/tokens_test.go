@@ -2,10 +2,6 @@ package interop_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +11,7 @@ import (
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/testing/hydra"
+	"github.com/token-operator/token-operator/internal/testing/testcert"
 )
 
 func TestEachClientAuthenticationGetsAnActiveTokenFromHydra(t *testing.T) {
@@ -46,11 +43,7 @@ func TestEachClientAuthenticationGetsAnActiveTokenFromHydra(t *testing.T) {
 		{
 			name: "private_key_jwt with an RSA certificate signing RS256 by default",
 			prepare: func(t *testing.T, ns, name, id string) (hydra.Client, v1.Credential) {
-				key, err := rsa.GenerateKey(rand.Reader, 2048)
-				if err != nil {
-					t.Fatal(err)
-				}
-				jwk := certificateCredential(t, ns, name+"-cred", key, "RS256")
+				jwk := certificateCredential(t, ns, name+"-cred", testcert.RSA(t, 2048), "RS256")
 				return hydra.Client{ID: id, AuthMethod: "private_key_jwt", SigningAlg: "RS256", JWKS: []jose.JSONWebKey{jwk}, Scopes: []string{"read", "write"}},
 					v1.Credential{Certificate: &v1.CertificateCredential{SecretName: name + "-cred"}}
 			},
@@ -58,11 +51,7 @@ func TestEachClientAuthenticationGetsAnActiveTokenFromHydra(t *testing.T) {
 		{
 			name: "private_key_jwt with a P-256 certificate signing ES256",
 			prepare: func(t *testing.T, ns, name, id string) (hydra.Client, v1.Credential) {
-				key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-				if err != nil {
-					t.Fatal(err)
-				}
-				jwk := certificateCredential(t, ns, name+"-cred", key, "ES256")
+				jwk := certificateCredential(t, ns, name+"-cred", testcert.EC(t), "ES256")
 				return hydra.Client{ID: id, AuthMethod: "private_key_jwt", SigningAlg: "ES256", JWKS: []jose.JSONWebKey{jwk}, Scopes: []string{"read", "write"}},
 					v1.Credential{Certificate: &v1.CertificateCredential{SecretName: name + "-cred", SigningAlgorithm: "ES256"}}
 			},

@@ -3,17 +3,9 @@ package hydra_test
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/url"
 	"os"
 	"strings"
@@ -25,6 +17,7 @@ import (
 
 	"github.com/token-operator/token-operator/internal/credential"
 	"github.com/token-operator/token-operator/internal/testing/hydra"
+	"github.com/token-operator/token-operator/internal/testing/testcert"
 	"github.com/token-operator/token-operator/internal/tokensource"
 )
 
@@ -88,48 +81,8 @@ func newEngine() *tokensource.Engine {
 // verify assertions signed with its key.
 func certificate(t *testing.T, key crypto.Signer, alg string) (*credential.Certificate, jose.JSONWebKey) {
 	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "token-operator interop client"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The engine names the key by its certificate's SHA-256 thumbprint.
-	sum := sha256.Sum256(cert.Raw)
-	jwk := jose.JSONWebKey{
-		Key:       key.Public(),
-		KeyID:     base64.RawURLEncoding.EncodeToString(sum[:]),
-		Algorithm: alg,
-		Use:       "sig",
-	}
-	return &credential.Certificate{Chain: []*x509.Certificate{cert}, Key: key}, jwk
-}
-
-func rsaKey(t *testing.T) crypto.Signer {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func ecKey(t *testing.T) crypto.Signer {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	cert := testcert.SelfSigned(t, key, "token-operator interop client", testcert.WithKeyUsage(x509.KeyUsageDigitalSignature))
+	return &credential.Certificate{Chain: []*x509.Certificate{cert}, Key: key}, hydra.VerificationKey(cert, alg)
 }
 
 // assertIssuedBy checks that Hydra knows tok as an active token of clientID.
@@ -183,7 +136,7 @@ func TestEngineGetsTokensFromHydraWithEachClientAuthentication(t *testing.T) {
 		{
 			name: "private_key_jwt with an RS256 certificate",
 			client: func(t *testing.T, id string) (hydra.Client, credential.Credential) {
-				cert, jwk := certificate(t, rsaKey(t), "RS256")
+				cert, jwk := certificate(t, testcert.RSA(t, 2048), "RS256")
 				cert.Algorithm = "RS256"
 				return hydra.Client{ID: id, AuthMethod: "private_key_jwt", SigningAlg: "RS256", JWKS: []jose.JSONWebKey{jwk}, Scopes: []string{"read", "write"}}, cert
 			},
@@ -192,7 +145,7 @@ func TestEngineGetsTokensFromHydraWithEachClientAuthentication(t *testing.T) {
 		{
 			name: "private_key_jwt with a PS256 certificate",
 			client: func(t *testing.T, id string) (hydra.Client, credential.Credential) {
-				cert, jwk := certificate(t, rsaKey(t), "PS256")
+				cert, jwk := certificate(t, testcert.RSA(t, 2048), "PS256")
 				cert.Algorithm = "PS256"
 				return hydra.Client{ID: id, AuthMethod: "private_key_jwt", SigningAlg: "PS256", JWKS: []jose.JSONWebKey{jwk}, Scopes: []string{"read", "write"}}, cert
 			},
@@ -201,7 +154,7 @@ func TestEngineGetsTokensFromHydraWithEachClientAuthentication(t *testing.T) {
 		{
 			name: "private_key_jwt with an ES256 certificate and the algorithm picked from the key",
 			client: func(t *testing.T, id string) (hydra.Client, credential.Credential) {
-				cert, jwk := certificate(t, ecKey(t), "ES256")
+				cert, jwk := certificate(t, testcert.EC(t), "ES256")
 				return hydra.Client{ID: id, AuthMethod: "private_key_jwt", SigningAlg: "ES256", JWKS: []jose.JSONWebKey{jwk}, Scopes: []string{"read", "write"}}, cert
 			},
 			fetches: 2,
