@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/testing/entraserver"
+	"github.com/token-operator/token-operator/internal/testing/kube"
 	"github.com/token-operator/token-operator/internal/testing/testcert"
 )
 
@@ -26,7 +27,7 @@ func selfSigned(t *testing.T, key crypto.Signer) (*x509.Certificate, []byte, []b
 
 func tlsSecret(t *testing.T, ns, name string, certPEM, keyPEM []byte) {
 	t.Helper()
-	create(t, &corev1.Secret{
+	k8s.MustCreate(t, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: map[string]string{v1.AnnotationAllowedIssuers: sts.Host()}},
 		Type:       corev1.SecretTypeTLS,
 		Data:       map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM},
@@ -35,7 +36,7 @@ func tlsSecret(t *testing.T, ns, name string, certPEM, keyPEM []byte) {
 
 func TestCertificateCredentialsGetTokens(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	rsaCert, rsaCertPEM, rsaKeyPEM := selfSigned(t, testcert.RSA(t, 2048))
 	ecCert, ecCertPEM, ecKeyPEM := selfSigned(t, testcert.EC(t))
 	tlsSecret(t, ns, "rsa", rsaCertPEM, rsaKeyPEM)
@@ -68,16 +69,16 @@ func TestCertificateCredentialsGetTokens(t *testing.T) {
 			if tc.mutate != nil {
 				tc.mutate(tr)
 			}
-			create(t, tr)
+			k8s.MustCreate(t, tr)
 			if tc.ready {
-				waitReady(t, ns, tc.name)
-				if !issuedBySTS(string(getSecret(t, ns, tc.name).Data[v1.KeyAccessToken])) {
+				k8s.WaitReady(t, ns, tc.name)
+				if !issuedBySTS(string(k8s.GetSecret(t, ns, tc.name).Data[v1.KeyAccessToken])) {
 					t.Fatal("no token from the service")
 				}
 				return
 			}
-			got := waitReason(t, ns, tc.name, v1.ConditionReady, metav1.ConditionFalse, tc.reason)
-			if msg := condition(got, v1.ConditionReady).Message; !contains(msg, "RSA") {
+			got := k8s.WaitReason(t, ns, tc.name, v1.ConditionReady, metav1.ConditionFalse, tc.reason)
+			if msg := kube.Condition(got, v1.ConditionReady).Message; !contains(msg, "RSA") {
 				t.Errorf("message does not say RSA is needed: %s", msg)
 			}
 			if n := sts.TokenCalls(clientID); n != 0 {

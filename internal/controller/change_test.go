@@ -10,18 +10,19 @@ import (
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/testing/entraserver"
+	"github.com/token-operator/token-operator/internal/testing/kube"
 )
 
 func TestARotatedCredentialMintsANewTokenAtOnce(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, oldSecret := app(t, 3600)
 	newSecret := "rotated+" + randomHex(8)
 	secretsUsed.Store(newSecret, true)
 	cred := credentialSecret(t, ns, "cred", oldSecret, sts.Host())
-	create(t, entraRequest(ns, "rot", clientID, "cred"))
-	waitReady(t, ns, "rot")
-	before := string(getSecret(t, ns, "rot").Data[v1.KeyAccessToken])
+	k8s.MustCreate(t, entraRequest(ns, "rot", clientID, "cred"))
+	k8s.WaitReady(t, ns, "rot")
+	before := string(k8s.GetSecret(t, ns, "rot").Data[v1.KeyAccessToken])
 	// The app now accepts only the new secret, so a new token proves it was used.
 	sts.AddApp(entraserver.App{ClientID: clientID, Secrets: []string{newSecret}, ExpiresIn: 3600})
 
@@ -29,8 +30,8 @@ func TestARotatedCredentialMintsANewTokenAtOnce(t *testing.T) {
 	if err := k8s.Update(context.Background(), cred); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "a token minted with the rotated secret", func() bool {
-		return string(getSecret(t, ns, "rot").Data[v1.KeyAccessToken]) != before
+	kube.Eventually(t, 15*time.Second, "a token minted with the rotated secret", func() bool {
+		return string(k8s.GetSecret(t, ns, "rot").Data[v1.KeyAccessToken]) != before
 	})
 	if n := sts.TokenCalls(clientID); n != 2 {
 		t.Errorf("token calls = %d, want 2", n)
@@ -39,17 +40,17 @@ func TestARotatedCredentialMintsANewTokenAtOnce(t *testing.T) {
 
 func TestASpecChangeMintsATokenForTheNewSpec(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
-	create(t, entraRequest(ns, "spec", clientID, "cred"))
-	waitReady(t, ns, "spec")
-	before := string(getSecret(t, ns, "spec").Data[v1.KeyAccessToken])
+	k8s.MustCreate(t, entraRequest(ns, "spec", clientID, "cred"))
+	k8s.WaitReady(t, ns, "spec")
+	before := string(k8s.GetSecret(t, ns, "spec").Data[v1.KeyAccessToken])
 
-	updateTR(t, ns, "spec", func(tr *v1.TokenRequest) { tr.Spec.Scopes = []string{"https://graph.microsoft.com/.default"} })
-	eventually(t, 15*time.Second, "a token for the new scope", func() bool {
-		tr := getTR(t, ns, "spec")
-		return string(getSecret(t, ns, "spec").Data[v1.KeyAccessToken]) != before &&
+	k8s.UpdateTR(t, ns, "spec", func(tr *v1.TokenRequest) { tr.Spec.Scopes = []string{"https://graph.microsoft.com/.default"} })
+	kube.Eventually(t, 15*time.Second, "a token for the new scope", func() bool {
+		tr := k8s.GetTR(t, ns, "spec")
+		return string(k8s.GetSecret(t, ns, "spec").Data[v1.KeyAccessToken]) != before &&
 			len(tr.Status.Scopes) == 1 && tr.Status.Scopes[0] == "https://graph.microsoft.com/.default"
 	})
 	if got := sts.LastForm(clientID).Get("scope"); !contains(got, "https://graph.microsoft.com/.default") {
@@ -59,18 +60,18 @@ func TestASpecChangeMintsATokenForTheNewSpec(t *testing.T) {
 
 func TestADeletedSecretIsRestoredWithoutCallingTheTokenService(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
-	create(t, entraRequest(ns, "del", clientID, "cred"))
-	waitReady(t, ns, "del")
-	s := getSecret(t, ns, "del")
+	k8s.MustCreate(t, entraRequest(ns, "del", clientID, "cred"))
+	k8s.WaitReady(t, ns, "del")
+	s := k8s.GetSecret(t, ns, "del")
 	token := string(s.Data[v1.KeyAccessToken])
 	if err := k8s.Delete(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the Secret restored", func() bool {
-		got := getSecret(t, ns, "del")
+	kube.Eventually(t, 10*time.Second, "the Secret restored", func() bool {
+		got := k8s.FindSecret(t, ns, "del")
 		return got != nil && got.UID != s.UID && string(got.Data[v1.KeyAccessToken]) == token
 	})
 	if n := sts.TokenCalls(clientID); n != 1 {
@@ -80,20 +81,20 @@ func TestADeletedSecretIsRestoredWithoutCallingTheTokenService(t *testing.T) {
 
 func TestASecretEditedByHandIsRestored(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
-	create(t, entraRequest(ns, "edit", clientID, "cred"))
-	waitReady(t, ns, "edit")
-	s := getSecret(t, ns, "edit")
+	k8s.MustCreate(t, entraRequest(ns, "edit", clientID, "cred"))
+	k8s.WaitReady(t, ns, "edit")
+	s := k8s.GetSecret(t, ns, "edit")
 	token := string(s.Data[v1.KeyAccessToken])
 	s.Data[v1.KeyAccessToken] = []byte("tampered")
 	s.Data["extra"] = []byte("x")
 	if err := k8s.Update(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the Secret's data restored", func() bool {
-		got := getSecret(t, ns, "edit")
+	kube.Eventually(t, 10*time.Second, "the Secret's data restored", func() bool {
+		got := k8s.GetSecret(t, ns, "edit")
 		_, extra := got.Data["extra"]
 		return string(got.Data[v1.KeyAccessToken]) == token && !extra
 	})
@@ -101,23 +102,23 @@ func TestASecretEditedByHandIsRestored(t *testing.T) {
 
 func TestAForeignSecretIsNeverTouchedUnlessItAllowsAdoption(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
 	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "taken", Namespace: ns}, StringData: map[string]string{"password": "hunter2"}}
-	create(t, foreign)
+	k8s.MustCreate(t, foreign)
 	tr := entraRequest(ns, "wants-taken", clientID, "cred")
 	tr.Spec.SecretName = "taken"
-	create(t, tr)
+	k8s.MustCreate(t, tr)
 
-	got := waitReason(t, ns, "wants-taken", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonSecretConflict)
-	if !contains(condition(got, v1.ConditionReady).Message, v1.AnnotationAllowAdoption) {
-		t.Errorf("the message does not say how to allow adoption: %s", condition(got, v1.ConditionReady).Message)
+	got := k8s.WaitReason(t, ns, "wants-taken", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonSecretConflict)
+	if !contains(kube.Condition(got, v1.ConditionReady).Message, v1.AnnotationAllowAdoption) {
+		t.Errorf("the message does not say how to allow adoption: %s", kube.Condition(got, v1.ConditionReady).Message)
 	}
 	waitEvent(t, ns, "wants-taken", v1.ReasonSecretConflict)
 	time.Sleep(time.Second)
-	s := getSecret(t, ns, "taken")
-	if s.ResourceVersion != getSecret(t, ns, "taken").ResourceVersion || string(s.Data["password"]) != "hunter2" || len(s.Data) != 1 {
+	s := k8s.GetSecret(t, ns, "taken")
+	if s.ResourceVersion != k8s.GetSecret(t, ns, "taken").ResourceVersion || string(s.Data["password"]) != "hunter2" || len(s.Data) != 1 {
 		t.Fatalf("the foreign Secret was modified: %v", s.Data)
 	}
 	if n := sts.TokenCalls(clientID); n != 0 {
@@ -128,8 +129,8 @@ func TestAForeignSecretIsNeverTouchedUnlessItAllowsAdoption(t *testing.T) {
 	if err := k8s.Update(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
-	waitReady(t, ns, "wants-taken")
-	s = getSecret(t, ns, "taken")
+	k8s.WaitReady(t, ns, "wants-taken")
+	s = k8s.GetSecret(t, ns, "taken")
 	if !issuedBySTS(string(s.Data[v1.KeyAccessToken])) || s.Labels[v1.LabelTokenRequest] != "wants-taken" {
 		t.Errorf("the adopted Secret holds no token or no label")
 	}
@@ -137,46 +138,46 @@ func TestAForeignSecretIsNeverTouchedUnlessItAllowsAdoption(t *testing.T) {
 
 func TestAMissingCredentialIsReportedAndPickedUpWhenItAppears(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
-	create(t, entraRequest(ns, "nocred", clientID, "later"))
-	tr := waitReason(t, ns, "nocred", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotFound)
-	if !contains(condition(tr, v1.ConditionReady).Message, `"later"`) {
-		t.Errorf("message does not name the Secret: %s", condition(tr, v1.ConditionReady).Message)
+	k8s.MustCreate(t, entraRequest(ns, "nocred", clientID, "later"))
+	tr := k8s.WaitReason(t, ns, "nocred", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotFound)
+	if !contains(kube.Condition(tr, v1.ConditionReady).Message, `"later"`) {
+		t.Errorf("message does not name the Secret: %s", kube.Condition(tr, v1.ConditionReady).Message)
 	}
 	waitEvent(t, ns, "nocred", v1.ReasonCredentialNotFound)
 
 	credentialSecret(t, ns, "later", secret, sts.Host())
-	waitReady(t, ns, "nocred")
+	k8s.WaitReady(t, ns, "nocred")
 }
 
 func TestAMissingKeyInTheCredentialSecretIsCredentialNotFound(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
 	tr := entraRequest(ns, "nokey", clientID, "cred")
 	tr.Spec.Credential.ClientSecret.Key = "other"
-	create(t, tr)
-	got := waitReason(t, ns, "nokey", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotFound)
-	if !contains(condition(got, v1.ConditionReady).Message, `"other"`) {
-		t.Errorf("message does not name the key: %s", condition(got, v1.ConditionReady).Message)
+	k8s.MustCreate(t, tr)
+	got := k8s.WaitReason(t, ns, "nokey", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotFound)
+	if !contains(kube.Condition(got, v1.ConditionReady).Message, `"other"`) {
+		t.Errorf("message does not name the key: %s", kube.Condition(got, v1.ConditionReady).Message)
 	}
 }
 
 func TestAnUnparsableCertificateIsInvalidCredential(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, _ := app(t, 3600)
 	bad := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "cert", Namespace: ns, Annotations: map[string]string{v1.AnnotationAllowedIssuers: sts.Host()}},
 		Type:       corev1.SecretTypeTLS,
 		StringData: map[string]string{"tls.crt": "not a certificate", "tls.key": "not a key"},
 	}
-	create(t, bad)
+	k8s.MustCreate(t, bad)
 	tr := entraRequest(ns, "badcert", clientID, "")
 	tr.Spec.Credential = v1.Credential{Certificate: &v1.CertificateCredential{SecretName: "cert"}}
-	create(t, tr)
-	waitReason(t, ns, "badcert", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonInvalidCredential)
+	k8s.MustCreate(t, tr)
+	k8s.WaitReason(t, ns, "badcert", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonInvalidCredential)
 	waitEvent(t, ns, "badcert", v1.ReasonInvalidCredential)
 }

@@ -9,17 +9,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/testing/kube"
 )
 
 func TestACredentialWithoutConsentIsNeverSentAndAnnotatingItProceeds(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	cred := credentialSecret(t, ns, "cred", secret, "")
-	create(t, entraRequest(ns, "consent", clientID, "cred"))
+	k8s.MustCreate(t, entraRequest(ns, "consent", clientID, "cred"))
 
-	tr := waitReason(t, ns, "consent", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotAllowed)
-	msg := condition(tr, v1.ConditionReady).Message
+	tr := k8s.WaitReason(t, ns, "consent", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotAllowed)
+	msg := kube.Condition(tr, v1.ConditionReady).Message
 	want := "kubectl annotate secret cred -n " + ns + " " + v1.AnnotationAllowedIssuers + "=" + sts.Host()
 	if !strings.Contains(msg, want) || !strings.Contains(msg, sts.Host()) {
 		t.Errorf("message %q does not give %q", msg, want)
@@ -33,18 +34,18 @@ func TestACredentialWithoutConsentIsNeverSentAndAnnotatingItProceeds(t *testing.
 	if err := k8s.Update(context.Background(), cred); err != nil {
 		t.Fatal(err)
 	}
-	waitReady(t, ns, "consent")
+	k8s.WaitReady(t, ns, "consent")
 }
 
 func TestACredentialAllowedForAnotherHostIsRefused(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	// localhost and 127.0.0.1 reach the same server but are different hosts.
 	credentialSecret(t, ns, "cred", secret, "localhost:"+sts.Port())
-	create(t, entraRequest(ns, "elsewhere", clientID, "cred"))
-	tr := waitReason(t, ns, "elsewhere", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotAllowed)
-	if msg := condition(tr, v1.ConditionReady).Message; !strings.Contains(msg, "--overwrite") || !strings.Contains(msg, "localhost:"+sts.Port()+","+sts.Host()) {
+	k8s.MustCreate(t, entraRequest(ns, "elsewhere", clientID, "cred"))
+	tr := k8s.WaitReason(t, ns, "elsewhere", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotAllowed)
+	if msg := kube.Condition(tr, v1.ConditionReady).Message; !strings.Contains(msg, "--overwrite") || !strings.Contains(msg, "localhost:"+sts.Port()+","+sts.Host()) {
 		t.Errorf("message does not extend the existing list: %s", msg)
 	}
 	time.Sleep(time.Second)
@@ -55,7 +56,7 @@ func TestACredentialAllowedForAnotherHostIsRefused(t *testing.T) {
 
 func TestADiscoveryDocumentPointingAtAnotherHostIsRefused(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	tenant := "disco-" + randomHex(4)
 	sts.EditDiscovery(func(tn string, doc map[string]any) {
@@ -67,10 +68,10 @@ func TestADiscoveryDocumentPointingAtAnotherHostIsRefused(t *testing.T) {
 	credentialSecret(t, ns, "cred", secret, sts.Host())
 	tr := entraRequest(ns, "disco", clientID, "cred")
 	tr.Spec.Authority, tr.Spec.IssuerURL = "", sts.Issuer(tenant)
-	create(t, tr)
+	k8s.MustCreate(t, tr)
 
-	got := waitReason(t, ns, "disco", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotAllowed)
-	if msg := condition(got, v1.ConditionReady).Message; !strings.Contains(msg, "localhost:"+sts.Port()) {
+	got := k8s.WaitReason(t, ns, "disco", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotAllowed)
+	if msg := kube.Condition(got, v1.ConditionReady).Message; !strings.Contains(msg, "localhost:"+sts.Port()) {
 		t.Errorf("message does not name the refused host: %s", msg)
 	}
 	if n := sts.TokenCalls(clientID); n != 0 {

@@ -10,11 +10,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/testing/kube"
 )
 
 func TestASecretTemplateShapesTheSecret(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
 	tr := entraRequest(ns, "templated", clientID, "cred")
@@ -24,9 +25,9 @@ func TestASecretTemplateShapesTheSecret(t *testing.T) {
 		Annotations: map[string]string{"example.com/owner": "payments"},
 		Data:        map[string]string{"authorization": "{{ .TokenType }} {{ .AccessToken }}", "client": "{{ .ClientID }}"},
 	}
-	create(t, tr)
-	waitReady(t, ns, "templated")
-	s := getSecret(t, ns, "api-auth")
+	k8s.MustCreate(t, tr)
+	k8s.WaitReady(t, ns, "templated")
+	s := k8s.GetSecret(t, ns, "api-auth")
 	token := string(s.Data[v1.KeyAccessToken])
 	if got := string(s.Data["authorization"]); got != "Bearer "+token {
 		t.Errorf("authorization = %q", got)
@@ -36,11 +37,11 @@ func TestASecretTemplateShapesTheSecret(t *testing.T) {
 	}
 
 	// A template change re-renders without a new call.
-	updateTR(t, ns, "templated", func(tr *v1.TokenRequest) {
+	k8s.UpdateTR(t, ns, "templated", func(tr *v1.TokenRequest) {
 		tr.Spec.SecretTemplate.Data = map[string]string{"header": "Authorization: Bearer {{ .AccessToken }}"}
 	})
-	eventually(t, 10*time.Second, "the new template rendered", func() bool {
-		s := getSecret(t, ns, "api-auth")
+	kube.Eventually(t, 10*time.Second, "the new template rendered", func() bool {
+		s := k8s.GetSecret(t, ns, "api-auth")
 		_, old := s.Data["authorization"]
 		return string(s.Data["header"]) == "Authorization: Bearer "+token && !old
 	})
@@ -51,15 +52,15 @@ func TestASecretTemplateShapesTheSecret(t *testing.T) {
 
 func TestABrokenTemplateIsReportedBeforeAnyCall(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
 	tr := entraRequest(ns, "broken", clientID, "cred")
 	tr.Spec.SecretTemplate = &v1.SecretTemplate{Data: map[string]string{"x": "{{ .NoSuchField }}"}}
-	create(t, tr)
-	got := waitReason(t, ns, "broken", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonInvalidSpec)
-	if !contains(condition(got, v1.ConditionReady).Message, `secretTemplate.data["x"]`) {
-		t.Errorf("message does not name the key: %s", condition(got, v1.ConditionReady).Message)
+	k8s.MustCreate(t, tr)
+	got := k8s.WaitReason(t, ns, "broken", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonInvalidSpec)
+	if !contains(kube.Condition(got, v1.ConditionReady).Message, `secretTemplate.data["x"]`) {
+		t.Errorf("message does not name the key: %s", kube.Condition(got, v1.ConditionReady).Message)
 	}
 	if n := sts.TokenCalls(clientID); n != 0 {
 		t.Errorf("%d calls for a broken template", n)
@@ -68,37 +69,37 @@ func TestABrokenTemplateIsReportedBeforeAnyCall(t *testing.T) {
 
 func TestRetainLeavesNoOwnerReferenceAndDeleteDoes(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
 	retained := entraRequest(ns, "retained", clientID, "cred")
 	retained.Spec.DeletionPolicy = v1.DeletionPolicyRetain
-	create(t, retained)
-	create(t, entraRequest(ns, "deleted", clientID, "cred"))
-	waitReady(t, ns, "retained")
-	waitReady(t, ns, "deleted")
-	if refs := getSecret(t, ns, "retained").OwnerReferences; len(refs) != 0 {
+	k8s.MustCreate(t, retained)
+	k8s.MustCreate(t, entraRequest(ns, "deleted", clientID, "cred"))
+	k8s.WaitReady(t, ns, "retained")
+	k8s.WaitReady(t, ns, "deleted")
+	if refs := k8s.GetSecret(t, ns, "retained").OwnerReferences; len(refs) != 0 {
 		t.Errorf("a Retain Secret has owner references %v", refs)
 	}
-	if refs := getSecret(t, ns, "deleted").OwnerReferences; len(refs) != 1 || refs[0].Controller == nil || !*refs[0].Controller {
+	if refs := k8s.GetSecret(t, ns, "deleted").OwnerReferences; len(refs) != 1 || refs[0].Controller == nil || !*refs[0].Controller {
 		t.Errorf("a Delete Secret lacks its controller reference: %v", refs)
 	}
-	if err := k8s.Delete(context.Background(), getTR(t, ns, "retained")); err != nil {
+	if err := k8s.Delete(context.Background(), k8s.GetTR(t, ns, "retained")); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	if s := getSecret(t, ns, "retained"); s == nil || s.Data[v1.KeyAccessToken] == nil {
+	if s := k8s.FindSecret(t, ns, "retained"); s == nil || s.Data[v1.KeyAccessToken] == nil {
 		t.Errorf("the retained Secret went away with its TokenRequest")
 	}
 }
 
 func TestANewTokenRestartsTheRolloutTargets(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
 	labels := map[string]string{"app": "api"}
-	create(t, &appsv1.Deployment{
+	k8s.MustCreate(t, &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: ns},
 		Spec: appsv1.DeploymentSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
@@ -110,9 +111,9 @@ func TestANewTokenRestartsTheRolloutTargets(t *testing.T) {
 	})
 	tr := entraRequest(ns, "restarts", clientID, "cred")
 	tr.Spec.RolloutRestartTargets = []v1.RolloutRestartTarget{{Kind: "StatefulSet", Name: "missing"}, {Kind: "Deployment", Name: "api"}}
-	create(t, tr)
-	waitReady(t, ns, "restarts")
-	eventually(t, 10*time.Second, "the Deployment restarted", func() bool {
+	k8s.MustCreate(t, tr)
+	k8s.WaitReady(t, ns, "restarts")
+	kube.Eventually(t, 10*time.Second, "the Deployment restarted", func() bool {
 		d := &appsv1.Deployment{}
 		if err := k8s.Get(context.Background(), objectKey(ns, "api"), d); err != nil {
 			t.Fatal(err)

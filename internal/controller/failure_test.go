@@ -8,30 +8,31 @@ import (
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/testing/entraserver"
+	"github.com/token-operator/token-operator/internal/testing/kube"
 )
 
 func TestAServerErrorIsRetriedWithBackoffAndRecovers(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
 	sts.InjectFaults(entraserver.Fault{Status: 500})
-	create(t, entraRequest(ns, "e500", clientID, "cred"))
+	k8s.MustCreate(t, entraRequest(ns, "e500", clientID, "cred"))
 
-	tr := waitReason(t, ns, "e500", v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceUnavailable)
+	tr := k8s.WaitReason(t, ns, "e500", v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceUnavailable)
 	if tr.Status.FailedAttempts != 1 || tr.Status.LastFailureTime == nil {
 		t.Errorf("failure not counted: %+v", tr.Status)
 	}
-	if c := condition(tr, v1.ConditionReady); c.Status != metav1.ConditionFalse || !contains(c.Message, "500") {
+	if c := kube.Condition(tr, v1.ConditionReady); c.Status != metav1.ConditionFalse || !contains(c.Message, "500") {
 		t.Errorf("Ready = %s %q", c.Status, c.Message)
 	}
 	waitEvent(t, ns, "e500", v1.ReasonRefreshFailed)
 	// The first retry comes after about 5 s.
-	tr = waitReady(t, ns, "e500")
+	tr = k8s.WaitReady(t, ns, "e500")
 	if tr.Status.FailedAttempts != 0 || tr.Status.LastFailureTime != nil {
 		t.Errorf("failure not cleared: %+v", tr.Status)
 	}
-	if c := condition(tr, v1.ConditionIssuing); c.Status != metav1.ConditionFalse {
+	if c := kube.Condition(tr, v1.ConditionIssuing); c.Status != metav1.ConditionFalse {
 		t.Errorf("Issuing still %s", c.Status)
 	}
 	waitEvent(t, ns, "e500", v1.ReasonRecovered)
@@ -42,24 +43,24 @@ func TestAServerErrorIsRetriedWithBackoffAndRecovers(t *testing.T) {
 
 func TestTooManyRequestsWaitsAtLeastRetryAfter(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
 	sts.InjectFaults(entraserver.Fault{Status: 429, RetryAfter: "8"})
-	create(t, entraRequest(ns, "e429", clientID, "cred"))
+	k8s.MustCreate(t, entraRequest(ns, "e429", clientID, "cred"))
 
-	tr := waitReason(t, ns, "e429", v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceUnavailable)
+	tr := k8s.WaitReason(t, ns, "e429", v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceUnavailable)
 	failedAt := time.Now()
-	if !contains(condition(tr, v1.ConditionIssuing).Message, "429") {
-		t.Errorf("message lacks the status: %s", condition(tr, v1.ConditionIssuing).Message)
+	if !contains(kube.Condition(tr, v1.ConditionIssuing).Message, "429") {
+		t.Errorf("message lacks the status: %s", kube.Condition(tr, v1.ConditionIssuing).Message)
 	}
 	// Poke the object: an unrelated change must not cut the Retry-After short.
-	updateTR(t, ns, "e429", func(tr *v1.TokenRequest) { tr.Annotations = map[string]string{"example.com/poke": "1"} })
+	k8s.UpdateTR(t, ns, "e429", func(tr *v1.TokenRequest) { tr.Annotations = map[string]string{"example.com/poke": "1"} })
 	time.Sleep(5 * time.Second)
 	if n := sts.TokenCalls(clientID); n != 1 {
 		t.Fatalf("retried before Retry-After: %d calls", n)
 	}
-	waitReady(t, ns, "e429")
+	k8s.WaitReady(t, ns, "e429")
 	if waited := time.Since(failedAt); waited < 7*time.Second {
 		t.Errorf("recovered after %v, before Retry-After", waited)
 	}
@@ -67,15 +68,15 @@ func TestTooManyRequestsWaitsAtLeastRetryAfter(t *testing.T) {
 
 func TestAnInvalidClientIsTerminalAndNotHammered(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, _ := app(t, 3600)
 	wrong := "wrong-" + randomHex(8)
 	secretsUsed.Store(wrong, true)
 	credentialSecret(t, ns, "cred", wrong, sts.Host())
-	create(t, entraRequest(ns, "badclient", clientID, "cred"))
+	k8s.MustCreate(t, entraRequest(ns, "badclient", clientID, "cred"))
 
-	tr := waitReason(t, ns, "badclient", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonTokenServiceRejected)
-	msg := condition(tr, v1.ConditionReady).Message
+	tr := k8s.WaitReason(t, ns, "badclient", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonTokenServiceRejected)
+	msg := kube.Condition(tr, v1.ConditionReady).Message
 	if !contains(msg, "invalid_client") || !contains(msg, "AADSTS7000215") || !contains(msg, "correlation_id=") {
 		t.Errorf("message lacks the error code or correlation id: %s", msg)
 	}
@@ -88,27 +89,27 @@ func TestAnInvalidClientIsTerminalAndNotHammered(t *testing.T) {
 
 func TestAFailedRefreshKeepsTheLastGoodTokenUntilItExpires(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 8)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
-	create(t, entraRequest(ns, "keep", clientID, "cred"))
-	waitReady(t, ns, "keep")
-	good := getSecret(t, ns, "keep")
+	k8s.MustCreate(t, entraRequest(ns, "keep", clientID, "cred"))
+	k8s.WaitReady(t, ns, "keep")
+	good := k8s.GetSecret(t, ns, "keep")
 
 	// The app disappears: every refresh now fails with unauthorized_client.
 	sts.AddApp(entraserver.App{ClientID: clientID, Secrets: []string{"something-else"}, ExpiresIn: 8})
-	tr := waitReason(t, ns, "keep", v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
-	if c := condition(tr, v1.ConditionReady); c.Status != metav1.ConditionTrue {
+	tr := k8s.WaitReason(t, ns, "keep", v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
+	if c := kube.Condition(tr, v1.ConditionReady); c.Status != metav1.ConditionTrue {
 		t.Errorf("Ready went %s while the token is still valid", c.Status)
 	}
-	if s := getSecret(t, ns, "keep"); string(s.Data[v1.KeyAccessToken]) != string(good.Data[v1.KeyAccessToken]) {
+	if s := k8s.GetSecret(t, ns, "keep"); string(s.Data[v1.KeyAccessToken]) != string(good.Data[v1.KeyAccessToken]) {
 		t.Fatalf("the last good token was replaced")
 	}
-	tr = waitReason(t, ns, "keep", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonExpired)
-	if !contains(condition(tr, v1.ConditionReady).Message, "invalid_client") {
-		t.Errorf("Expired message lacks the cause: %s", condition(tr, v1.ConditionReady).Message)
+	tr = k8s.WaitReason(t, ns, "keep", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonExpired)
+	if !contains(kube.Condition(tr, v1.ConditionReady).Message, "invalid_client") {
+		t.Errorf("Expired message lacks the cause: %s", kube.Condition(tr, v1.ConditionReady).Message)
 	}
-	if s := getSecret(t, ns, "keep"); string(s.Data[v1.KeyAccessToken]) != string(good.Data[v1.KeyAccessToken]) {
+	if s := k8s.GetSecret(t, ns, "keep"); string(s.Data[v1.KeyAccessToken]) != string(good.Data[v1.KeyAccessToken]) {
 		t.Errorf("the Secret changed after the failure")
 	}
 }

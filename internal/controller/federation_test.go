@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/testing/entraserver"
+	"github.com/token-operator/token-operator/internal/testing/kube"
 )
 
 // apiServerIssuer returns the API server's service account issuer and the key
@@ -52,9 +53,9 @@ func apiServerIssuer(t *testing.T) (string, jose.JSONWebKeySet) {
 // issuerOfServiceAccountTokens reads the iss claim of a freshly issued token.
 func issuerOfServiceAccountTokens(t *testing.T) string {
 	t.Helper()
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: ns}}
-	create(t, sa)
+	k8s.MustCreate(t, sa)
 	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"probe"}}}
 	if err := k8s.SubResource("token").Create(context.Background(), sa, req); err != nil {
 		t.Fatal(err)
@@ -72,20 +73,20 @@ func issuerOfServiceAccountTokens(t *testing.T) string {
 
 func TestAServiceAccountTokenIsExchangedThroughFederation(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	issuer, keys := apiServerIssuer(t)
 	clientID := newClientID()
 	sts.AddApp(entraserver.App{ClientID: clientID, ExpiresIn: 3600, Federated: []entraserver.FederatedCredential{{
 		Issuer: issuer, Subject: "system:serviceaccount:" + ns + ":workload", Audience: "api://AzureADTokenExchange", Keys: keys,
 	}}})
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "workload", Namespace: ns}}
-	create(t, sa)
+	k8s.MustCreate(t, sa)
 	tr := entraRequest(ns, "federated", clientID, "")
 	tr.Spec.Credential = v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "workload"}}
-	create(t, tr)
+	k8s.MustCreate(t, tr)
 
 	// Without consent on the ServiceAccount nothing is sent.
-	waitReason(t, ns, "federated", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotAllowed)
+	k8s.WaitReason(t, ns, "federated", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotAllowed)
 	if n := sts.TokenCalls(clientID); n != 0 {
 		t.Fatalf("%d calls without consent", n)
 	}
@@ -93,8 +94,8 @@ func TestAServiceAccountTokenIsExchangedThroughFederation(t *testing.T) {
 	if err := k8s.Update(context.Background(), sa); err != nil {
 		t.Fatal(err)
 	}
-	waitReady(t, ns, "federated")
-	if !issuedBySTS(string(getSecret(t, ns, "federated").Data[v1.KeyAccessToken])) {
+	k8s.WaitReady(t, ns, "federated")
+	if !issuedBySTS(string(k8s.GetSecret(t, ns, "federated").Data[v1.KeyAccessToken])) {
 		t.Fatal("no token from the service")
 	}
 	if n := sts.FederatedTokenCalls(clientID); n != 1 {
@@ -104,19 +105,19 @@ func TestAServiceAccountTokenIsExchangedThroughFederation(t *testing.T) {
 
 func TestAFederatedTokenForTheWrongSubjectIsRejected(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	issuer, keys := apiServerIssuer(t)
 	clientID := newClientID()
 	sts.AddApp(entraserver.App{ClientID: clientID, ExpiresIn: 3600, Federated: []entraserver.FederatedCredential{{
 		Issuer: issuer, Subject: "system:serviceaccount:" + ns + ":someone-else", Audience: "api://AzureADTokenExchange", Keys: keys,
 	}}})
-	create(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "workload", Namespace: ns,
+	k8s.MustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "workload", Namespace: ns,
 		Annotations: map[string]string{v1.AnnotationAllowedIssuers: sts.Host()}}})
 	tr := entraRequest(ns, "wrong-subject", clientID, "")
 	tr.Spec.Credential = v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "workload"}}
-	create(t, tr)
-	got := waitReason(t, ns, "wrong-subject", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonTokenServiceRejected)
-	if msg := condition(got, v1.ConditionReady).Message; !contains(msg, "AADSTS700213") {
+	k8s.MustCreate(t, tr)
+	got := k8s.WaitReason(t, ns, "wrong-subject", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonTokenServiceRejected)
+	if msg := kube.Condition(got, v1.ConditionReady).Message; !contains(msg, "AADSTS700213") {
 		t.Errorf("message lacks the federation error code: %s", msg)
 	}
 }

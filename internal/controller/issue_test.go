@@ -10,17 +10,18 @@ import (
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/metrics"
 	"github.com/token-operator/token-operator/internal/operator"
+	"github.com/token-operator/token-operator/internal/testing/kube"
 )
 
 func TestAClientSecretTokenRequestBecomesReadyAndKeepsItsSecretFresh(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 10)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
-	create(t, entraRequest(ns, "graph", clientID, "cred"))
+	k8s.MustCreate(t, entraRequest(ns, "graph", clientID, "cred"))
 
-	tr := waitReady(t, ns, "graph")
-	s := getSecret(t, ns, "graph")
+	tr := k8s.WaitReady(t, ns, "graph")
+	s := k8s.GetSecret(t, ns, "graph")
 	if s == nil || !issuedBySTS(string(s.Data[v1.KeyAccessToken])) {
 		t.Fatalf("the Secret does not hold a token from the token service")
 	}
@@ -41,8 +42,8 @@ func TestAClientSecretTokenRequestBecomesReadyAndKeepsItsSecretFresh(t *testing.
 	// Three refreshes in a row, each written before the previous token expired.
 	token, expires := string(s.Data[v1.KeyAccessToken]), parseExpiry(t, s)
 	for i := 0; i < 3; i++ {
-		eventually(t, 15*time.Second, "a refreshed token", func() bool {
-			s = getSecret(t, ns, "graph")
+		kube.Eventually(t, 15*time.Second, "a refreshed token", func() bool {
+			s = k8s.FindSecret(t, ns, "graph")
 			return s != nil && string(s.Data[v1.KeyAccessToken]) != token
 		})
 		if now := time.Now(); !now.Before(expires) {
@@ -53,8 +54,8 @@ func TestAClientSecretTokenRequestBecomesReadyAndKeepsItsSecretFresh(t *testing.
 		}
 		token, expires = string(s.Data[v1.KeyAccessToken]), parseExpiry(t, s)
 	}
-	tr = getTR(t, ns, "graph")
-	if c := condition(tr, v1.ConditionReady); c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonRefreshed {
+	tr = k8s.GetTR(t, ns, "graph")
+	if c := kube.Condition(tr, v1.ConditionReady); c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonRefreshed {
 		t.Errorf("Ready after refreshes = %s/%s", c.Status, c.Reason)
 	}
 	waitEvent(t, ns, "graph", v1.ReasonRefreshed)
@@ -71,21 +72,21 @@ func parseExpiry(t *testing.T, s *corev1.Secret) time.Time {
 
 func TestFiftyTokenRequestsSharingOneCredentialCauseOneTokenServiceCall(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "shared", secret, sts.Host())
 	for i := 0; i < 50; i++ {
-		create(t, entraRequest(ns, "tr-"+itoa(i), clientID, "shared"))
+		k8s.MustCreate(t, entraRequest(ns, "tr-"+itoa(i), clientID, "shared"))
 	}
 	for i := 0; i < 50; i++ {
-		waitReady(t, ns, "tr-"+itoa(i))
+		k8s.WaitReady(t, ns, "tr-"+itoa(i))
 	}
 	if n := sts.TokenCalls(clientID); n != 1 {
 		t.Fatalf("50 TokenRequests caused %d token-service calls, want 1", n)
 	}
-	first := string(getSecret(t, ns, "tr-"+itoa(0)).Data[v1.KeyAccessToken])
+	first := string(k8s.GetSecret(t, ns, "tr-"+itoa(0)).Data[v1.KeyAccessToken])
 	for i := 1; i < 50; i++ {
-		if got := string(getSecret(t, ns, "tr-"+itoa(i)).Data[v1.KeyAccessToken]); got != first {
+		if got := string(k8s.GetSecret(t, ns, "tr-"+itoa(i)).Data[v1.KeyAccessToken]); got != first {
 			t.Fatalf("TokenRequest %d holds another token", i)
 		}
 	}
@@ -95,30 +96,30 @@ func itoa(i int) string { return string(rune('a'+i/26)) + string(rune('a'+i%26))
 
 func TestARestartedOperatorCausesNoCallsAndNoWritesWhileTokensAreValid(t *testing.T) {
 	stop := startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
 	names := []string{"one", "two", "three"}
 	for _, n := range names {
-		create(t, entraRequest(ns, n, clientID, "cred"))
+		k8s.MustCreate(t, entraRequest(ns, n, clientID, "cred"))
 	}
 	versions := map[string]string{}
 	for _, n := range names {
-		waitReady(t, ns, n)
+		k8s.WaitReady(t, ns, n)
 	}
 	stop()
 	before := map[string]v1.TokenRequestStatus{}
 	for _, n := range names {
-		before[n] = getTR(t, ns, n).Status
-		versions["tr/"+n] = getTR(t, ns, n).ResourceVersion
-		versions["secret/"+n] = getSecret(t, ns, n).ResourceVersion
+		before[n] = k8s.GetTR(t, ns, n).Status
+		versions["tr/"+n] = k8s.GetTR(t, ns, n).ResourceVersion
+		versions["secret/"+n] = k8s.GetSecret(t, ns, n).ResourceVersion
 	}
 	calls := sts.TokenCalls(clientID)
 	metrics.Default().Ready.Reset()
 
 	startManager(t)
 	// A new process has reconciled everything once it reports readiness for each.
-	eventually(t, 20*time.Second, "the new manager to reconcile", func() bool {
+	kube.Eventually(t, 20*time.Second, "the new manager to reconcile", func() bool {
 		return reconciledSince(t, ns, names)
 	})
 	time.Sleep(2 * time.Second)
@@ -126,10 +127,10 @@ func TestARestartedOperatorCausesNoCallsAndNoWritesWhileTokensAreValid(t *testin
 		t.Errorf("the restart caused %d token-service calls", got-calls)
 	}
 	for _, n := range names {
-		if rv := getTR(t, ns, n).ResourceVersion; rv != versions["tr/"+n] {
-			t.Errorf("TokenRequest %s was written after the restart:\n%+v\n%+v", n, before[n], getTR(t, ns, n).Status)
+		if rv := k8s.GetTR(t, ns, n).ResourceVersion; rv != versions["tr/"+n] {
+			t.Errorf("TokenRequest %s was written after the restart:\n%+v\n%+v", n, before[n], k8s.GetTR(t, ns, n).Status)
 		}
-		if rv := getSecret(t, ns, n).ResourceVersion; rv != versions["secret/"+n] {
+		if rv := k8s.GetSecret(t, ns, n).ResourceVersion; rv != versions["secret/"+n] {
 			t.Errorf("Secret %s was written after the restart", n)
 		}
 	}
@@ -137,21 +138,21 @@ func TestARestartedOperatorCausesNoCallsAndNoWritesWhileTokensAreValid(t *testin
 
 func TestAForcedRefreshGetsANewTokenAndIsRecorded(t *testing.T) {
 	startManager(t)
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
-	create(t, entraRequest(ns, "forced", clientID, "cred"))
-	waitReady(t, ns, "forced")
-	before := string(getSecret(t, ns, "forced").Data[v1.KeyAccessToken])
+	k8s.MustCreate(t, entraRequest(ns, "forced", clientID, "cred"))
+	k8s.WaitReady(t, ns, "forced")
+	before := string(k8s.GetSecret(t, ns, "forced").Data[v1.KeyAccessToken])
 
-	updateTR(t, ns, "forced", func(tr *v1.TokenRequest) {
+	k8s.UpdateTR(t, ns, "forced", func(tr *v1.TokenRequest) {
 		tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "2026-11-23T10:00:00Z"}
 	})
-	eventually(t, 15*time.Second, "a new token after the forced refresh", func() bool {
-		return string(getSecret(t, ns, "forced").Data[v1.KeyAccessToken]) != before
+	kube.Eventually(t, 15*time.Second, "a new token after the forced refresh", func() bool {
+		return string(k8s.GetSecret(t, ns, "forced").Data[v1.KeyAccessToken]) != before
 	})
-	eventually(t, 5*time.Second, "the request recorded in status", func() bool {
-		return getTR(t, ns, "forced").Status.LastRefreshRequestedAt == "2026-11-23T10:00:00Z"
+	kube.Eventually(t, 5*time.Second, "the request recorded in status", func() bool {
+		return k8s.GetTR(t, ns, "forced").Status.LastRefreshRequestedAt == "2026-11-23T10:00:00Z"
 	})
 	if n := sts.TokenCalls(clientID); n != 2 {
 		t.Errorf("token calls = %d, want 2", n)
@@ -159,16 +160,16 @@ func TestAForcedRefreshGetsANewTokenAndIsRecorded(t *testing.T) {
 }
 
 func TestAManagerLimitedToNamespacesIgnoresOthers(t *testing.T) {
-	watched, ignored := newNamespace(t), newNamespace(t)
+	watched, ignored := k8s.NewNamespace(t), k8s.NewNamespace(t)
 	startManager(t, func(o *operator.Options) { o.Namespaces = []string{watched} })
 	clientID, secret := app(t, 3600)
 	for _, ns := range []string{watched, ignored} {
 		credentialSecret(t, ns, "cred", secret, sts.Host())
-		create(t, entraRequest(ns, "scoped", clientID, "cred"))
+		k8s.MustCreate(t, entraRequest(ns, "scoped", clientID, "cred"))
 	}
-	waitReady(t, watched, "scoped")
+	k8s.WaitReady(t, watched, "scoped")
 	time.Sleep(2 * time.Second)
-	if tr := getTR(t, ignored, "scoped"); len(tr.Status.Conditions) != 0 || getSecret(t, ignored, "scoped") != nil {
+	if tr := k8s.GetTR(t, ignored, "scoped"); len(tr.Status.Conditions) != 0 || k8s.FindSecret(t, ignored, "scoped") != nil {
 		t.Errorf("the manager acted in a namespace it does not watch")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/token-operator/token-operator/internal/operator"
+	"github.com/token-operator/token-operator/internal/testing/kube"
 )
 
 func freePort(t *testing.T) string {
@@ -36,17 +37,17 @@ func scrape(t *testing.T, addr string) string {
 func TestTheMetricsEndpointShowsTokensAndForgetsDeletedOnes(t *testing.T) {
 	addr := freePort(t)
 	startManager(t, func(o *operator.Options) { o.MetricsBindAddress = addr })
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
-	create(t, entraRequest(ns, "metered", clientID, "cred"))
-	create(t, entraRequest(ns, "metered-too", clientID, "cred"))
-	waitReady(t, ns, "metered")
-	waitReady(t, ns, "metered-too")
+	k8s.MustCreate(t, entraRequest(ns, "metered", clientID, "cred"))
+	k8s.MustCreate(t, entraRequest(ns, "metered-too", clientID, "cred"))
+	k8s.WaitReady(t, ns, "metered")
+	k8s.WaitReady(t, ns, "metered-too")
 
 	series := `{name="metered",namespace="` + ns + `"}`
 	var text string
-	eventually(t, 10*time.Second, "the token series", func() bool {
+	kube.Eventually(t, 10*time.Second, "the token series", func() bool {
 		text = scrape(t, addr)
 		return strings.Contains(text, "token_operator_token_ready"+series+" 1")
 	})
@@ -67,10 +68,10 @@ func TestTheMetricsEndpointShowsTokensAndForgetsDeletedOnes(t *testing.T) {
 		t.Errorf("the second TokenRequest did not use the shared cache")
 	}
 
-	if err := k8s.Delete(context.Background(), getTR(t, ns, "metered")); err != nil {
+	if err := k8s.Delete(context.Background(), k8s.GetTR(t, ns, "metered")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the deleted TokenRequest's series to go", func() bool {
+	kube.Eventually(t, 10*time.Second, "the deleted TokenRequest's series to go", func() bool {
 		return !strings.Contains(scrape(t, addr), series)
 	})
 	if !strings.Contains(scrape(t, addr), `{name="metered-too",namespace="`+ns+`"}`) {

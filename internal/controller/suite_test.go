@@ -15,10 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -26,12 +23,13 @@ import (
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/operator"
 	"github.com/token-operator/token-operator/internal/testing/entraserver"
+	"github.com/token-operator/token-operator/internal/testing/kube"
 	"github.com/token-operator/token-operator/internal/testing/testenv"
 )
 
 var (
 	env *testenv.Env
-	k8s client.Client
+	k8s *kube.Cluster
 	sts *entraserver.Server
 	// logs holds everything the operator logged during the run.
 	logs lockedBuffer
@@ -65,7 +63,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	k8s = env.Client
+	k8s = &kube.Cluster{Client: env.Client, NamespacePrefix: "tr-", Wait: 20 * time.Second}
 	sts = entraserver.New()
 	code := m.Run()
 	sts.Close()
@@ -121,15 +119,6 @@ func newClientID() string {
 	return fmt.Sprintf("%s-%s-%s-%s-%s", h[:8], h[8:12], h[12:16], h[16:20], h[20:])
 }
 
-func newNamespace(t *testing.T) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "tr-"}}
-	if err := k8s.Create(context.Background(), ns); err != nil {
-		t.Fatal(err)
-	}
-	return ns.Name
-}
-
 // app registers a fresh application with a client secret and returns its ID and secret.
 func app(t *testing.T, expiresIn int) (clientID, secret string) {
 	t.Helper()
@@ -149,9 +138,7 @@ func credentialSecret(t *testing.T, ns, name, secret, allowed string) *corev1.Se
 	if allowed != "" {
 		s.Annotations = map[string]string{v1.AnnotationAllowedIssuers: allowed}
 	}
-	if err := k8s.Create(context.Background(), s); err != nil {
-		t.Fatal(err)
-	}
+	k8s.MustCreate(t, s)
 	return s
 }
 
@@ -166,75 +153,6 @@ func entraRequest(ns, name, clientID, credSecret string) *v1.TokenRequest {
 			Credential: v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: credSecret}},
 		},
 	}
-}
-
-func create(t *testing.T, obj client.Object) {
-	t.Helper()
-	if err := k8s.Create(context.Background(), obj); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func getTR(t *testing.T, ns, name string) *v1.TokenRequest {
-	t.Helper()
-	tr := &v1.TokenRequest{}
-	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, tr); err != nil {
-		t.Fatal(err)
-	}
-	return tr
-}
-
-func getSecret(t *testing.T, ns, name string) *corev1.Secret {
-	t.Helper()
-	s := &corev1.Secret{}
-	err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func condition(tr *v1.TokenRequest, typ string) *metav1.Condition {
-	return meta.FindStatusCondition(tr.Status.Conditions, typ)
-}
-
-// waitReady waits for Ready=True and returns the TokenRequest.
-func waitReady(t *testing.T, ns, name string) *v1.TokenRequest {
-	t.Helper()
-	var tr *v1.TokenRequest
-	eventually(t, 20*time.Second, name+" to become Ready", func() bool {
-		tr = getTR(t, ns, name)
-		c := condition(tr, v1.ConditionReady)
-		return c != nil && c.Status == metav1.ConditionTrue && tr.Status.ObservedGeneration == tr.Generation
-	})
-	return tr
-}
-
-// waitReason waits for a condition with the given status and reason.
-func waitReason(t *testing.T, ns, name, typ string, status metav1.ConditionStatus, reason string) *v1.TokenRequest {
-	t.Helper()
-	var tr *v1.TokenRequest
-	eventually(t, 20*time.Second, fmt.Sprintf("%s %s=%s %s", name, typ, status, reason), func() bool {
-		tr = getTR(t, ns, name)
-		c := condition(tr, typ)
-		return c != nil && c.Status == status && c.Reason == reason
-	})
-	return tr
 }
 
 func issuedBySTS(token string) bool {
@@ -265,7 +183,7 @@ func eventsFor(t *testing.T, ns, name string) map[string][]string {
 func waitEvent(t *testing.T, ns, name, reason string) []string {
 	t.Helper()
 	var notes []string
-	eventually(t, 10*time.Second, "event "+reason+" for "+name, func() bool {
+	kube.Eventually(t, 10*time.Second, "event "+reason+" for "+name, func() bool {
 		notes = eventsFor(t, ns, name)[reason]
 		return len(notes) > 0
 	})
@@ -275,16 +193,3 @@ func waitEvent(t *testing.T, ns, name, reason string) []string {
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func objectKey(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
-
-// updateTR changes a TokenRequest, retrying when the operator wrote it meanwhile.
-func updateTR(t *testing.T, ns, name string, mutate func(*v1.TokenRequest)) {
-	t.Helper()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		tr := getTR(t, ns, name)
-		mutate(tr)
-		return k8s.Update(context.Background(), tr)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}

@@ -22,21 +22,20 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/operator"
 	"github.com/token-operator/token-operator/internal/testing/hydra"
+	"github.com/token-operator/token-operator/internal/testing/kube"
 	"github.com/token-operator/token-operator/internal/testing/testcert"
 	"github.com/token-operator/token-operator/internal/testing/testenv"
 )
 
 var (
-	k8s client.Client
+	k8s *kube.Cluster
 	srv *hydra.Server
 	// hydraHost is Hydra's public host:port, the value of the consent
 	// annotation on every credential Secret.
@@ -82,7 +81,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = env.Stop() }()
-	k8s = env.Client
+	k8s = &kube.Cluster{Client: env.Client, NamespacePrefix: "interop-", Wait: 30 * time.Second}
 
 	startCtx, cancelStart := context.WithTimeout(context.Background(), time.Minute)
 	defer cancelStart()
@@ -160,22 +159,6 @@ func clientID(prefix string) string {
 	return fmt.Sprintf("%s-%d", prefix, seq.Add(1))
 }
 
-func newNamespace(t *testing.T) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "interop-"}}
-	if err := k8s.Create(context.Background(), ns); err != nil {
-		t.Fatal(err)
-	}
-	return ns.Name
-}
-
-func create(t *testing.T, obj client.Object) {
-	t.Helper()
-	if err := k8s.Create(context.Background(), obj); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // consent is the annotation that lets a credential go to Hydra.
 func consent() map[string]string {
 	return map[string]string{v1.AnnotationAllowedIssuers: hydraHost}
@@ -184,7 +167,7 @@ func consent() map[string]string {
 // clientSecretCredential creates a Secret holding a client secret.
 func clientSecretCredential(t *testing.T, ns, name, secret string) {
 	t.Helper()
-	create(t, &corev1.Secret{
+	k8s.MustCreate(t, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: consent()},
 		StringData: map[string]string{"clientSecret": secret},
 	})
@@ -197,7 +180,7 @@ func clientSecretCredential(t *testing.T, ns, name, secret string) {
 func certificateCredential(t *testing.T, ns, name string, key crypto.Signer, alg string) jose.JSONWebKey {
 	t.Helper()
 	cert := testcert.SelfSigned(t, key, "token-operator interop client", testcert.WithKeyUsage(x509.KeyUsageDigitalSignature))
-	create(t, &corev1.Secret{
+	k8s.MustCreate(t, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: consent()},
 		Type:       corev1.SecretTypeTLS,
 		Data: map[string][]byte{
@@ -226,7 +209,7 @@ func tokenRequest(ns, name, clientID string, scopes []string, ep endpoint) *v1.T
 // its refreshes stop and cannot show up in a later test's request count.
 func createTokenRequest(t *testing.T, tr *v1.TokenRequest) {
 	t.Helper()
-	create(t, tr)
+	k8s.MustCreate(t, tr)
 	t.Cleanup(func() {
 		if err := k8s.Delete(context.Background(), tr); err != nil && !apierrors.IsNotFound(err) {
 			t.Errorf("deleting TokenRequest: %v", err)
@@ -236,76 +219,6 @@ func createTokenRequest(t *testing.T, tr *v1.TokenRequest) {
 			t.Logf("hydra log tail:\n%s", tail(srv.Logs(), 3000))
 		}
 	})
-}
-
-// eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func getTR(t *testing.T, ns, name string) *v1.TokenRequest {
-	t.Helper()
-	tr := &v1.TokenRequest{}
-	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, tr); err != nil {
-		t.Fatal(err)
-	}
-	return tr
-}
-
-func getSecret(t *testing.T, ns, name string) *corev1.Secret {
-	t.Helper()
-	s := &corev1.Secret{}
-	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func condition(tr *v1.TokenRequest, typ string) *metav1.Condition {
-	return meta.FindStatusCondition(tr.Status.Conditions, typ)
-}
-
-func describe(c *metav1.Condition) string {
-	if c == nil {
-		return "absent"
-	}
-	return fmt.Sprintf("%s %s %q", c.Status, c.Reason, c.Message)
-}
-
-// waitReady waits for Ready=True on the current generation.
-func waitReady(t *testing.T, ns, name string) *v1.TokenRequest {
-	t.Helper()
-	var tr *v1.TokenRequest
-	eventually(t, 30*time.Second, name+" to become Ready", func() bool {
-		tr = getTR(t, ns, name)
-		c := condition(tr, v1.ConditionReady)
-		return c != nil && c.Status == metav1.ConditionTrue && tr.Status.ObservedGeneration == tr.Generation
-	})
-	return tr
-}
-
-// waitReason waits for a condition with the given status and reason.
-func waitReason(t *testing.T, ns, name, typ string, status metav1.ConditionStatus, reason string) *v1.TokenRequest {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		tr := getTR(t, ns, name)
-		c := condition(tr, typ)
-		if c != nil && c.Status == status && c.Reason == reason {
-			return tr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after 30s waiting for %s %s=%s %s; last seen: %s", name, typ, status, reason, describe(c))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // assertActiveFor checks with Hydra's admin introspection that token is an

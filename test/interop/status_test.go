@@ -9,6 +9,7 @@ import (
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/testing/hydra"
+	"github.com/token-operator/token-operator/internal/testing/kube"
 )
 
 // The status contract around refreshes: a stale cache read after the
@@ -19,7 +20,7 @@ func TestTheReadyReasonSaysRefreshedAfterEachRefresh(t *testing.T) {
 	// Several TokenRequests refreshing together make the race show.
 	const lifespan = 6 * time.Second
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	var ids []string
 	for i := 0; i < 4; i++ {
 		id := clientID("reason")
@@ -35,7 +36,7 @@ func TestTheReadyReasonSaysRefreshedAfterEachRefresh(t *testing.T) {
 		ids = append(ids, id)
 	}
 	for _, id := range ids {
-		waitReady(t, ns, id)
+		k8s.WaitReady(t, ns, id)
 	}
 
 	// Over three refreshes each: once Ready says Refreshed it keeps saying
@@ -44,14 +45,14 @@ func TestTheReadyReasonSaysRefreshedAfterEachRefresh(t *testing.T) {
 	tokens := map[string]bool{}
 	for end := time.Now().Add(3 * lifespan); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		for _, id := range ids {
-			c := condition(getTR(t, ns, id), v1.ConditionReady)
+			c := kube.Condition(k8s.GetTR(t, ns, id), v1.ConditionReady)
 			switch {
 			case c.Reason == v1.ReasonRefreshed:
 				refreshed[id] = true
 			case refreshed[id]:
-				t.Fatalf("%s: Ready went back from Refreshed to %s", id, describe(c))
+				t.Fatalf("%s: Ready went back from Refreshed to %s", id, kube.Describe(c))
 			}
-			tokens[string(getSecret(t, ns, id).Data[v1.KeyAccessToken])] = true
+			tokens[string(k8s.GetSecret(t, ns, id).Data[v1.KeyAccessToken])] = true
 		}
 	}
 	if len(tokens) < 3*len(ids) {
@@ -66,7 +67,7 @@ func TestTheReadyReasonSaysRefreshedAfterEachRefresh(t *testing.T) {
 
 func TestAnUnrelatedChangeDoesNotHideAFailedForcedRefresh(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	id := clientID("poked")
 	const secret = "poked-secret-value"
 	if err := srv.CreateClient(ctx, hydra.Client{ID: id, Secret: secret, Scopes: []string{"read"}}); err != nil {
@@ -74,25 +75,25 @@ func TestAnUnrelatedChangeDoesNotHideAFailedForcedRefresh(t *testing.T) {
 	}
 	clientSecretCredential(t, ns, id+"-cred", secret)
 	createTokenRequest(t, tokenRequest(ns, id, id, []string{"read"}, endpoints()[1]))
-	waitReady(t, ns, id)
+	k8s.WaitReady(t, ns, id)
 	if err := srv.DeleteClient(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	tr := getTR(t, ns, id)
+	tr := k8s.GetTR(t, ns, id)
 	tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "revoked"}
 	if err := k8s.Update(ctx, tr); err != nil {
 		t.Fatal(err)
 	}
-	tr = waitReason(t, ns, id, v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
+	tr = k8s.WaitReason(t, ns, id, v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
 
 	tr.Annotations["example.com/unrelated"] = "1"
 	if err := k8s.Update(ctx, tr); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second) // the change is reconciled within this
-	tr = getTR(t, ns, id)
-	if c := condition(tr, v1.ConditionIssuing); c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonTokenServiceRejected {
-		t.Errorf("the failure is no longer reported: Issuing %s", describe(c))
+	tr = k8s.GetTR(t, ns, id)
+	if c := kube.Condition(tr, v1.ConditionIssuing); c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonTokenServiceRejected {
+		t.Errorf("the failure is no longer reported: Issuing %s", kube.Describe(c))
 	}
 	if tr.Status.FailedAttempts != 1 || tr.Status.LastFailureTime == nil {
 		t.Errorf("the failed attempt was forgotten: failedAttempts=%d lastFailureTime=%v", tr.Status.FailedAttempts, tr.Status.LastFailureTime)

@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/testing/hydra"
+	"github.com/token-operator/token-operator/internal/testing/kube"
 	"github.com/token-operator/token-operator/internal/testing/testcert"
 )
 
@@ -57,7 +58,7 @@ func TestEachClientAuthenticationGetsAnActiveTokenFromHydra(t *testing.T) {
 			},
 		},
 	}
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	for _, tc := range cases {
 		for _, ep := range endpoints() {
 			t.Run(tc.name+" "+ep.name, func(t *testing.T) {
@@ -71,8 +72,8 @@ func TestEachClientAuthenticationGetsAnActiveTokenFromHydra(t *testing.T) {
 				tr.Spec.Credential = cred
 				createTokenRequest(t, tr)
 
-				tr = waitReady(t, ns, name)
-				if c := condition(tr, v1.ConditionReady); c.Reason != v1.ReasonIssued {
+				tr = k8s.WaitReady(t, ns, name)
+				if c := kube.Condition(tr, v1.ConditionReady); c.Reason != v1.ReasonIssued {
 					t.Errorf("Ready reason %q, want %q", c.Reason, v1.ReasonIssued)
 				}
 				if got := strings.Join(tr.Status.Scopes, " "); got != "read" {
@@ -81,7 +82,7 @@ func TestEachClientAuthenticationGetsAnActiveTokenFromHydra(t *testing.T) {
 				if !strings.EqualFold(tr.Status.TokenType, "bearer") {
 					t.Errorf("token type %q, want bearer", tr.Status.TokenType)
 				}
-				s := getSecret(t, ns, name)
+				s := k8s.GetSecret(t, ns, name)
 				assertActiveFor(t, string(s.Data[v1.KeyAccessToken]), hc.ID)
 				expires, err := time.Parse(time.RFC3339, string(s.Data[v1.KeyExpiresAt]))
 				if err != nil {
@@ -97,7 +98,7 @@ func TestEachClientAuthenticationGetsAnActiveTokenFromHydra(t *testing.T) {
 
 func TestAShortLivedTokenIsReplacedBeforeItExpires(t *testing.T) {
 	const lifespan = 15 * time.Second
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	for _, ep := range endpoints() {
 		t.Run(ep.name, func(t *testing.T) {
 			t.Parallel()
@@ -113,8 +114,8 @@ func TestAShortLivedTokenIsReplacedBeforeItExpires(t *testing.T) {
 			clientSecretCredential(t, ns, id+"-cred", secret)
 			createTokenRequest(t, tokenRequest(ns, id, id, []string{"read"}, ep))
 
-			waitReady(t, ns, id)
-			first := getSecret(t, ns, id)
+			k8s.WaitReady(t, ns, id)
+			first := k8s.GetSecret(t, ns, id)
 			oldToken := string(first.Data[v1.KeyAccessToken])
 			assertActiveFor(t, oldToken, id)
 			oldExpires, err := time.Parse(time.RFC3339, string(first.Data[v1.KeyExpiresAt]))
@@ -126,17 +127,17 @@ func TestAShortLivedTokenIsReplacedBeforeItExpires(t *testing.T) {
 			}
 
 			var newToken string
-			eventually(t, lifespan+5*time.Second, "a new token in the Secret", func() bool {
-				newToken = string(getSecret(t, ns, id).Data[v1.KeyAccessToken])
+			kube.Eventually(t, lifespan+5*time.Second, "a new token in the Secret", func() bool {
+				newToken = string(k8s.GetSecret(t, ns, id).Data[v1.KeyAccessToken])
 				return newToken != oldToken
 			})
 			if seen := time.Now(); !seen.Before(oldExpires) {
 				t.Errorf("the new token arrived at %s, not before the old one expired at %s", seen.UTC().Format(time.RFC3339Nano), oldExpires.UTC().Format(time.RFC3339))
 			}
 			assertActiveFor(t, newToken, id)
-			eventually(t, 5*time.Second, "Ready with the new token's expiry in status", func() bool {
-				tr := getTR(t, ns, id)
-				c := condition(tr, v1.ConditionReady)
+			kube.Eventually(t, 5*time.Second, "Ready with the new token's expiry in status", func() bool {
+				tr := k8s.GetTR(t, ns, id)
+				c := kube.Condition(tr, v1.ConditionReady)
 				return c != nil && c.Status == metav1.ConditionTrue && tr.Status.ExpiresAt != nil && tr.Status.ExpiresAt.After(oldExpires)
 			})
 		})
@@ -148,7 +149,7 @@ func TestARevokedClientIsReportedWithoutHammeringHydra(t *testing.T) {
 	// refresh well before the regular refresh time (about 10 s).
 	const lifespan = 15 * time.Second
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	id := clientID("revoked")
 	const secret = "revoked-secret-value"
 	if err := srv.CreateClient(ctx, hydra.Client{ID: id, Secret: secret, Scopes: []string{"read"}}); err != nil {
@@ -159,8 +160,8 @@ func TestARevokedClientIsReportedWithoutHammeringHydra(t *testing.T) {
 	}
 	clientSecretCredential(t, ns, id+"-cred", secret)
 	createTokenRequest(t, tokenRequest(ns, id, id, []string{"read"}, endpoints()[0]))
-	waitReady(t, ns, id)
-	good := getSecret(t, ns, id)
+	k8s.WaitReady(t, ns, id)
+	good := k8s.GetSecret(t, ns, id)
 	goodToken := string(good.Data[v1.KeyAccessToken])
 	assertActiveFor(t, goodToken, id)
 	expires, err := time.Parse(time.RFC3339, string(good.Data[v1.KeyExpiresAt]))
@@ -172,7 +173,7 @@ func TestARevokedClientIsReportedWithoutHammeringHydra(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := tokenCalls()
-	tr := getTR(t, ns, id)
+	tr := k8s.GetTR(t, ns, id)
 	if tr.Annotations == nil {
 		tr.Annotations = map[string]string{}
 	}
@@ -181,34 +182,34 @@ func TestARevokedClientIsReportedWithoutHammeringHydra(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tr = waitReason(t, ns, id, v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
-	if msg := condition(tr, v1.ConditionIssuing).Message; !strings.Contains(msg, "invalid_client") {
+	tr = k8s.WaitReason(t, ns, id, v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
+	if msg := kube.Condition(tr, v1.ConditionIssuing).Message; !strings.Contains(msg, "invalid_client") {
 		t.Errorf("Issuing message lacks invalid_client: %s", msg)
 	}
-	if c := condition(tr, v1.ConditionReady); c.Status != metav1.ConditionTrue {
-		t.Errorf("Ready is %s while the old token is still valid", describe(c))
+	if c := kube.Condition(tr, v1.ConditionReady); c.Status != metav1.ConditionTrue {
+		t.Errorf("Ready is %s while the old token is still valid", kube.Describe(c))
 	}
 
 	// Until the old token expires, and through the regular refresh time on
 	// the way, Ready stays True, the failure stays reported, the Secret
 	// keeps the good token, and Hydra hears nothing more.
 	for time.Now().Before(expires.Add(-time.Second)) {
-		tr = getTR(t, ns, id)
-		ready, issuing := condition(tr, v1.ConditionReady), condition(tr, v1.ConditionIssuing)
+		tr = k8s.GetTR(t, ns, id)
+		ready, issuing := kube.Condition(tr, v1.ConditionReady), kube.Condition(tr, v1.ConditionIssuing)
 		if ready.Status != metav1.ConditionTrue && time.Now().Before(expires.Add(-time.Second)) {
-			t.Fatalf("%s before the old token expired at %s: Ready %s", time.Now().UTC().Format(time.RFC3339Nano), expires.Format(time.RFC3339), describe(ready))
+			t.Fatalf("%s before the old token expired at %s: Ready %s", time.Now().UTC().Format(time.RFC3339Nano), expires.Format(time.RFC3339), kube.Describe(ready))
 		}
 		if issuing.Status != metav1.ConditionTrue || issuing.Reason != v1.ReasonTokenServiceRejected {
-			t.Fatalf("the failure is no longer reported: Issuing %s", describe(issuing))
+			t.Fatalf("the failure is no longer reported: Issuing %s", kube.Describe(issuing))
 		}
-		if s := getSecret(t, ns, id); string(s.Data[v1.KeyAccessToken]) != goodToken {
+		if s := k8s.GetSecret(t, ns, id); string(s.Data[v1.KeyAccessToken]) != goodToken {
 			t.Fatal("the last good token was replaced")
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	tr = waitReason(t, ns, id, v1.ConditionReady, metav1.ConditionFalse, v1.ReasonExpired)
-	if msg := condition(tr, v1.ConditionReady).Message; !strings.Contains(msg, "invalid_client") {
+	tr = k8s.WaitReason(t, ns, id, v1.ConditionReady, metav1.ConditionFalse, v1.ReasonExpired)
+	if msg := kube.Condition(tr, v1.ConditionReady).Message; !strings.Contains(msg, "invalid_client") {
 		t.Errorf("Expired message lacks the cause: %s", msg)
 	}
 	time.Sleep(time.Second) // room for a retry that should not come
@@ -218,7 +219,7 @@ func TestARevokedClientIsReportedWithoutHammeringHydra(t *testing.T) {
 }
 
 func TestAnUnknownScopeIsRejected(t *testing.T) {
-	ns := newNamespace(t)
+	ns := k8s.NewNamespace(t)
 	for _, ep := range endpoints() {
 		t.Run(ep.name, func(t *testing.T) {
 			t.Parallel()
@@ -230,12 +231,12 @@ func TestAnUnknownScopeIsRejected(t *testing.T) {
 			clientSecretCredential(t, ns, id+"-cred", secret)
 			createTokenRequest(t, tokenRequest(ns, id, id, []string{"read", "admin"}, ep))
 
-			tr := waitReason(t, ns, id, v1.ConditionReady, metav1.ConditionFalse, v1.ReasonTokenServiceRejected)
-			if msg := condition(tr, v1.ConditionReady).Message; !strings.Contains(msg, "invalid_scope") {
+			tr := k8s.WaitReason(t, ns, id, v1.ConditionReady, metav1.ConditionFalse, v1.ReasonTokenServiceRejected)
+			if msg := kube.Condition(tr, v1.ConditionReady).Message; !strings.Contains(msg, "invalid_scope") {
 				t.Errorf("Ready message lacks invalid_scope: %s", msg)
 			}
-			if c := condition(tr, v1.ConditionIssuing); c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonTokenServiceRejected {
-				t.Errorf("Issuing %s, want True %s", describe(c), v1.ReasonTokenServiceRejected)
+			if c := kube.Condition(tr, v1.ConditionIssuing); c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonTokenServiceRejected {
+				t.Errorf("Issuing %s, want True %s", kube.Describe(c), v1.ReasonTokenServiceRejected)
 			}
 		})
 	}
