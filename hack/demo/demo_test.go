@@ -1,34 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/token-operator/token-operator/internal/testing/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while the demo writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDemo runs the demo unattended, as `DEMO_DURATION=... make demo` does,
 // with a freshly built manager and 20-second tokens: both TokenRequests must
@@ -60,7 +42,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("building the manager: %v\n%s", err, out)
 	}
 
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	started := time.Now()

@@ -1,7 +1,6 @@
 package controller_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -24,6 +23,7 @@ import (
 	"github.com/token-operator/token-operator/internal/operator"
 	"github.com/token-operator/token-operator/internal/testing/entraserver"
 	"github.com/token-operator/token-operator/internal/testing/kube"
+	"github.com/token-operator/token-operator/internal/testing/syncbuf"
 	"github.com/token-operator/token-operator/internal/testing/testenv"
 )
 
@@ -32,27 +32,10 @@ var (
 	k8s *kube.Cluster
 	sts *entraserver.Server
 	// logs holds everything the operator logged during the run.
-	logs lockedBuffer
+	logs syncbuf.Buffer
 	// secretsUsed collects every client secret the tests hand the operator.
 	secretsUsed sync.Map
 )
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestMain(m *testing.M) {
 	// Debug level: the leak test must see everything the operator could log.

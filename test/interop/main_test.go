@@ -5,7 +5,6 @@
 package interop_test
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -13,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,6 +28,7 @@ import (
 	"github.com/token-operator/token-operator/internal/operator"
 	"github.com/token-operator/token-operator/internal/testing/hydra"
 	"github.com/token-operator/token-operator/internal/testing/kube"
+	"github.com/token-operator/token-operator/internal/testing/syncbuf"
 	"github.com/token-operator/token-operator/internal/testing/testcert"
 	"github.com/token-operator/token-operator/internal/testing/testenv"
 )
@@ -41,25 +40,8 @@ var (
 	// annotation on every credential Secret.
 	hydraHost string
 	// operatorLogs holds everything the operator logged, shown when a test fails.
-	operatorLogs lockedBuffer
+	operatorLogs syncbuf.Buffer
 )
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))

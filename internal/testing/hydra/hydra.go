@@ -35,6 +35,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/token-operator/token-operator/internal/testing/syncbuf"
 	"github.com/token-operator/token-operator/internal/testing/testcert"
 )
 
@@ -51,7 +52,7 @@ type Server struct {
 
 	client *http.Client
 	cmd    *exec.Cmd
-	logs   *logBuffer
+	logs   *syncbuf.Buffer
 	exited chan struct{}
 	waitEr error
 
@@ -131,7 +132,7 @@ func start(ctx context.Context, binary string) (*Server, error) {
 		"URLS_SELF_ISSUER=" + public,
 		"SECRETS_SYSTEM=" + hex.EncodeToString(secret),
 	}
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
@@ -418,25 +419,6 @@ func newTLSMaterial() (certPEM, keyPEM []byte, pool *x509.CertPool, err error) {
 		return nil, nil, nil, err
 	}
 	return testcert.CertPEM(leaf.Cert), keyPEM, ca.Pool(), nil
-}
-
-// logBuffer collects the process output; the process writes from its own
-// goroutines while tests read.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func tail(s string, n int) string {
