@@ -62,21 +62,13 @@ func (c *Cluster) MustCreate(t testing.TB, obj client.Object) {
 // GetTR reads a TokenRequest.
 func (c *Cluster) GetTR(t testing.TB, ns, name string) *v1.TokenRequest {
 	t.Helper()
-	tr := &v1.TokenRequest{}
-	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, tr); err != nil {
-		t.Fatal(err)
-	}
-	return tr
+	return mustGet(t, c, ns, name, &v1.TokenRequest{})
 }
 
 // GetSecret reads a Secret that must exist.
 func (c *Cluster) GetSecret(t testing.TB, ns, name string) *corev1.Secret {
 	t.Helper()
-	s := &corev1.Secret{}
-	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return mustGet(t, c, ns, name, &corev1.Secret{})
 }
 
 // FindSecret reads a Secret, or returns nil when there is none.
@@ -91,6 +83,14 @@ func (c *Cluster) FindSecret(t testing.TB, ns, name string) *corev1.Secret {
 		t.Fatal(err)
 	}
 	return s
+}
+
+func mustGet[O client.Object](t testing.TB, c *Cluster, ns, name string, obj O) O {
+	t.Helper()
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, obj); err != nil {
+		t.Fatal(err)
+	}
+	return obj
 }
 
 // UpdateTR changes a TokenRequest, retrying when the operator wrote it
