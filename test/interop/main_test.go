@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,13 +131,6 @@ func endpoints() []endpoint {
 		{"through the issuer URL and discovery", func(s *v1.TokenRequestSpec) { s.IssuerURL = srv.IssuerURL() }},
 		{"through the token URL", func(s *v1.TokenRequestSpec) { s.TokenURL = srv.TokenURL() }},
 	}
-}
-
-var seq atomic.Int64
-
-// clientID returns a Hydra client ID unique to the run.
-func clientID(prefix string) string {
-	return fmt.Sprintf("%s-%d", prefix, seq.Add(1))
 }
 
 // consent is the annotation that lets a credential go to Hydra.

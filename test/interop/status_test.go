@@ -23,7 +23,7 @@ func TestTheReadyReasonSaysRefreshedAfterEachRefresh(t *testing.T) {
 	ns := k8s.NewNamespace(t)
 	var ids []string
 	for i := 0; i < 4; i++ {
-		id := clientID("reason")
+		id := hydra.ClientID("reason")
 		const secret = "reason-secret-value"
 		if err := srv.CreateClient(ctx, hydra.Client{ID: id, Secret: secret, Scopes: []string{"read"}}); err != nil {
 			t.Fatal(err)
@@ -68,7 +68,7 @@ func TestTheReadyReasonSaysRefreshedAfterEachRefresh(t *testing.T) {
 func TestAnUnrelatedChangeDoesNotHideAFailedForcedRefresh(t *testing.T) {
 	ctx := context.Background()
 	ns := k8s.NewNamespace(t)
-	id := clientID("poked")
+	id := hydra.ClientID("poked")
 	const secret = "poked-secret-value"
 	if err := srv.CreateClient(ctx, hydra.Client{ID: id, Secret: secret, Scopes: []string{"read"}}); err != nil {
 		t.Fatal(err)

@@ -63,7 +63,7 @@ func TestEachClientAuthenticationGetsAnActiveTokenFromHydra(t *testing.T) {
 		for _, ep := range endpoints() {
 			t.Run(tc.name+" "+ep.name, func(t *testing.T) {
 				t.Parallel()
-				name := clientID("auth")
+				name := hydra.ClientID("auth")
 				hc, cred := tc.prepare(t, ns, name, name)
 				if err := srv.CreateClient(context.Background(), hc); err != nil {
 					t.Fatal(err)
@@ -103,7 +103,7 @@ func TestAShortLivedTokenIsReplacedBeforeItExpires(t *testing.T) {
 		t.Run(ep.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			id := clientID("refresh")
+			id := hydra.ClientID("refresh")
 			const secret = "refresh-secret-value"
 			if err := srv.CreateClient(ctx, hydra.Client{ID: id, Secret: secret, Scopes: []string{"read"}}); err != nil {
 				t.Fatal(err)
@@ -150,7 +150,7 @@ func TestARevokedClientIsReportedWithoutHammeringHydra(t *testing.T) {
 	const lifespan = 15 * time.Second
 	ctx := context.Background()
 	ns := k8s.NewNamespace(t)
-	id := clientID("revoked")
+	id := hydra.ClientID("revoked")
 	const secret = "revoked-secret-value"
 	if err := srv.CreateClient(ctx, hydra.Client{ID: id, Secret: secret, Scopes: []string{"read"}}); err != nil {
 		t.Fatal(err)
@@ -223,7 +223,7 @@ func TestAnUnknownScopeIsRejected(t *testing.T) {
 	for _, ep := range endpoints() {
 		t.Run(ep.name, func(t *testing.T) {
 			t.Parallel()
-			id := clientID("scope")
+			id := hydra.ClientID("scope")
 			const secret = "scope-secret-value"
 			if err := srv.CreateClient(context.Background(), hydra.Client{ID: id, Secret: secret, Scopes: []string{"read"}}); err != nil {
 				t.Fatal(err)

@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -235,6 +236,14 @@ type clientBody struct {
 	TokenEndpointAuthMethod string              `json:"token_endpoint_auth_method,omitempty"`
 	TokenEndpointSigningAlg string              `json:"token_endpoint_auth_signing_alg,omitempty"`
 	JWKS                    *jose.JSONWebKeySet `json:"jwks,omitempty"`
+}
+
+var clientSeq atomic.Int64
+
+// ClientID returns a client ID unique to the process: prefix, a dash and a
+// number.
+func ClientID(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, clientSeq.Add(1))
 }
 
 // CreateClient registers c for the client credentials grant.

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,13 +63,6 @@ func endpoints() []endpoint {
 		{"through the token URL", func(r *tokensource.Request) { r.TokenURL = srv.TokenURL() }},
 		{"through the issuer URL and discovery", func(r *tokensource.Request) { r.IssuerURL = srv.IssuerURL() }},
 	}
-}
-
-var clientSeq atomic.Int64
-
-// clientID returns a fresh client ID with the given prefix.
-func clientID(prefix string) string {
-	return fmt.Sprintf("%s-%d", prefix, clientSeq.Add(1))
 }
 
 func newEngine() *tokensource.Engine {
@@ -164,7 +156,7 @@ func TestEngineGetsTokensFromHydraWithEachClientAuthentication(t *testing.T) {
 		for _, ep := range endpoints() {
 			t.Run(tc.name+" "+ep.name, func(t *testing.T) {
 				ctx := context.Background()
-				hc, cred := tc.client(t, clientID("auth"))
+				hc, cred := tc.client(t, hydra.ClientID("auth"))
 				if err := srv.CreateClient(ctx, hc); err != nil {
 					t.Fatal(err)
 				}
@@ -201,7 +193,7 @@ func TestEngineReadsTheClientsAccessTokenLifespanFromHydra(t *testing.T) {
 	for _, ep := range endpoints() {
 		t.Run(ep.name, func(t *testing.T) {
 			ctx := context.Background()
-			id := clientID("lifespan")
+			id := hydra.ClientID("lifespan")
 			if err := srv.CreateClient(ctx, hydra.Client{ID: id, Secret: "lifespan-secret", Scopes: []string{"read"}}); err != nil {
 				t.Fatal(err)
 			}
@@ -236,7 +228,7 @@ func TestEngineReportsHydraRefusalsAsTypedErrors(t *testing.T) {
 		{
 			name: "a deleted client is invalid_client and not retryable",
 			prepare: func(t *testing.T, ctx context.Context) (string, []string, string) {
-				id := clientID("deleted")
+				id := hydra.ClientID("deleted")
 				if err := srv.CreateClient(ctx, hydra.Client{ID: id, Secret: secret, Scopes: []string{"read"}}); err != nil {
 					t.Fatal(err)
 				}
@@ -250,7 +242,7 @@ func TestEngineReportsHydraRefusalsAsTypedErrors(t *testing.T) {
 		{
 			name: "a wrong secret is invalid_client and not retryable",
 			prepare: func(t *testing.T, ctx context.Context) (string, []string, string) {
-				id := clientID("wrong-secret")
+				id := hydra.ClientID("wrong-secret")
 				if err := srv.CreateClient(ctx, hydra.Client{ID: id, Secret: secret, Scopes: []string{"read"}}); err != nil {
 					t.Fatal(err)
 				}
@@ -261,7 +253,7 @@ func TestEngineReportsHydraRefusalsAsTypedErrors(t *testing.T) {
 		{
 			name: "a scope the client does not have is invalid_scope and not retryable",
 			prepare: func(t *testing.T, ctx context.Context) (string, []string, string) {
-				id := clientID("scope")
+				id := hydra.ClientID("scope")
 				if err := srv.CreateClient(ctx, hydra.Client{ID: id, Secret: secret, Scopes: []string{"read"}}); err != nil {
 					t.Fatal(err)
 				}
@@ -299,7 +291,7 @@ func TestEngineSendsNothingToHydraWhenItsHostIsNotAllowed(t *testing.T) {
 		t.Fatal(err)
 	}
 	const secret = "allowed-hosts-secret"
-	id := clientID("hosts")
+	id := hydra.ClientID("hosts")
 	ctx := context.Background()
 	if err := srv.CreateClient(ctx, hydra.Client{ID: id, Secret: secret, Scopes: []string{"read"}}); err != nil {
 		t.Fatal(err)
