@@ -38,6 +38,10 @@ const (
 	actWaitRetry                     // a failed attempt is backing off
 )
 
+func (a action) String() string {
+	return [...]string{"keep", "issue", "conflict", "credential-error", "wait-retry"}[a]
+}
+
 // plan is what to do, with a reason for logs.
 type plan struct {
 	action action

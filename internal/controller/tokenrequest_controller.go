@@ -102,7 +102,7 @@ func (r *TokenRequestReconciler) reconcile(ctx context.Context, tr *v1.TokenRequ
 		return ctrl.Result{}, err
 	}
 	p := decide(o)
-	log.FromContext(ctx).V(1).Info("decided", "action", int(p.action), "why", p.why)
+	log.FromContext(ctx).V(1).Info("decided", "action", p.action.String(), "why", p.why)
 	tr.Status.ObservedGeneration = tr.Generation
 	var res ctrl.Result
 	switch p.action {
@@ -114,22 +114,26 @@ func (r *TokenRequestReconciler) reconcile(ctx context.Context, tr *v1.TokenRequ
 		markProblem(tr, o, issuingReasonOr(tr, v1.ReasonRefreshFailed), issuingMessage(tr))
 		res = requeueAt(o.now, earliest(p.retryAt, expiryIfValid(o)))
 	case actKeep:
-		if failedWithSameInputs(tr, o) {
-			// Nothing new to write, but the failure stands until a call succeeds.
-			markProblem(tr, o, issuingReasonOr(tr, v1.ReasonRefreshFailed), issuingMessage(tr))
-			res = requeueAt(o.now, p.refreshAt)
-			break
-		}
-		markKept(tr, o, p.refreshAt)
-		if v := tr.Annotations[v1.AnnotationRefreshRequestedAt]; v != "" && v == o.secret.RefreshRequest {
-			tr.Status.LastRefreshRequestedAt = v
-		}
-		res = requeueAt(o.now, p.refreshAt)
+		res = keep(tr, o, p)
 	case actIssue:
 		res, err = r.issue(ctx, tr, o, p, secret, treq)
 	}
 	r.recordMetrics(tr, o)
 	return res, err
+}
+
+// keep leaves a good Secret alone and brings the status in line with it.
+func keep(tr *v1.TokenRequest, o observed, p plan) ctrl.Result {
+	if failedWithSameInputs(tr, o) {
+		// Nothing new to write, but the failure stands until a call succeeds.
+		markProblem(tr, o, issuingReasonOr(tr, v1.ReasonRefreshFailed), issuingMessage(tr))
+		return requeueAt(o.now, p.refreshAt)
+	}
+	markKept(tr, o, p.refreshAt)
+	if v := tr.Annotations[v1.AnnotationRefreshRequestedAt]; v != "" && v == o.secret.RefreshRequest {
+		tr.Status.LastRefreshRequestedAt = v // done by an earlier write the cache had not shown yet
+	}
+	return requeueAt(o.now, p.refreshAt)
 }
 
 // gather reads the output Secret and the credential into an observed.
