@@ -10,6 +10,7 @@ import (
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/metrics"
 	"github.com/token-operator/token-operator/internal/operator"
+	"github.com/token-operator/token-operator/internal/testing/entraserver"
 	"github.com/token-operator/token-operator/internal/testing/kube"
 )
 
@@ -172,4 +173,24 @@ func TestAManagerLimitedToNamespacesIgnoresOthers(t *testing.T) {
 	if tr := k8s.GetTR(t, ignored, "scoped"); len(tr.Status.Conditions) != 0 || k8s.FindSecret(t, ignored, "scoped") != nil {
 		t.Errorf("the manager acted in a namespace it does not watch")
 	}
+}
+
+func TestTheTokenServicesRefreshHintIsHonoured(t *testing.T) {
+	startManager(t)
+	ns := k8s.NewNamespace(t)
+	clientID := newClientID()
+	secret := "hinted-" + randomHex(8)
+	secretsUsed.Store(secret, true)
+	// An hour-long token that Entra asks to refresh after 4 seconds (refresh_in).
+	sts.AddApp(entraserver.App{ClientID: clientID, Secrets: []string{secret}, ExpiresIn: 3600, RefreshIn: 4})
+	credentialSecret(t, ns, "cred", secret, sts.Host())
+	k8s.MustCreate(t, entraRequest(ns, "hinted", clientID, "cred"))
+	tr := k8s.WaitReady(t, ns, "hinted")
+	if d := tr.Status.RefreshAt.Sub(tr.Status.LastRefreshTime.Time); d > 5*time.Second {
+		t.Errorf("refresh planned %v after issue, want the 4 s hint", d)
+	}
+	before := string(k8s.GetSecret(t, ns, "hinted").Data[v1.KeyAccessToken])
+	kube.Eventually(t, 15*time.Second, "a refresh at the hinted time", func() bool {
+		return string(k8s.GetSecret(t, ns, "hinted").Data[v1.KeyAccessToken]) != before
+	})
 }
