@@ -56,7 +56,7 @@ func TestMain(m *testing.M) {
 
 // startManager runs an operator against the test API server until the test ends
 // or stop is called.
-func startManager(t *testing.T, tweak ...func(*operator.Options)) (stop func()) {
+func startManager(t testing.TB, tweak ...func(*operator.Options)) (stop func()) {
 	t.Helper()
 	o := operator.Defaults()
 	o.MetricsBindAddress = "0"
@@ -103,7 +103,7 @@ func newClientID() string {
 }
 
 // app registers a fresh application with a client secret and returns its ID and secret.
-func app(t *testing.T, expiresIn int) (clientID, secret string) {
+func app(t testing.TB, expiresIn int) (clientID, secret string) {
 	t.Helper()
 	clientID, secret = newClientID(), "s3cr%t+value:"+randomHex(12)
 	secretsUsed.Store(secret, true)
@@ -112,7 +112,7 @@ func app(t *testing.T, expiresIn int) (clientID, secret string) {
 }
 
 // credentialSecret creates a client-secret Secret; allowed is the consent annotation ("" for none).
-func credentialSecret(t *testing.T, ns, name, secret, allowed string) *corev1.Secret {
+func credentialSecret(t testing.TB, ns, name, secret, allowed string) *corev1.Secret {
 	t.Helper()
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
