@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,6 +28,7 @@ import (
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/testing/entraserver"
+	"github.com/token-operator/token-operator/internal/testing/testcert"
 )
 
 const (
@@ -502,32 +500,21 @@ func firstRefresh(lifetime, minRemaining time.Duration) time.Duration {
 // clientCertificate makes a self-signed RSA certificate for the certificate
 // credential (Entra takes RSA keys only).
 func clientCertificate() (certPEM, keyPEM []byte, cert *x509.Certificate, err error) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	key, err := testcert.NewRSA(2048)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "token-operator demo client"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	// Valid for a day: the demo may run as long as the person watches.
+	cert, err = testcert.NewSelfSigned(key, "token-operator demo client",
+		testcert.WithKeyUsage(x509.KeyUsageDigitalSignature), testcert.WithValidity(24*time.Hour))
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cert, err = x509.ParseCertificate(der)
+	keyPEM, err = testcert.NewPKCS8PEM(key)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), cert, nil
+	return testcert.CertPEM(cert), keyPEM, cert, nil
 }
 
 // pemBodyLines are the base64 lines of a PEM block, each long enough to be

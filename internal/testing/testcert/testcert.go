@@ -71,6 +71,12 @@ func WithKeyUsage(u x509.KeyUsage) Option {
 	return func(c *x509.Certificate) { c.KeyUsage = u }
 }
 
+// WithValidity makes the certificate valid until d from now, for
+// long-running programs such as the demo.
+func WithValidity(d time.Duration) Option {
+	return func(c *x509.Certificate) { c.NotAfter = time.Now().Add(d) }
+}
+
 // NewSelfSigned makes a certificate for key signed by key itself, with the
 // common name cn, valid from an hour ago to an hour from now.
 func NewSelfSigned(key crypto.Signer, cn string, opts ...Option) (*x509.Certificate, error) {
