@@ -47,6 +47,8 @@ type TokenRequestReconciler struct {
 
 	// retryNotBefore remembers Retry-After answers (namespace/name → time).
 	retryNotBefore sync.Map
+	// pendingEvents holds each reconcile's events (*v1.TokenRequest → []pendingEvent).
+	pendingEvents sync.Map
 }
 
 // +kubebuilder:rbac:groups=tokens.token-operator.io,resources=tokenrequests,verbs=get;list;watch
@@ -75,7 +77,9 @@ func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	orig := tr.DeepCopy()
 	res, err := r.reconcile(ctx, tr)
-	if perr := r.patchStatus(ctx, orig, tr); perr != nil {
+	perr := r.patchStatus(ctx, orig, tr)
+	r.flushEvents(tr, perr == nil)
+	if perr != nil {
 		if apierrors.IsConflict(perr) {
 			// The cache served an older TokenRequest than the one we last
 			// wrote: decide again from a fresh copy instead of overwriting it.
@@ -444,9 +448,26 @@ func (r *TokenRequestReconciler) recordMetrics(tr *v1.TokenRequest, o observed) 
 	r.Metrics.SetToken(tr.Namespace, tr.Name, expires, refresh, isReady(tr))
 }
 
+// pendingEvent is an event held back until the status it goes with is saved.
+type pendingEvent struct{ eventType, reason, message string }
+
+// event queues an event for tr. Events are sent only once the status write
+// succeeds, so a reconcile that read a stale TokenRequest and is refused
+// does not announce what it then does not record.
 func (r *TokenRequestReconciler) event(tr *v1.TokenRequest, eventType, reason, message string) {
-	if r.Recorder != nil {
-		r.Recorder.Eventf(tr, nil, eventType, reason, reason, "%s", message)
+	queued, _ := r.pendingEvents.Load(tr)
+	list, _ := queued.([]pendingEvent)
+	r.pendingEvents.Store(tr, append(list, pendingEvent{eventType, reason, message}))
+}
+
+// flushEvents sends (send true) or drops the events queued for tr.
+func (r *TokenRequestReconciler) flushEvents(tr *v1.TokenRequest, send bool) {
+	queued, ok := r.pendingEvents.LoadAndDelete(tr)
+	if !ok || !send || r.Recorder == nil {
+		return
+	}
+	for _, e := range queued.([]pendingEvent) {
+		r.Recorder.Eventf(tr, nil, e.eventType, e.reason, e.reason, "%s", e.message)
 	}
 }
 
