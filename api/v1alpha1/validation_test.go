@@ -78,7 +78,7 @@ func TestValidObjectsAreAccepted(t *testing.T) {
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
 			i++
-			tr := validRequest(fmt.Sprintf("valid-%d", i))
+			tr := validRequest(fmt.Sprintf("valid-%d-%d", i, time.Now().UnixNano()))
 			mutate(tr)
 			if err := k8s.Create(context.Background(), tr); err != nil {
 				t.Fatalf("valid TokenRequest refused: %v", err)

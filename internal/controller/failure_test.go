@@ -16,7 +16,7 @@ func TestAServerErrorIsRetriedWithBackoffAndRecovers(t *testing.T) {
 	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
-	sts.InjectFaults(entraserver.Fault{Status: 500})
+	sts.InjectFaults(entraserver.Fault{Status: 500, ClientID: clientID})
 	k8s.MustCreate(t, entraRequest(ns, "e500", clientID, "cred"))
 
 	tr := k8s.WaitReason(t, ns, "e500", v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceUnavailable)
@@ -46,7 +46,7 @@ func TestTooManyRequestsWaitsAtLeastRetryAfter(t *testing.T) {
 	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
-	sts.InjectFaults(entraserver.Fault{Status: 429, RetryAfter: "8"})
+	sts.InjectFaults(entraserver.Fault{Status: 429, RetryAfter: "8", ClientID: clientID})
 	k8s.MustCreate(t, entraRequest(ns, "e429", clientID, "cred"))
 
 	tr := k8s.WaitReason(t, ns, "e429", v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceUnavailable)

@@ -48,6 +48,8 @@ type Fault struct {
 	// and a normal token answer otherwise (useful with Delay).
 	Body     string
 	Location string // Location header, for redirects
+	// ClientID limits the fault to that client's calls; empty means any call.
+	ClientID string
 }
 
 // AssertionInfo describes the last client assertion a client presented.

@@ -59,12 +59,13 @@ func (s *Server) count(clientID string, form url.Values) (Fault, bool) {
 	s.totalCalls++
 	s.tokenCalls[clientID]++
 	s.forms[clientID] = form
-	if len(s.faults) == 0 {
-		return Fault{}, false
+	for i, f := range s.faults {
+		if f.ClientID == "" || f.ClientID == clientID {
+			s.faults = append(s.faults[:i:i], s.faults[i+1:]...)
+			return f, true
+		}
 	}
-	f := s.faults[0]
-	s.faults = s.faults[1:]
-	return f, true
+	return Fault{}, false
 }
 
 // grant checks the request as Entra does, in Entra's order.
