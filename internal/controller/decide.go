@@ -56,10 +56,24 @@ type plan struct {
 	retryAt time.Time
 }
 
-// terminalRetry is how long a terminal failure waits before one more try
-// when nothing changes, so a fix made at the token service is picked up
-// without hammering it.
-const terminalRetry = time.Hour
+// Terminal failures (the token service refused the request) wait for a spec
+// or credential change; without one they are tried again after 1, 2, 4 …
+// minutes, at most hourly: identity providers are eventually consistent (a
+// new client secret can be refused for a while), and an hourly try picks up
+// a fix made at the token service without hammering it.
+const (
+	terminalRetryFirst = time.Minute
+	terminalRetryMax   = time.Hour
+)
+
+// terminalDelay is the wait after the n-th terminal failure in a row.
+func terminalDelay(n int32) time.Duration {
+	d := terminalRetryFirst
+	for i := int32(1); i < n && d < terminalRetryMax; i++ {
+		d *= 2
+	}
+	return min(d, terminalRetryMax)
+}
 
 // decide chooses what to do. It is pure: all it knows is in o.
 func decide(o observed) plan {
@@ -131,7 +145,7 @@ func backingOff(o observed, p plan) (time.Time, bool) {
 // retryDelay is the wait after the last failure recorded in st.
 func retryDelay(st v1.TokenRequestStatus) time.Duration {
 	if terminalFailure(st) {
-		return terminalRetry
+		return terminalDelay(st.FailedAttempts)
 	}
 	return renewal.Backoff(st.FailedAttempts, 0, "")
 }

@@ -65,9 +65,21 @@ func TestDecide(t *testing.T) {
 			o.tr.Status = failed(1, 6*time.Second, v1.ReasonTokenServiceUnavailable, "attempt")
 			o.retryNotBefore = now.Add(10 * time.Second)
 		}, actWaitRetry, false},
-		{"a terminal failure 10 minutes ago still waits", func(o *observed) {
+		{"a first terminal failure 30 s ago still waits", func(o *observed) {
 			o.secret = nil
-			o.tr.Status = failed(1, 10*time.Minute, v1.ReasonTokenServiceRejected, "attempt")
+			o.tr.Status = failed(1, 30*time.Second, v1.ReasonTokenServiceRejected, "attempt")
+		}, actWaitRetry, false},
+		{"a first terminal failure 61 s ago is tried once more", func(o *observed) {
+			o.secret = nil
+			o.tr.Status = failed(1, 61*time.Second, v1.ReasonTokenServiceRejected, "attempt")
+		}, actIssue, false},
+		{"a fourth terminal failure 7 minutes ago waits for its 8 minutes", func(o *observed) {
+			o.secret = nil
+			o.tr.Status = failed(4, 7*time.Minute, v1.ReasonTokenServiceRejected, "attempt")
+		}, actWaitRetry, false},
+		{"the tenth terminal failure 59 minutes ago still waits out the hour", func(o *observed) {
+			o.secret = nil
+			o.tr.Status = failed(10, 59*time.Minute, v1.ReasonTokenServiceRejected, "attempt")
 		}, actWaitRetry, false},
 		{"a terminal failure is retried at once when the inputs change", func(o *observed) {
 			o.secret = nil

@@ -340,7 +340,7 @@ func (r *TokenRequestReconciler) failed(ctx context.Context, tr *v1.TokenRequest
 	markFailedAttempt(tr, o.now, o.attemptHash)
 	markProblem(tr, o, reason, msg)
 	r.event(tr, corev1.EventTypeWarning, v1.ReasonRefreshFailed, msg)
-	delay := terminalRetry
+	delay := terminalDelay(tr.Status.FailedAttempts)
 	if retryable {
 		delay = renewal.Backoff(tr.Status.FailedAttempts, retryAfter, client.ObjectKeyFromObject(tr).String())
 		if retryAfter > 0 {

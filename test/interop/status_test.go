@@ -21,19 +21,23 @@ func TestTheReadyReasonSaysRefreshedAfterEachRefresh(t *testing.T) {
 	const lifespan = 6 * time.Second
 	ctx := context.Background()
 	ns := k8s.NewNamespace(t)
+	const secret = "reason-secret-value"
 	var ids []string
+	// All clients exist before any token request: Hydra's in-memory SQLite
+	// store can refuse a client read during a concurrent client write.
 	for i := 0; i < 4; i++ {
 		id := hydra.ClientID("reason")
-		const secret = "reason-secret-value"
 		if err := srv.CreateClient(ctx, hydra.Client{ID: id, Secret: secret, Scopes: []string{"read"}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := srv.SetAccessTokenLifespan(ctx, id, lifespan); err != nil {
 			t.Fatal(err)
 		}
+		ids = append(ids, id)
+	}
+	for i, id := range ids {
 		clientSecretCredential(t, ns, id+"-cred", secret)
 		createTokenRequest(t, tokenRequest(ns, id, id, []string{"read"}, endpoints()[i%2]))
-		ids = append(ids, id)
 	}
 	for _, id := range ids {
 		k8s.WaitReady(t, ns, id)

@@ -2,7 +2,7 @@
 // interoperability tests of the token engine.
 //
 // The binary is built from the Go module proxy by hack/setup-hydra.sh (see
-// BinaryPath). Start runs it with an in-memory store and a fresh TLS
+// BinaryPath). Start runs it with a throwaway SQLite store and a fresh TLS
 // certificate, on free loopback ports, and manages clients through the
 // admin API.
 package hydra
@@ -59,6 +59,7 @@ type Server struct {
 
 	stopOnce sync.Once
 	stopErr  error
+	dataDir  string
 }
 
 // Client is an OAuth2 client registered for the client credentials grant.
@@ -113,13 +114,28 @@ func start(ctx context.Context, binary string) (*Server, error) {
 	public := "https://127.0.0.1:" + strconv.Itoa(ports[0])
 	admin := "https://127.0.0.1:" + strconv.Itoa(ports[1])
 
+	// A file store in WAL mode, not DSN=memory: the in-memory store's shared
+	// cache refuses client reads during concurrent client writes, which
+	// Hydra reports as invalid_client.
+	dataDir, err := os.MkdirTemp("", "hydra-")
+	if err != nil {
+		return nil, err
+	}
+	dsn := "DSN=sqlite://" + filepath.Join(dataDir, "db.sqlite") + "?_fk=true&_journal_mode=WAL&_busy_timeout=10000"
+	migrate := exec.CommandContext(ctx, binary, "migrate", "sql", "up", "-e", "--yes")
+	migrate.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), dsn, "SQA_OPT_OUT=true"}
+	if out, err := migrate.CombinedOutput(); err != nil {
+		_ = os.RemoveAll(dataDir)
+		return nil, fmt.Errorf("hydra migrate: %w\n%s", err, tail(string(out), 2000))
+	}
+
 	cmd := exec.Command(binary, "serve", "all", "--dev", "--sqa-opt-out")
 	// A clean environment: Hydra reads its whole configuration from
 	// variables, and the caller's (DSN, LOG_LEVEL, ...) must not leak in.
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + os.TempDir(),
-		"DSN=memory",
+		dsn,
 		"LOG_LEVEL=info",
 		"LOG_LEAK_SENSITIVE_VALUES=false",
 		"SQA_OPT_OUT=true",
@@ -137,6 +153,7 @@ func start(ctx context.Context, binary string) (*Server, error) {
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
+		_ = os.RemoveAll(dataDir)
 		return nil, fmt.Errorf("starting hydra %s: %w", binary, err)
 	}
 	s := &Server{
@@ -149,9 +166,10 @@ func start(ctx context.Context, binary string) (*Server, error) {
 				TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 			},
 		},
-		cmd:    cmd,
-		logs:   logs,
-		exited: make(chan struct{}),
+		cmd:     cmd,
+		logs:    logs,
+		exited:  make(chan struct{}),
+		dataDir: dataDir,
 	}
 	go func() {
 		s.waitEr = cmd.Wait()
@@ -209,6 +227,7 @@ func (s *Server) Stop() error {
 		}
 		s.client.CloseIdleConnections()
 	})
+	_ = os.RemoveAll(s.dataDir)
 	return s.stopErr
 }
 
