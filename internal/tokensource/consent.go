@@ -19,17 +19,11 @@ func (r Request) CheckConfiguredHost() error {
 }
 
 // secureScheme accepts https, and plain http only on the loopback names the
-// CRD allows it for, where no network sees the credential.
+// CRD allows it for; whether the operator allows those is Engine.Validate's
+// call.
 func secureScheme(u *url.URL) bool {
 	if u.Host == "" {
 		return false
 	}
-	switch u.Scheme {
-	case "https":
-		return true
-	case "http":
-		h := u.Hostname()
-		return h == "localhost" || h == "127.0.0.1" || h == "::1"
-	}
-	return false
+	return u.Scheme == "https" || (u.Scheme == "http" && loopbackHost(u))
 }

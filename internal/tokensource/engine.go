@@ -2,8 +2,9 @@
 // grant: from Microsoft Entra ID through MSAL Go, and from generic OAuth2 /
 // OIDC servers through golang.org/x/oauth2.
 //
-// Every outgoing request is checked against the request's AllowedHosts, and
-// every error text is safe to show in a Kubernetes status.
+// Every outgoing request is checked against the operator's allowed issuer
+// hosts, the request's AllowedHosts and the scheme policy; every answer is
+// size-capped; every error text is safe to show in a Kubernetes status.
 package tokensource
 
 import (
@@ -11,8 +12,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,20 +34,49 @@ type Token struct {
 	FromCache   bool      // MSAL served it from its cache
 }
 
+// Defaults of Options.
+const (
+	DefaultTimeout               = 30 * time.Second
+	DefaultResponseHeaderTimeout = 10 * time.Second
+	DefaultMaxResponseBytes      = 1 << 20
+)
+
 // Options configure an Engine.
 type Options struct {
 	RootCAs    *x509.CertPool // nil means system roots
 	Timeout    time.Duration  // per Fetch; default 30s
 	Clock      clock.PassiveClock
 	HTTPClient *http.Client // optional base; its transport is wrapped
+
+	// MaxResponseBytes caps every answer the engine or MSAL reads, counted
+	// after transparent gzip decoding; default 1 MiB.
+	MaxResponseBytes int64
+	// ResponseHeaderTimeout bounds the wait for an answer's headers, so a
+	// silent server frees the worker early; default 10s, never above
+	// Timeout. It is set on the engine's *http.Transport (a clone of
+	// http.DefaultTransport, or of HTTPClient's transport).
+	ResponseHeaderTimeout time.Duration
+	// AllowHTTPLoopback lets plain http reach localhost, 127.0.0.1 and
+	// [::1] (manager flag --insecure-allow-http-loopback); otherwise every
+	// URL must be https.
+	AllowHTTPLoopback bool
+	// AllowedIssuerHosts is the operator-wide ceiling on where credentials
+	// go (manager flag --allowed-issuer-hosts): "host", "host:port" or
+	// "*.domain[:port]". A request's AllowedHosts narrow it, never widen
+	// it. Empty means no ceiling; an invalid entry matches nothing.
+	AllowedIssuerHosts []string
 }
 
 // Engine fetches tokens. It keeps per-CacheKey state (MSAL clients and
 // discovered endpoints) until Forget. It is safe for concurrent use.
 type Engine struct {
-	timeout time.Duration
-	clock   clock.PassiveClock
-	client  *http.Client
+	timeout       time.Duration
+	headerTimeout time.Duration
+	maxBytes      int64
+	httpLocal     bool
+	ceiling       []string
+	clock         clock.PassiveClock
+	client        *http.Client
 
 	mu   sync.Mutex
 	keys map[string]*keyState
@@ -61,32 +93,55 @@ type keyState struct {
 
 // New returns an Engine.
 func New(o Options) *Engine {
-	e := &Engine{timeout: o.Timeout, clock: o.Clock, keys: map[string]*keyState{}}
+	e := &Engine{
+		timeout:       o.Timeout,
+		headerTimeout: o.ResponseHeaderTimeout,
+		maxBytes:      o.MaxResponseBytes,
+		httpLocal:     o.AllowHTTPLoopback,
+		ceiling:       append([]string(nil), o.AllowedIssuerHosts...),
+		clock:         o.Clock,
+		keys:          map[string]*keyState{},
+	}
 	if e.timeout <= 0 {
-		e.timeout = 30 * time.Second
+		e.timeout = DefaultTimeout
+	}
+	if e.headerTimeout <= 0 {
+		e.headerTimeout = DefaultResponseHeaderTimeout
+	}
+	e.headerTimeout = min(e.headerTimeout, e.timeout)
+	if e.maxBytes <= 0 {
+		e.maxBytes = DefaultMaxResponseBytes
 	}
 	if e.clock == nil {
 		e.clock = clock.RealClock{}
 	}
-	e.client = guardedClient(o)
+	e.client = e.guardedClient(o)
 	return e
 }
 
-func guardedClient(o Options) *http.Client {
-	base := http.RoundTripper(http.DefaultTransport)
+func (e *Engine) guardedClient(o Options) *http.Client {
+	var base http.RoundTripper
 	c := &http.Client{}
 	if o.HTTPClient != nil {
 		*c = *o.HTTPClient
-		if c.Transport != nil {
-			base = c.Transport
-		}
+		base = c.Transport
 	}
-	if t, ok := base.(*http.Transport); ok && o.RootCAs != nil {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if t, ok := base.(*http.Transport); ok {
 		t = t.Clone()
-		if t.TLSClientConfig == nil {
-			t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if o.RootCAs != nil {
+			if t.TLSClientConfig == nil {
+				t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+			t.TLSClientConfig.RootCAs = o.RootCAs
 		}
-		t.TLSClientConfig.RootCAs = o.RootCAs
+		t.ResponseHeaderTimeout = shorter(t.ResponseHeaderTimeout, e.headerTimeout)
+		t.TLSHandshakeTimeout = shorter(t.TLSHandshakeTimeout, e.headerTimeout)
+		if t.MaxResponseHeaderBytes <= 0 || t.MaxResponseHeaderBytes > e.maxBytes {
+			t.MaxResponseHeaderBytes = e.maxBytes
+		}
 		base = t
 	}
 	c.Transport = guardTransport{base: base}
@@ -95,19 +150,48 @@ func guardedClient(o Options) *http.Client {
 	return c
 }
 
+// shorter is the smaller positive duration; zero means unlimited.
+func shorter(have, limit time.Duration) time.Duration {
+	if have <= 0 || have > limit {
+		return limit
+	}
+	return have
+}
+
+// Validate checks req without any call: Request.Validate, then the
+// operator's policy. Problems are *ConfigError, or *HostNotAllowedError with
+// ByOperator for an endpoint outside AllowedIssuerHosts.
+func (e *Engine) Validate(req Request) error {
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	kind, raw := req.endpoint()
+	u, err := url.Parse(raw)
+	if err != nil {
+		return &ConfigError{Field: endpointField(kind), Message: "does not parse"}
+	}
+	if u.Scheme != "https" && !e.httpLocal {
+		return &ConfigError{Field: endpointField(kind), Message: "must be an https URL; plain http to localhost, 127.0.0.1 or [::1] needs the operator flag --insecure-allow-http-loopback"}
+	}
+	if !issuerHostAllowed(e.ceiling, u) {
+		return &HostNotAllowedError{Host: u.Host, ByOperator: true}
+	}
+	return nil
+}
+
 // Fetch returns a token for req. fresh, if not nil, says whether a token is
 // still good enough for the caller; a cached MSAL token that is not fresh is
 // dropped and a new one requested, so callers never loop on a stale token.
 func (e *Engine) Fetch(ctx context.Context, req Request, fresh func(Token) bool) (Token, error) {
-	if err := req.Validate(); err != nil {
+	if err := e.Validate(req); err != nil {
 		return Token{}, err
-	}
-	st := &callState{allowed: req.AllowedHosts}
-	if a, ok := req.Credential.(*credential.Assertion); ok {
-		st.provide = a.Provide
 	}
 	_, raw := req.endpoint()
 	u, _ := url.Parse(raw)
+	st := &callState{policy: policy{allowed: req.AllowedHosts, ceiling: e.ceiling, scheme: u.Scheme, httpLocal: e.httpLocal, maxBytes: e.maxBytes}}
+	if a, ok := req.Credential.(*credential.Assertion); ok {
+		st.provide = a.Provide
+	}
 	if err := st.check(u); err != nil {
 		return Token{}, err
 	}
@@ -147,18 +231,18 @@ func (e *Engine) state(key string) *keyState {
 // classify turns any failure into *HostNotAllowedError, *ConfigError,
 // *Error or the caller's context error, with safe text.
 func (e *Engine) classify(parent, call context.Context, st *callState, err error, entra bool) error {
-	refused, secrets, assertionErr := st.snapshot()
+	failed, secrets, assertionErr := st.snapshot()
 	var ce *ConfigError
 	var te *Error
 	switch {
-	case refused != nil:
-		return refused
+	case failed != nil:
+		return failed
 	case errors.As(err, &ce), errors.As(err, &te):
 		return err
 	case parent.Err() != nil:
 		return parent.Err()
 	case assertionErr != nil:
-		return &Error{Retryable: true, Code: "credential_unavailable", Description: "the client assertion could not be obtained: " + scrub(assertionErr.Error(), secrets)}
+		return &Error{Retryable: true, Code: "credential_unavailable", Description: "the client assertion could not be obtained: " + describe(assertionErr.Error(), nil, secrets)}
 	case errors.Is(call.Err(), context.DeadlineExceeded):
 		return &Error{Retryable: true, Code: "timeout", Description: "no answer within " + e.timeout.String()}
 	}
@@ -168,14 +252,23 @@ func (e *Engine) classify(parent, call context.Context, st *callState, err error
 	return e.classifyOAuth2(err, secrets)
 }
 
-// networkError describes transport failures without URLs or bodies.
-func networkError(err error, secrets []string) (*Error, bool) {
+// networkError describes transport failures without URLs or bodies. Their
+// text may still hold server-chosen names (certificate SANs), so it is
+// bounded like a description.
+func (e *Engine) networkError(err error, secrets []string) (*Error, bool) {
 	var ue *url.Error
 	if !errors.As(err, &ue) {
 		return nil, false
 	}
 	if ue.Timeout() {
+		if strings.Contains(ue.Err.Error(), "awaiting response headers") {
+			return &Error{Retryable: true, Code: "timeout", Description: fmt.Sprintf("no answer within %s", e.headerTimeout)}, true
+		}
 		return &Error{Retryable: true, Code: "timeout", Description: "the connection timed out"}, true
 	}
-	return &Error{Retryable: true, Code: "network", Description: scrub(ue.Err.Error(), secrets)}, true
+	return &Error{Retryable: true, Code: "network", Description: describe(ue.Err.Error(), nil, secrets)}, true
+}
+
+func endpointField(kind string) string {
+	return map[string]string{"authority": "authority", "issuer": "issuerURL", "token": "tokenURL"}[kind]
 }

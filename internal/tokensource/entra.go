@@ -186,7 +186,8 @@ func errNoExpiry() *Error {
 func (e *Engine) classifyMSAL(err error, secrets []string) error {
 	var callErr msalerrors.CallErr
 	if errors.As(err, &callErr) && callErr.Resp != nil {
-		return httpError(callErr.Resp.StatusCode, callErr.Resp.Header, readAll(callErr.Resp), e.clock.Now(), secrets)
+		body, _ := readBody(callErr.Resp) // MSAL buffered it through the guard
+		return httpError(callErr.Resp.StatusCode, callErr.Resp.Header, body, e.clock.Now(), secrets)
 	}
 	var jsonErr msalerrors.InvalidJsonErr
 	if errors.As(err, &jsonErr) {
@@ -197,9 +198,10 @@ func (e *Engine) classifyMSAL(err error, secrets []string) error {
 		}
 		return &Error{Retryable: true, Code: "malformed_response", StatusCode: http.StatusOK, Description: "the answer is not valid JSON"}
 	}
-	if ne, ok := networkError(err, secrets); ok {
+	if ne, ok := e.networkError(err, secrets); ok {
 		return ne
 	}
-	// MSAL's own checks (discovery document, issuer): texts without bodies.
-	return &Error{Retryable: true, Code: "malformed_response", Description: truncate(scrub(err.Error(), secrets), 300)}
+	// MSAL's own checks (discovery document, issuer): texts without bodies,
+	// though they may quote a server-chosen issuer.
+	return &Error{Retryable: true, Code: "malformed_response", Description: truncate(describe(err.Error(), nil, secrets), 300)}
 }

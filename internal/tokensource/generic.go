@@ -19,9 +19,8 @@ import (
 )
 
 const (
-	jwtBearerType  = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-	discoveryTTL   = time.Hour
-	maxAnswerBytes = 1 << 20
+	jwtBearerType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+	discoveryTTL  = time.Hour
 )
 
 func (e *Engine) fetchGeneric(ctx context.Context, req Request, st *callState) (Token, error) {
@@ -122,7 +121,10 @@ func (e *Engine) discover(ctx context.Context, issuer string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	body := readAll(resp)
+	body, err := readBody(resp)
+	if err != nil {
+		return "", &Error{Retryable: true, StatusCode: resp.StatusCode, Code: "network", Description: "the discovery document at " + docURL + " could not be read"}
+	}
 	if resp.StatusCode != http.StatusOK {
 		he := httpError(resp.StatusCode, resp.Header, body, e.clock.Now(), nil)
 		he.Description = fmt.Sprintf("discovery document at %s: HTTP %d", docURL, resp.StatusCode)
@@ -134,17 +136,20 @@ func (e *Engine) discover(ctx context.Context, issuer string) (string, error) {
 	if json.Unmarshal(body, &doc) != nil {
 		return "", &Error{Retryable: true, StatusCode: 200, Code: "malformed_response", Description: "the discovery document at " + docURL + " is not valid JSON"}
 	}
+	// The credential follows token_endpoint, so it keeps the issuer's scheme
+	// (no https to http downgrade); the guard checks its host.
+	iu, _ := url.Parse(issuer)
 	u, err := url.Parse(doc.TokenEndpoint)
-	if err != nil || !secureScheme(u) {
-		return "", &Error{StatusCode: 200, Code: "malformed_response", Description: "the discovery document at " + docURL + " has no https token_endpoint"}
+	if err != nil || u.Host == "" || u.Scheme != iu.Scheme || u.User != nil {
+		return "", &Error{StatusCode: 200, Code: "malformed_response", Description: "the discovery document at " + docURL + " has no " + iu.Scheme + " token_endpoint"}
 	}
 	return doc.TokenEndpoint, nil
 }
 
-func readAll(resp *http.Response) []byte {
+// readBody reads an answer; the guard transport caps its size.
+func readBody(resp *http.Response) ([]byte, error) {
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
-	return b
+	return io.ReadAll(resp.Body)
 }
 
 // tokenFromOAuth2 reads the answer without looking inside the access token.
@@ -202,16 +207,9 @@ func (e *Engine) classifyOAuth2(err error, secrets []string) error {
 	if errors.As(err, &re) && re.Response != nil {
 		return httpError(re.Response.StatusCode, re.Response.Header, re.Body, e.clock.Now(), secrets)
 	}
-	if ne, ok := networkError(err, secrets); ok {
+	if ne, ok := e.networkError(err, secrets); ok {
 		return ne
 	}
 	// x/oauth2 reports an unreadable 2xx answer as a plain error.
 	return &Error{Retryable: true, StatusCode: http.StatusOK, Code: "malformed_response", Description: "the token response could not be read"}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

@@ -99,6 +99,8 @@ func fingerprint(c credential.Credential) string {
 }
 
 // Validate checks the request without any call. Problems are *ConfigError.
+// It allows plain http to loopback hosts; Engine.Validate applies the
+// operator's scheme and host policy on top.
 func (r Request) Validate() error {
 	for _, check := range []func() *ConfigError{r.checkEndpoint, r.checkClient, r.checkCredential, r.checkScopes, r.checkExtras, r.checkRegion, r.checkAllowedHosts} {
 		if err := check(); err != nil {
@@ -121,10 +123,10 @@ func (r Request) checkEndpoint() *ConfigError {
 		return &ConfigError{Field: "authority", Message: "exactly one of authority, issuerURL and tokenURL must be set"}
 	}
 	kind, raw := r.endpoint()
-	field := map[string]string{"authority": "authority", "issuer": "issuerURL", "token": "tokenURL"}[kind]
+	field := endpointField(kind)
 	u, err := url.Parse(raw)
 	if err != nil || !secureScheme(u) || (kind == "authority" && u.Scheme != "https") || u.User != nil || u.Fragment != "" {
-		return &ConfigError{Field: field, Message: "must be an https URL with a host (plain http only for localhost, 127.0.0.1 or [::1]; an authority always https), without user info or fragment"}
+		return &ConfigError{Field: field, Message: "must be an https URL with a host (plain http only for localhost, 127.0.0.1 or [::1] when the operator allows it; an authority always https), without user info or fragment"}
 	}
 	if kind == "authority" && (strings.Trim(u.Path, "/") == "" || u.RawQuery != "") {
 		return &ConfigError{Field: field, Message: "must name a tenant, like https://login.microsoftonline.com/<tenant>, without a query"}
