@@ -42,9 +42,16 @@ envtest: ## Build kube-apiserver and etcd for tests (cached outside the clone) a
 	@hack/setup-envtest.sh
 
 .PHONY: test
-test: verify-generated vet ## Everything: tool builds (API server, etcd, Hydra), generated-file check, vet, unit, envtest, interop and demo tests.
+test: verify-generated vet ## Everything: tool builds (API server, etcd, Hydra), generated-file check, vet, unit, envtest, interop, hostile-tenant and demo tests, and a short fuzz run.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt wants changes"; exit 1; }
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HYDRA_BINARY="$$(hack/setup-hydra.sh)" go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) fuzz
+
+FUZZTIME ?= 5s
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME (default 5s) each: templates, credential parsing, token answers.
+	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
 
 .PHONY: bench
 bench: ## Run the benchmarks and print their figures.
@@ -62,8 +69,8 @@ build: ## Build the manager binary into bin/manager.
 	CGO_ENABLED=0 go build -trimpath -o bin/manager ./cmd/manager
 
 .PHONY: run
-run: manifests ## Run the manager against the current kubeconfig.
-	go run ./cmd/manager
+run: manifests ## Run the manager against the current kubeconfig (plain-http loopback token services allowed).
+	go run ./cmd/manager --insecure-allow-http-loopback
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).

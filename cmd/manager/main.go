@@ -28,7 +28,7 @@ func (s *stringList) Set(v string) error {
 
 func main() {
 	o := operator.Defaults()
-	var namespaces, caBundles stringList
+	var namespaces, caBundles, issuerHosts stringList
 	flag.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address the Prometheus metrics endpoint binds to; \"0\" turns it off.")
 	flag.BoolVar(&o.MetricsSecure, "metrics-secure", false, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
 	flag.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address the /healthz and /readyz probes bind to.")
@@ -36,13 +36,16 @@ func main() {
 	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
 	flag.Var(&namespaces, "namespace", "Watch only this namespace; repeat or comma-separate for several (default: all namespaces).")
 	flag.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "TokenRequests reconciled in parallel.")
+	flag.IntVar(&o.MaxTokenCallsPerNamespace, "max-token-calls-per-namespace", o.MaxTokenCallsPerNamespace, "Token calls one namespace may have under way; its other TokenRequests wait, so a slow token service cannot hold every worker (0: no limit).")
+	flag.BoolVar(&o.AllowHTTPLoopback, "insecure-allow-http-loopback", false, "Allow plain-http token services on localhost, 127.0.0.1 and [::1] (development only: a namespace could aim credentials at the operator pod's own loopback services).")
+	flag.Var(&issuerHosts, "allowed-issuer-hosts", "Token hosts the operator may send any credential to (host, host:port or *.example.com); repeatable or comma-separated. Per-Secret consent can narrow this, never widen it (default: no operator-wide limit).")
 	flag.DurationVar(&o.TokenRequestTimeout, "token-request-timeout", o.TokenRequestTimeout, "Timeout of one call to a token service.")
 	flag.DurationVar(&o.MinRemainingLifetime, "min-remaining-lifetime", o.MinRemainingLifetime, "Validity a token keeps at least when refreshed, so kubelet can propagate the Secret to pods.")
 	flag.Var(&caBundles, "ca-bundle", "PEM file of extra CA certificates trusted for token endpoints (ADFS, Azure Stack, private servers); repeatable.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	o.Namespaces, o.CABundleFiles = namespaces, caBundles
+	o.Namespaces, o.CABundleFiles, o.AllowedIssuerHosts = namespaces, caBundles, issuerHosts
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")

@@ -213,6 +213,7 @@ func run(ctx context.Context, c config) (*result, error) {
 		"--metrics-bind-address", "127.0.0.1:" + freePort(),
 		"--health-probe-bind-address", "127.0.0.1:" + freePort(),
 		"--min-remaining-lifetime", c.MinRemaining.String(),
+		"--insecure-allow-http-loopback",
 	}, res.ManagerLog)
 	if err != nil {
 		return nil, err

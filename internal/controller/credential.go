@@ -2,14 +2,19 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/credential"
@@ -55,10 +60,11 @@ func sourceOf(tr *v1.TokenRequest) credentialSource {
 
 // buildRequest reads the credential and returns the token request for tr,
 // or a *credentialError. Consent is checked here, before any cache lookup.
-func (r *TokenRequestReconciler) buildRequest(ctx context.Context, tr *v1.TokenRequest) (tokensource.Request, error) {
-	cred, allowed, err := r.loadCredential(ctx, tr)
+// The second result identifies the credential's source and version, never its material.
+func (r *TokenRequestReconciler) buildRequest(ctx context.Context, tr *v1.TokenRequest) (tokensource.Request, string, error) {
+	cred, allowed, version, err := r.loadCredential(ctx, tr)
 	if err != nil {
-		return tokensource.Request{}, err
+		return tokensource.Request{}, "", err
 	}
 	s := tr.Spec
 	req := tokensource.Request{
@@ -67,25 +73,46 @@ func (r *TokenRequestReconciler) buildRequest(ctx context.Context, tr *v1.TokenR
 		Credential: cred, AllowedHosts: allowed,
 	}
 	if err := req.CheckConfiguredHost(); err != nil {
-		return req, specError(consentError(tr, allowed, err))
+		return req, version, specError(consentError(tr, allowed, err))
 	}
 	if err := req.Validate(); err != nil {
-		return req, specError(err)
+		return req, version, specError(err)
 	}
-	return req, nil
+	if err := r.Tokens.Validate(req); err != nil {
+		return req, version, specError(consentError(tr, allowed, err))
+	}
+	return req, version, nil
 }
 
-func (r *TokenRequestReconciler) loadCredential(ctx context.Context, tr *v1.TokenRequest) (credential.Credential, []string, error) {
+func (r *TokenRequestReconciler) loadCredential(ctx context.Context, tr *v1.TokenRequest) (cred credential.Credential, allowed []string, version string, err error) {
 	c := tr.Spec.Credential
+	var holder metav1.Object
 	switch {
 	case c.ClientSecret != nil:
-		return r.loadClientSecret(ctx, tr.Namespace, c.ClientSecret)
+		cred, allowed, holder, err = r.loadClientSecret(ctx, tr.Namespace, c.ClientSecret)
 	case c.Certificate != nil:
-		return r.loadCertificate(ctx, tr.Namespace, c.Certificate)
+		cred, allowed, holder, err = r.loadCertificate(ctx, tr.Namespace, c.Certificate)
 	case c.ServiceAccount != nil:
-		return r.loadServiceAccount(ctx, tr.Namespace, c.ServiceAccount)
+		cred, allowed, err = r.loadServiceAccount(ctx, tr.Namespace, c.ServiceAccount)
+		if a, ok := cred.(*credential.Assertion); ok {
+			version = "ServiceAccount/" + a.ID // a fresh token per call: the account's identity is the version
+		}
+		return cred, allowed, version, err
+	default:
+		return nil, nil, "", &credentialError{Reason: v1.ReasonInvalidSpec, Message: "spec.credential names no credential"}
 	}
-	return nil, nil, &credentialError{Reason: v1.ReasonInvalidSpec, Message: "spec.credential names no credential"}
+	if holder != nil {
+		version = credentialVersion(holder, c)
+	}
+	return cred, allowed, version, err
+}
+
+// credentialVersion names the Secret holding a credential, its version and
+// how it is read, so that a rotation changes it while nothing in it is
+// derived from the credential itself.
+func credentialVersion(holder metav1.Object, ref v1.Credential) string {
+	how, _ := json.Marshal(ref)
+	return strings.Join([]string{"Secret", holder.GetNamespace(), holder.GetName(), string(holder.GetUID()), holder.GetResourceVersion(), string(how)}, "/")
 }
 
 func (r *TokenRequestReconciler) readSecret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
@@ -105,31 +132,31 @@ func secretValue(s *corev1.Secret, key string) ([]byte, error) {
 	return v, nil
 }
 
-func (r *TokenRequestReconciler) loadClientSecret(ctx context.Context, ns string, ref *v1.ClientSecretCredential) (credential.Credential, []string, error) {
+func (r *TokenRequestReconciler) loadClientSecret(ctx context.Context, ns string, ref *v1.ClientSecretCredential) (credential.Credential, []string, metav1.Object, error) {
 	s, err := r.readSecret(ctx, ns, ref.Name)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	v, err := secretValue(s, orDefault(ref.Key, defaultClientSecretKey))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	method := credential.ClientAuthMethod(ref.AuthMethod)
-	return &credential.ClientSecret{Secret: strings.TrimRight(string(v), "\r\n"), AuthMethod: method}, allowedHosts(s.Annotations), nil
+	return &credential.ClientSecret{Secret: strings.TrimRight(string(v), "\r\n"), AuthMethod: method}, allowedHosts(s.Annotations), s, nil
 }
 
-func (r *TokenRequestReconciler) loadCertificate(ctx context.Context, ns string, ref *v1.CertificateCredential) (credential.Credential, []string, error) {
+func (r *TokenRequestReconciler) loadCertificate(ctx context.Context, ns string, ref *v1.CertificateCredential) (credential.Credential, []string, metav1.Object, error) {
 	s, err := r.readSecret(ctx, ns, ref.SecretName)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cert, err := parseCertificateSecret(s, ref)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cert.SendX5C = ref.SendX5C
 	cert.Algorithm = ref.SigningAlgorithm
-	return cert, allowedHosts(s.Annotations), nil
+	return cert, allowedHosts(s.Annotations), s, nil
 }
 
 func parseCertificateSecret(s *corev1.Secret, ref *v1.CertificateCredential) (*credential.Certificate, error) {
@@ -202,21 +229,68 @@ func allowedHosts(annotations map[string]string) []string {
 	return hosts
 }
 
-// consentError explains a refused host and how to allow it.
+// consentError explains a refused host and, for a host that is
+// syntactically valid, how the credential's owner may allow it.
 func consentError(tr *v1.TokenRequest, allowed []string, err error) error {
 	var refused *tokensource.HostNotAllowedError
 	if !errors.As(err, &refused) {
 		return err
 	}
 	src := sourceOf(tr)
+	if refused.ByOperator {
+		return &credentialError{Reason: v1.ReasonCredentialNotAllowed, Message: fmt.Sprintf(
+			"the operator may not send credentials to %s: it is not in the operator's --allowed-issuer-hosts; ask the cluster administrator", hostForMessage(refused.Host))}
+	}
+	if !validHostPort(refused.Host) {
+		return &credentialError{Reason: v1.ReasonCredentialNotAllowed, Message: fmt.Sprintf(
+			"%s %q does not allow sending its credential to the issuer, whose host is not a valid host name", src.kind, src.name)}
+	}
 	value := strings.Join(append(append([]string{}, allowed...), refused.Host), ",")
 	overwrite := ""
 	if len(allowed) > 0 {
 		overwrite = " --overwrite"
 	}
 	return &credentialError{Reason: v1.ReasonCredentialNotAllowed, Message: fmt.Sprintf(
-		"%s %q does not allow sending its credential to %q; to allow it: kubectl annotate %s %s -n %s%s %s=%s",
-		src.kind, src.name, refused.Host, strings.ToLower(src.kind), src.name, tr.Namespace, overwrite, v1.AnnotationAllowedIssuers, value)}
+		"%s %q does not allow sending its credential to %q; if you trust %q with this credential: kubectl annotate %s %s -n %s%s %s",
+		src.kind, src.name, refused.Host, refused.Host, strings.ToLower(src.kind), shellQuote(src.name), shellQuote(tr.Namespace), overwrite,
+		shellQuote(v1.AnnotationAllowedIssuers+"="+value))}
+}
+
+// hostForMessage quotes a valid host and hides one that is not, so that
+// server- or tenant-chosen text never reaches a message unchecked.
+func hostForMessage(host string) string {
+	if validHostPort(host) {
+		return strconv.Quote(host)
+	}
+	return "a host that is not a valid host name"
+}
+
+// validHostPort accepts a DNS name, an IPv4 address or a bracketed IPv6
+// address, with an optional numeric port.
+func validHostPort(hostport string) bool {
+	host, port := hostport, ""
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		host, port = h, p
+	} else if strings.HasPrefix(hostport, "[") {
+		return false // a bracketed address needs a port to split
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return false
+		}
+	}
+	if net.ParseIP(host) != nil {
+		return true
+	}
+	return len(validation.IsDNS1123Subdomain(strings.ToLower(host))) == 0
+}
+
+// shellQuote leaves plain words alone and single-quotes anything else.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_/:=,[]") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // specError turns a request the token engine refuses before any call into a credentialError.

@@ -31,6 +31,10 @@ const (
 // SetupOptions wire the reconciler into a manager.
 type SetupOptions struct {
 	MaxConcurrentReconciles int
+	// MaxTokenCallsPerNamespace bounds the token calls one namespace has
+	// under way, so that a slow token service cannot take every worker; 0
+	// means no bound.
+	MaxTokenCallsPerNamespace int
 	// SecretMetadata is a cache of Secret metadata with no label selector;
 	// it sees credential Secrets (and foreign Secrets in the way) without
 	// ever holding their data.
@@ -48,6 +52,7 @@ func (r *TokenRequestReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 	if opts.SecretMetadata == nil {
 		return errNoMetadataCache
 	}
+	r.slots = newCallSlots(opts.MaxTokenCallsPerNamespace)
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &v1.TokenRequest{}, indexCredential, credentialIndex); err != nil {
 		return err

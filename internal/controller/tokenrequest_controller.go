@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +47,8 @@ type TokenRequestReconciler struct {
 	// MinRemaining is the validity a refreshed Secret keeps at least, for kubelet to propagate it.
 	MinRemaining time.Duration
 
+	// slots bounds each namespace's token calls under way (nil: no bound).
+	slots *callSlots
 	// retryNotBefore remembers Retry-After answers (namespace/name → time).
 	retryNotBefore sync.Map
 	// pendingEvents holds each reconcile's events (*v1.TokenRequest → []pendingEvent).
@@ -163,7 +167,7 @@ func (r *TokenRequestReconciler) gather(ctx context.Context, tr *v1.TokenRequest
 		}
 		o.secret = &state
 	}
-	treq, credErr := r.buildRequest(ctx, tr)
+	treq, credVersion, credErr := r.buildRequest(ctx, tr)
 	if credErr == nil {
 		credErr = checkTemplate(tr)
 	}
@@ -173,7 +177,7 @@ func (r *TokenRequestReconciler) gather(ctx context.Context, tr *v1.TokenRequest
 	}
 	o.credentialOK = credErr == nil
 	if o.credentialOK {
-		o.inputHash = treq.CacheKey()
+		o.inputHash = inputHash(treq, credVersion)
 		o.attemptHash = attemptHash(o.inputHash, treq.AllowedHosts)
 	}
 	return o, secret, treq, credErr, nil
@@ -260,7 +264,12 @@ func (r *TokenRequestReconciler) credentialProblem(tr *v1.TokenRequest, o observ
 // issue gets a token and writes it into the Secret.
 func (r *TokenRequestReconciler) issue(ctx context.Context, tr *v1.TokenRequest, o observed, p plan, secret *corev1.Secret, treq tokensource.Request) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
+	if !r.slots.tryAcquire(tr.Namespace) {
+		logger.V(1).Info("the namespace's token calls are all under way; trying again shortly")
+		return ctrl.Result{RequeueAfter: slotRetryDelay()}, nil
+	}
 	tok, err := r.Tokens.Token(ctx, client.ObjectKeyFromObject(tr).String(), treq, r.freshness(o, p))
+	r.slots.release(tr.Namespace)
 	if p.forced {
 		tr.Status.LastRefreshRequestedAt = tr.Annotations[v1.AnnotationRefreshRequestedAt]
 	}
@@ -331,6 +340,7 @@ func (r *TokenRequestReconciler) freshness(o observed, p plan) func(tokensource.
 // failed records a failed attempt; the last good token stays in place.
 func (r *TokenRequestReconciler) failed(ctx context.Context, tr *v1.TokenRequest, o observed, err error) ctrl.Result {
 	reason, retryable, retryAfter := classify(err)
+	retryAfter = capRetryAfter(retryAfter, o)
 	msg := err.Error()
 	var ce *credentialError
 	if errors.As(err, &ce) {
@@ -350,9 +360,38 @@ func (r *TokenRequestReconciler) failed(ctx context.Context, tr *v1.TokenRequest
 	return requeueAt(o.now, earliest(o.now.Add(delay), expiryIfValid(o)))
 }
 
+// capRetryAfter keeps a token service's Retry-After from outlasting a
+// third of the remaining validity of the token in the Secret: the service
+// chooses the value, and honouring it blindly would let the token expire.
+func capRetryAfter(d time.Duration, o observed) time.Duration {
+	if until := expiryIfValid(o); !until.IsZero() {
+		d = min(d, until.Sub(o.now)/3)
+	}
+	return max(d, 0)
+}
+
 func attemptHash(inputHash string, allowed []string) string {
 	sum := sha256.Sum256([]byte(inputHash + "|" + strings.Join(allowed, ",")))
 	return hex.EncodeToString(sum[:16])
+}
+
+// inputHash identifies what produces the token: issuer, client, scopes,
+// parameters and the credential's source and version. It is published on
+// the Secret and in status, so it is built from names and versions only:
+// no digest of credential material, which could be tested offline against
+// guesses, ever leaves the operator.
+func inputHash(req tokensource.Request, credentialVersion string) string {
+	scopes := slices.Sorted(slices.Values(req.Scopes))
+	extras := slices.Sorted(maps.Keys(req.ExtraParameters))
+	parts := []string{"v2", req.Authority, req.IssuerURL, req.TokenURL, req.AzureRegion, req.ClientID, credentialVersion, strings.Join(scopes, " ")}
+	for _, k := range extras {
+		parts = append(parts, k, req.ExtraParameters[k])
+	}
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // classify maps a token error to a condition reason and a retry class.

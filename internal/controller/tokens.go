@@ -18,6 +18,9 @@ import (
 type TokenService interface {
 	Token(ctx context.Context, user string, req tokensource.Request, fresh func(tokensource.Token) bool) (tokensource.Token, error)
 	Forget(user string)
+	// Validate refuses, before any call, what the operator's own policy
+	// forbids: plain-http endpoints, issuer hosts outside its ceiling.
+	Validate(req tokensource.Request) error
 }
 
 // SharedTokens is the operator-wide app token cache in front of the token
@@ -56,6 +59,9 @@ func (s *SharedTokens) Token(ctx context.Context, user string, req tokensource.R
 	return tok, err
 }
 
+// Validate applies the engine's policy to req without any call.
+func (s *SharedTokens) Validate(req tokensource.Request) error { return s.engine.Validate(req) }
+
 // Forget drops what the cache holds for a deleted TokenRequest.
 func (s *SharedTokens) Forget(user string) { s.cache.Forget(user) }
 
@@ -74,8 +80,8 @@ func callResult(err error) string {
 	switch {
 	case err == nil:
 		return "success"
-	case errors.As(err, &te) && te.Code != "":
-		return te.Code
+	case errors.As(err, &te):
+		return te.MetricCode()
 	case errors.As(err, &refused):
 		return "host_not_allowed"
 	}

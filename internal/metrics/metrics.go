@@ -3,6 +3,7 @@
 package metrics
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,39 @@ type Collectors struct {
 	ServiceRequests *prometheus.CounterVec
 	ServiceDuration *prometheus.HistogramVec
 	CacheRequests   *prometheus.CounterVec
+
+	hosts hostLabels
+}
+
+// MaxIssuerHostLabels bounds the distinct issuer_host label values: issuer
+// hosts are chosen by whoever writes a TokenRequest, so past this many the
+// label reads "other" and the series count stays flat.
+const MaxIssuerHostLabels = 32
+
+// OtherHost is the issuer_host value once MaxIssuerHostLabels are in use.
+const OtherHost = "other"
+
+// hostLabels hands out issuer_host values, first come first served, up to
+// MaxIssuerHostLabels.
+type hostLabels struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (h *hostLabels) label(host string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.seen == nil {
+		h.seen = map[string]bool{}
+	}
+	if h.seen[host] {
+		return host
+	}
+	if len(h.seen) >= MaxIssuerHostLabels {
+		return OtherHost
+	}
+	h.seen[host] = true
+	return host
 }
 
 // New creates the collectors and registers them with reg.
@@ -36,7 +70,7 @@ func New(reg prometheus.Registerer) *Collectors {
 		}, []string{"namespace", "name"}),
 		ServiceRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "token_operator_token_service_requests_total",
-			Help: "Calls to token services, by issuer host and result (success, or the error code).",
+			Help: "Calls to token services, by issuer host (at most 32, then \"other\") and result (success, a standard OAuth2 error code, an operator code, or \"other\").",
 		}, []string{"issuer_host", "result"}),
 		ServiceDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "token_operator_token_service_request_duration_seconds",
@@ -84,8 +118,10 @@ func (c *Collectors) Forget(namespace, name string) {
 	}
 }
 
-// ObserveServiceCall records one call to a token service.
+// ObserveServiceCall records one call to a token service. result must come
+// from a fixed set; issuerHost is bounded here.
 func (c *Collectors) ObserveServiceCall(issuerHost, result string, took time.Duration) {
+	issuerHost = c.hosts.label(issuerHost)
 	c.ServiceRequests.WithLabelValues(issuerHost, result).Inc()
 	c.ServiceDuration.WithLabelValues(issuerHost).Observe(took.Seconds())
 }

@@ -38,8 +38,17 @@ type Options struct {
 	// Namespaces limits the operator to these namespaces; empty means all.
 	Namespaces              []string
 	MaxConcurrentReconciles int
-	TokenRequestTimeout     time.Duration
-	MinRemainingLifetime    time.Duration
+	// MaxTokenCallsPerNamespace bounds the token calls one namespace has
+	// under way, so a stalled token service holds only that many workers.
+	MaxTokenCallsPerNamespace int
+	TokenRequestTimeout       time.Duration
+	// AllowHTTPLoopback lets credentials go to plain-http token services on
+	// localhost, 127.0.0.1 or [::1] (development and tests only).
+	AllowHTTPLoopback bool
+	// AllowedIssuerHosts is the operator-wide ceiling on token hosts
+	// ("host", "host:port", "*.example.com"); empty means no ceiling.
+	AllowedIssuerHosts   []string
+	MinRemainingLifetime time.Duration
 	// CABundleFiles are PEM files of extra CAs trusted for token endpoints.
 	CABundleFiles []string
 	// RootCAs replaces the system roots plus CABundleFiles when set (tests).
@@ -52,13 +61,14 @@ type Options struct {
 // Defaults are the documented flag defaults.
 func Defaults() Options {
 	return Options{
-		MetricsBindAddress:      ":8080",
-		HealthProbeBindAddress:  ":8081",
-		LeaderElectionID:        "token-operator.tokens.token-operator.io",
-		MaxConcurrentReconciles: 4,
-		TokenRequestTimeout:     30 * time.Second,
-		MinRemainingLifetime:    2 * time.Minute,
-		Clock:                   clock.RealClock{},
+		MetricsBindAddress:        ":8080",
+		HealthProbeBindAddress:    ":8081",
+		LeaderElectionID:          "token-operator.tokens.token-operator.io",
+		MaxConcurrentReconciles:   8,
+		MaxTokenCallsPerNamespace: 2,
+		TokenRequestTimeout:       30 * time.Second,
+		MinRemainingLifetime:      2 * time.Minute,
+		Clock:                     clock.RealClock{},
 	}
 }
 
@@ -110,7 +120,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		return nil, err
 	}
 	m := metrics.Default()
-	engine := tokensource.New(tokensource.Options{RootCAs: roots, Timeout: o.TokenRequestTimeout, Clock: o.Clock})
+	engine := tokensource.New(tokensource.Options{
+		RootCAs: roots, Timeout: o.TokenRequestTimeout, Clock: o.Clock,
+		AllowHTTPLoopback: o.AllowHTTPLoopback, AllowedIssuerHosts: o.AllowedIssuerHosts,
+	})
 	r := &controller.TokenRequestReconciler{
 		Client:       mgr.GetClient(),
 		APIReader:    mgr.GetAPIReader(),
@@ -121,7 +134,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		Metrics:      m,
 		MinRemaining: o.MinRemainingLifetime,
 	}
-	if err := r.SetupWithManager(ctx, mgr, controller.SetupOptions{MaxConcurrentReconciles: o.MaxConcurrentReconciles, SecretMetadata: secretMeta}); err != nil {
+	if err := r.SetupWithManager(ctx, mgr, controller.SetupOptions{
+		MaxConcurrentReconciles: o.MaxConcurrentReconciles, MaxTokenCallsPerNamespace: o.MaxTokenCallsPerNamespace, SecretMetadata: secretMeta,
+	}); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -77,3 +77,18 @@ func (e *Env) Stop() error { return e.env.Stop() }
 func (e *Env) ServiceAccountSigningCertFile() string {
 	return filepath.Join(e.env.ControlPlane.APIServer.CertDir, "sa-signer.crt")
 }
+
+// WriteKubeconfig writes a kubeconfig for an administrator of the control
+// plane into dir, for a manager run as its own process.
+func (e *Env) WriteKubeconfig(dir string) (string, error) {
+	user, err := e.env.AddUser(envtest.User{Name: "token-operator-test", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", err
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	return path, os.WriteFile(path, data, 0o600)
+}
