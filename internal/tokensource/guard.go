@@ -298,7 +298,7 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	switch {
 	case first.Method != http.MethodGet && first.Method != http.MethodHead:
 		return st.fail(&Error{StatusCode: status, Code: "redirect", Description: "the token service answered the token request with a redirect, which is not followed"})
-	case len(via) >= maxRedirects:
+	case len(via) > maxRedirects:
 		return st.fail(&Error{StatusCode: status, Code: "redirect", Description: fmt.Sprintf("more than %d redirects", maxRedirects)})
 	case req.URL.Scheme != prev.URL.Scheme:
 		return st.fail(&Error{StatusCode: status, Code: "redirect", Description: "a redirect to another URL scheme is not followed"})
