@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -20,6 +21,7 @@ import (
 // discovery) and a token endpoint at /t/oauth2/v2.0/token.
 type hostile struct {
 	srv       *httptest.Server
+	mu        sync.Mutex
 	discovery http.HandlerFunc // nil serves a normal document
 	token     http.HandlerFunc // nil serves a normal token
 	// gzipAsked counts requests whose client offered gzip, which is what
@@ -35,16 +37,16 @@ func newHostile(t *testing.T, plain bool) *hostile {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/t/v2.0/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		h.count(r)
-		if h.discovery != nil {
-			h.discovery(w, r)
+		if f := h.handler(&h.discovery); f != nil {
+			f(w, r)
 			return
 		}
 		writeDoc(w, h.srv.URL+"/t/oauth2/v2.0/token", h.srv.URL)
 	})
 	mux.HandleFunc("/t/oauth2/v2.0/token", func(w http.ResponseWriter, r *http.Request) {
 		h.count(r)
-		if h.token != nil {
-			h.token(w, r)
+		if f := h.handler(&h.token); f != nil {
+			f(w, r)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -57,6 +59,19 @@ func newHostile(t *testing.T, plain bool) *hostile {
 	}
 	t.Cleanup(h.srv.Close)
 	return h
+}
+
+func (h *hostile) handler(f *http.HandlerFunc) http.HandlerFunc {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return *f
+}
+
+// set replaces a handler (h.discovery or h.token) while serving.
+func (h *hostile) set(f *http.HandlerFunc, to http.HandlerFunc) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	*f = to
 }
 
 func (h *hostile) count(r *http.Request) {
@@ -88,7 +103,9 @@ func (h *hostile) engine(o Options) *Engine {
 	return New(o)
 }
 
-func (h *hostile) host() string { return strings.TrimPrefix(strings.TrimPrefix(h.srv.URL, "https://"), "http://") }
+func (h *hostile) host() string {
+	return strings.TrimPrefix(strings.TrimPrefix(h.srv.URL, "https://"), "http://")
+}
 
 var hostileSecret = &credential.ClientSecret{Secret: "a-good-secret"}
 

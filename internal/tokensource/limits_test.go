@@ -34,22 +34,22 @@ func TestOversizedAnswersAreCutOffAtTheCap(t *testing.T) {
 		req  func(h *hostile) Request
 	}{
 		{"MSAL: token answer", func(h *hostile, b func(int, string) http.HandlerFunc) {
-			h.token = b(200, `{"token_type":"Bearer","expires_in":3600,"access_token":"`)
+			h.set(&h.token, b(200, `{"token_type":"Bearer","expires_in":3600,"access_token":"`))
 		}, (*hostile).entraReq},
 		{"MSAL: error answer", func(h *hostile, b func(int, string) http.HandlerFunc) {
-			h.token = b(400, `{"error":"invalid_client","error_description":"`)
+			h.set(&h.token, b(400, `{"error":"invalid_client","error_description":"`))
 		}, (*hostile).entraReq},
 		{"MSAL: tenant metadata", func(h *hostile, b func(int, string) http.HandlerFunc) {
-			h.discovery = b(200, `{"issuer":"`)
+			h.set(&h.discovery, b(200, `{"issuer":"`))
 		}, (*hostile).entraReq},
 		{"generic: token URL answer", func(h *hostile, b func(int, string) http.HandlerFunc) {
-			h.token = b(200, `{"token_type":"Bearer","expires_in":3600,"access_token":"`)
+			h.set(&h.token, b(200, `{"token_type":"Bearer","expires_in":3600,"access_token":"`))
 		}, (*hostile).tokenReq},
 		{"generic: token URL error answer", func(h *hostile, b func(int, string) http.HandlerFunc) {
-			h.token = b(503, `{"error":"temporarily_unavailable","error_description":"`)
+			h.set(&h.token, b(503, `{"error":"temporarily_unavailable","error_description":"`))
 		}, (*hostile).tokenReq},
 		{"generic: issuer discovery document", func(h *hostile, b func(int, string) http.HandlerFunc) {
-			h.discovery = b(200, `{"token_endpoint":"`)
+			h.set(&h.discovery, b(200, `{"token_endpoint":"`))
 		}, (*hostile).issuerReq},
 	}
 	for _, body := range bodies {
@@ -84,18 +84,18 @@ func TestAnswersUpToTheCapAreRead(t *testing.T) {
 	// A valid answer padded with spaces to exactly the cap.
 	answer := `{"access_token":"opaque","token_type":"Bearer","expires_in":3600}`
 	const limit = 4096
-	h.token = func(w http.ResponseWriter, r *http.Request) {
+	h.set(&h.token, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(answer + strings.Repeat(" ", limit-len(answer))))
-	}
+	})
 	for _, req := range []Request{h.entraReq(), h.tokenReq()} {
 		if _, err := h.engine(Options{MaxResponseBytes: limit}).Fetch(context.Background(), req, nil); err != nil {
 			t.Errorf("%v", err)
 		}
 	}
-	h.token = func(w http.ResponseWriter, r *http.Request) {
+	h.set(&h.token, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(answer + strings.Repeat(" ", limit+1-len(answer))))
-	}
+	})
 	for _, req := range []Request{h.entraReq(), h.tokenReq()} {
 		_, err := h.engine(Options{MaxResponseBytes: limit}).Fetch(context.Background(), req, nil)
 		if e := asError(t, err); e.Description != "the token service's answer is larger than 4 KiB" {
@@ -128,7 +128,8 @@ func TestSilentServersHitTheResponseHeaderTimeout(t *testing.T) {
 	const header = 300 * time.Millisecond
 	silent := newHostile(t, false)
 	wait := func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
-	silent.discovery, silent.token = wait, wait
+	silent.set(&silent.discovery, wait)
+	silent.set(&silent.token, wait)
 	addr := tarpit(t)
 	for _, tc := range []struct {
 		name string
