@@ -3,6 +3,8 @@ package tokensource
 import (
 	"context"
 	"crypto/x509"
+	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -143,5 +145,20 @@ func TestPKCS12CertificateWithPasswordWorksWithEntra(t *testing.T) {
 	f.srv.AddApp(entraserver.App{ClientID: "p12-app", Certificates: c.Chain})
 	if _, err := f.eng.Fetch(context.Background(), f.entraReq("p12-app", parsed), nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestFormEncodedTokenAnswersAreRead(t *testing.T) {
+	h := newHostile(t, false)
+	h.set(&h.token, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-www-form-urlencoded")
+		_, _ = io.WriteString(w, "access_token=opaque&token_type=bearer&expires_in=600&refresh_in=300&scope=a+b")
+	})
+	tok, err := h.engine(Options{}).Fetch(context.Background(), h.tokenReq(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.AccessToken != "opaque" || tok.ExpiresAt.Sub(tok.IssuedAt) != 10*time.Minute || tok.RefreshAt.Sub(tok.IssuedAt) != 5*time.Minute || len(tok.Scopes) != 2 {
+		t.Errorf("token = %+v", tok)
 	}
 }

@@ -177,12 +177,15 @@ func tokenFromOAuth2(ot *oauth2.Token, requested []string, now time.Time) (Token
 	return t, nil
 }
 
-// seconds reads a JSON number or a numeric string.
+// seconds reads a JSON number or a numeric string; x/oauth2 hands over
+// form-encoded answers' numbers as int64.
 func seconds(v any) (time.Duration, bool) {
 	var f float64
 	switch v := v.(type) {
 	case float64:
 		f = v
+	case int64:
+		f = float64(v)
 	case json.Number:
 		var err error
 		if f, err = v.Float64(); err != nil {
