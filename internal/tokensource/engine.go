@@ -138,6 +138,7 @@ func (e *Engine) guardedClient(o Options) *http.Client {
 			t.TLSClientConfig.RootCAs = o.RootCAs
 		}
 		t.ResponseHeaderTimeout = shorter(t.ResponseHeaderTimeout, e.headerTimeout)
+		e.headerTimeout = t.ResponseHeaderTimeout
 		t.TLSHandshakeTimeout = shorter(t.TLSHandshakeTimeout, e.headerTimeout)
 		if t.MaxResponseHeaderBytes <= 0 || t.MaxResponseHeaderBytes > e.maxBytes {
 			t.MaxResponseHeaderBytes = e.maxBytes

@@ -168,8 +168,11 @@ func (s *callState) fail(err error) error {
 
 // check refuses u unless its scheme and host are allowed.
 func (s *callState) check(u *url.URL) error {
-	if u.Scheme != s.scheme || (u.Scheme == "http" && (!s.httpLocal || !loopbackHost(u))) || (u.Scheme != "https" && u.Scheme != "http") {
-		return s.fail(&Error{Code: "scheme_not_allowed", Description: "refused a request whose URL scheme differs from the configured " + s.scheme + " endpoint; nothing was sent"})
+	switch {
+	case u.Scheme != s.scheme || (u.Scheme != "https" && u.Scheme != "http"):
+		return s.fail(&Error{Code: "scheme_not_allowed", Description: "refused a request whose URL scheme differs from the configured endpoint's (" + s.scheme + "); nothing was sent"})
+	case u.Scheme == "http" && (!s.httpLocal || !loopbackHost(u)):
+		return s.fail(&Error{Code: "scheme_not_allowed", Description: "refused a plain http request to a host other than localhost, 127.0.0.1 or [::1]; nothing was sent"})
 	}
 	if !issuerHostAllowed(s.ceiling, u) {
 		return s.fail(&HostNotAllowedError{Host: boundHost(u.Host), ByOperator: true})

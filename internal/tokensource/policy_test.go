@@ -100,6 +100,11 @@ func TestTheTokenEndpointKeepsTheIssuersScheme(t *testing.T) {
 				writeDoc(w, secure.srv.URL+"/t/oauth2/v2.0/token", plain.srv.URL)
 			})
 		}, plain.issuerReq(), "malformed_response"},
+		{"generic: an http loopback issuer naming an http token endpoint elsewhere", func() {
+			plain.set(&plain.discovery, func(w http.ResponseWriter, r *http.Request) {
+				writeDoc(w, "http://idp.example.com/t/oauth2/v2.0/token", plain.srv.URL)
+			})
+		}, plain.issuerReq(), "scheme_not_allowed"},
 		{"MSAL: tenant metadata naming an http token endpoint", func() {
 			secure.set(&secure.discovery, func(w http.ResponseWriter, r *http.Request) {
 				writeDoc(w, plain.srv.URL+"/t/oauth2/v2.0/token", secure.srv.URL)
