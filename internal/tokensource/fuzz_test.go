@@ -85,3 +85,18 @@ func FuzzTokenResponse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzErrorAnswer fuzzes the error classifier alone, much faster than the
+// flows, against secrets of every shape the scrubber must handle.
+func FuzzErrorAnswer(f *testing.F) {
+	secrets := []string{weirdSecret, "hunter2-hunter2", `q"uo\te-d`, "pässwörd-ß", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"}
+	f.Add(400, "0a1b-2c3d", "120", []byte(`{"error":"invalid_client","error_description":"AADSTS7000215: bad s3cr%t+with:colon and spaces~\r\nTrace ID: x","error_codes":[7000215],"trace_id":"t-1","correlation_id":"c-1"}`))
+	f.Add(401, "c-1", "", []byte(`{"error":"q\"uo\\te-d","error_description":"p\u00e4ssw\u00f6rd-\u00df hunter2\u0000-hunter2 eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"}`))
+	f.Add(503, "", "Wed, 21 Oct 2099 07:28:00 GMT", []byte(`<html>down</html>`))
+	f.Add(429, "x", "99999999999999999999999", []byte(`{"error":"temporarily_unavailable","error_codes":[1,2,3,4,5,6,-1,99999999999]}`))
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, status int, requestID, retry string, body []byte) {
+		h := http.Header{"Retry-After": {retry}, "X-Ms-Request-Id": {requestID}, "Client-Request-Id": {requestID}}
+		checkSafe(t, httpError(status, h, body, now, secrets), secrets)
+	})
+}
