@@ -58,7 +58,7 @@ func TestABrokenTemplateIsReportedBeforeAnyCall(t *testing.T) {
 	tr := entraRequest(ns, "broken", clientID, "cred")
 	tr.Spec.SecretTemplate = &v1.SecretTemplate{Data: map[string]string{"x": "{{ .NoSuchField }}"}}
 	k8s.MustCreate(t, tr)
-	got := k8s.WaitReason(t, ns, "broken", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonInvalidSpec)
+	got := k8s.WaitReason(t, ns, "broken", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonInvalidTemplate)
 	if !contains(kube.Condition(got, v1.ConditionReady).Message, `secretTemplate.data["x"]`) {
 		t.Errorf("message does not name the key: %s", kube.Condition(got, v1.ConditionReady).Message)
 	}

@@ -228,16 +228,11 @@ func mayWrite(s *corev1.Secret, tr *v1.TokenRequest) bool {
 	return !heldByOther && s.Annotations[v1.AnnotationAllowAdoption] == "true"
 }
 
-// checkTemplate renders the secret template with placeholder values, so a
-// broken template is reported before any call to the token service.
+// checkTemplate refuses a secret template outside the allowed subset before
+// any call to the token service; the message names the key, never a value.
 func checkTemplate(tr *v1.TokenRequest) error {
-	if tr.Spec.SecretTemplate == nil {
-		return nil
-	}
-	_, err := secretdata.Render(secretdata.Input{TokenRequestName: tr.Name, ClientID: tr.Spec.ClientID, Template: tr.Spec.SecretTemplate,
-		Token: secretdata.Token{AccessToken: "placeholder", TokenType: "Bearer", ExpiresAt: time.Unix(0, 0)}})
-	if err != nil {
-		return &credentialError{Reason: v1.ReasonInvalidSpec, Message: err.Error()}
+	if err := secretdata.ValidateTemplate(tr.Spec.SecretTemplate); err != nil {
+		return &credentialError{Reason: v1.ReasonInvalidTemplate, Message: err.Error()}
 	}
 	return nil
 }
@@ -286,7 +281,8 @@ func (r *TokenRequestReconciler) issue(ctx context.Context, tr *v1.TokenRequest,
 	rendered, err := secretdata.Render(secretdata.Input{TokenRequestName: tr.Name, ClientID: tr.Spec.ClientID, Template: tr.Spec.SecretTemplate, InputHash: o.inputHash,
 		RefreshRequest: tr.Annotations[v1.AnnotationRefreshRequestedAt], Token: t})
 	if err != nil {
-		markProblem(tr, o, v1.ReasonInvalidSpec, err.Error())
+		// Only the output cap can refuse here; its text holds no value.
+		markProblem(tr, o, v1.ReasonInvalidTemplate, err.Error())
 		return ctrl.Result{}, nil
 	}
 	newToken := secret == nil || o.secret == nil || !o.secret.HasToken || !o.secret.IssuedAt.Equal(t.IssuedAt) || string(secret.Data[v1.KeyAccessToken]) != tok.AccessToken

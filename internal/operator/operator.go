@@ -81,6 +81,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	if err != nil {
 		return nil, err
 	}
+	if err := tokensource.ValidateAllowedIssuerHosts(o.AllowedIssuerHosts); err != nil {
+		return nil, fmt.Errorf("--allowed-issuer-hosts: %w", err)
+	}
 	scheme := NewScheme()
 	namespaces := map[string]cache.Config{}
 	for _, ns := range o.Namespaces {
