@@ -233,24 +233,40 @@ type ServiceAccountCredential struct {
 
 // SecretTemplate shapes the output Secret.
 type SecretTemplate struct {
-	// Type of the Secret. Default: Opaque.
+	// Type of the Secret. Default: Opaque. Of the Kubernetes types only
+	// kubernetes.io/basic-auth and kubernetes.io/dockerconfigjson are allowed;
+	// custom types must be outside kubernetes.io and k8s.io.
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="!(self.startsWith('kubernetes.io/') || self.startsWith('bootstrap.kubernetes.io/')) || self in ['kubernetes.io/basic-auth', 'kubernetes.io/dockerconfigjson']",message="of the kubernetes.io Secret types only kubernetes.io/basic-auth and kubernetes.io/dockerconfigjson are allowed"
 	Type corev1.SecretType `json:"type,omitempty"`
 
-	// Labels added to the Secret.
+	// Labels added to the Secret. Keys under tokens.token-operator.io/ and
+	// app.kubernetes.io/managed-by belong to the operator.
 	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('tokens.token-operator.io/') && k != 'app.kubernetes.io/managed-by')",message="labels under tokens.token-operator.io/ and app.kubernetes.io/managed-by are reserved for the operator"
 	Labels map[string]string `json:"labels,omitempty"`
 
-	// Annotations added to the Secret.
+	// Annotations added to the Secret. Keys under tokens.token-operator.io/
+	// belong to the operator.
 	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('tokens.token-operator.io/'))",message="annotations under tokens.token-operator.io/ are reserved for the operator"
 	Annotations map[string]string `json:"annotations,omitempty"`
 
 	// Data keys rendered from Go templates (text/template) that add to or
 	// replace the default keys access_token, token_type and expires_at. The
 	// templates see .AccessToken, .TokenType, .ExpiresAt (RFC 3339), .Scopes
-	// and .ClientID; for example "Bearer {{ .AccessToken }}".
+	// and .ClientID; for example "Bearer {{ .AccessToken }}". They may use
+	// if, with, range over .Scopes (not nested), and the functions b64enc,
+	// toJson, quote, rfc3339, unixEpoch, join (as in .Scopes | join " "),
+	// upper, lower, trim, print, println, not, and, or. Each template is at
+	// most 16 KiB, all together 64 KiB, and they render at most 64 KiB.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k].size() <= 16384)",message="each secretTemplate.data template is at most 16 KiB"
 	Data map[string]string `json:"data,omitempty"`
 }
 

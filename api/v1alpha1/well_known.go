@@ -59,6 +59,7 @@ const (
 	ReasonInvalidCredential       = "InvalidCredential"
 	ReasonCredentialNotAllowed    = "CredentialNotAllowed"
 	ReasonInvalidSpec             = "InvalidSpec"
+	ReasonInvalidTemplate         = "InvalidTemplate" // secretTemplate refused by the allow-list, or past a rendering limit
 	ReasonTokenServiceRejected    = "TokenServiceRejected"
 	ReasonTokenServiceUnavailable = "TokenServiceUnavailable"
 	ReasonRefreshFailed           = "RefreshFailed"

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"text/template"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -59,20 +58,37 @@ type templateValues struct {
 	ClientID    string
 }
 
-// TemplateError is a secretTemplate that does not render. Its message never
-// contains rendered output, which could hold the token.
+// TemplateError is a secretTemplate that is refused or does not render. Its
+// message never contains rendered output or anything taken from the token.
 type TemplateError struct {
+	// Field is FieldData (also when empty), FieldLabels, FieldAnnotations
+	// or FieldType.
+	Field string
+	// Key is the data key, label or annotation key, or the Secret type.
 	Key    string
 	Reason string
 }
 
 func (e *TemplateError) Error() string {
-	return fmt.Sprintf("secretTemplate.data[%q]: %s", e.Key, e.Reason)
+	switch e.Field {
+	case "", FieldData:
+		return fmt.Sprintf("secretTemplate.data[%q]: %s", e.Key, e.Reason)
+	case FieldType:
+		return fmt.Sprintf("secretTemplate.type %q: %s", e.Key, e.Reason)
+	default:
+		return fmt.Sprintf("secretTemplate.%s[%q]: %s", e.Field, e.Key, e.Reason)
+	}
 }
 
-// Render builds the output Secret's type, labels, annotations and data.
+// Render builds the output Secret's type, labels, annotations and data. It
+// validates the template first, as ValidateTemplate does, so a template
+// outside the allowed subset never runs.
 func Render(in Input) (Rendered, error) {
-	data, err := renderData(in)
+	c, err := compile(in.Template)
+	if err != nil {
+		return Rendered{}, err
+	}
+	data, err := renderData(in, c)
 	if err != nil {
 		return Rendered{}, err
 	}
@@ -108,7 +124,7 @@ const (
 	AnnotationDataHash     = "tokens.token-operator.io/data-hash"
 )
 
-func renderData(in Input) (map[string][]byte, error) {
+func renderData(in Input, c *compiled) (map[string][]byte, error) {
 	expires := formatTime(in.Token.ExpiresAt)
 	data := map[string][]byte{
 		v1.KeyAccessToken: []byte(in.Token.AccessToken),
@@ -119,33 +135,18 @@ func renderData(in Input) (map[string][]byte, error) {
 		return data, nil
 	}
 	values := templateValues{AccessToken: in.Token.AccessToken, TokenType: in.Token.TokenType, ExpiresAt: expires, Scopes: in.Token.Scopes, ClientID: in.ClientID}
-	for _, key := range sortedKeys(in.Template.Data) {
-		out, err := renderOne(key, in.Template.Data[key], values)
-		if err != nil {
-			return nil, err
-		}
-		data[key] = out
+	rendered, err := c.render(values, in.Template.Type)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range rendered {
+		data[k] = v
 	}
 	return data, nil
 }
 
-func renderOne(key, text string, values templateValues) ([]byte, error) {
-	if !validDataKey(key) {
-		return nil, &TemplateError{Key: key, Reason: "not a valid Secret data key (letters, digits, '-', '_' and '.')"}
-	}
-	tpl, err := template.New(key).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return nil, &TemplateError{Key: key, Reason: "does not parse: " + templateReason(err)}
-	}
-	var buf bytes.Buffer
-	if err := tpl.Execute(&buf, values); err != nil {
-		return nil, &TemplateError{Key: key, Reason: "does not render: " + templateReason(err)}
-	}
-	return buf.Bytes(), nil
-}
-
-// templateReason keeps the template's own diagnosis; text/template errors
-// name the template and position, never the values.
+// templateReason keeps the parser's own diagnosis of the template text;
+// parsing sees no token.
 func templateReason(err error) string {
 	msg := err.Error()
 	if i := strings.Index(msg, ": "); i >= 0 && strings.HasPrefix(msg, "template: ") {
@@ -155,7 +156,7 @@ func templateReason(err error) string {
 }
 
 func validDataKey(k string) bool {
-	if k == "" || len(k) > 253 {
+	if k == "" || len(k) > 253 || k == "." || strings.HasPrefix(k, "..") {
 		return false
 	}
 	return strings.Trim(k, "-_.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") == ""
