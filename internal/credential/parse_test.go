@@ -40,7 +40,7 @@ var (
 	mat          material
 )
 
-func testMaterial(t *testing.T) *material {
+func testMaterial(t testing.TB) *material {
 	t.Helper()
 	materialOnce.Do(func() { mat = newMaterial(t) })
 	if mat.rsaKey == nil {
@@ -49,7 +49,7 @@ func testMaterial(t *testing.T) *material {
 	return &mat
 }
 
-func newMaterial(t *testing.T) material {
+func newMaterial(t testing.TB) material {
 	var (
 		m   material
 		err error
@@ -72,14 +72,14 @@ func newMaterial(t *testing.T) material {
 	return m
 }
 
-func newECKey(t *testing.T) *ecdsa.PrivateKey {
+func newECKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	fatalIf(t, err)
 	return key
 }
 
-func newCert(t *testing.T, cn string, pub crypto.PublicKey, parent *x509.Certificate, signer crypto.Signer) *x509.Certificate {
+func newCert(t testing.TB, cn string, pub crypto.PublicKey, parent *x509.Certificate, signer crypto.Signer) *x509.Certificate {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(time.Now().UnixNano()),
@@ -99,14 +99,14 @@ func newCert(t *testing.T, cn string, pub crypto.PublicKey, parent *x509.Certifi
 	return cert
 }
 
-func fatalIf(t *testing.T, err error) {
+func fatalIf(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-func encodeP12(t *testing.T, key any, leaf *x509.Certificate, cas []*x509.Certificate) []byte {
+func encodeP12(t testing.TB, key any, leaf *x509.Certificate, cas []*x509.Certificate) []byte {
 	t.Helper()
 	data, err := pkcs12.Modern.Encode(key, leaf, cas, p12Password)
 	fatalIf(t, err)
@@ -125,14 +125,14 @@ func certPEM(certs ...*x509.Certificate) []byte {
 	return out
 }
 
-func pkcs8PEM(t *testing.T, key any) []byte {
+func pkcs8PEM(t testing.TB, key any) []byte {
 	t.Helper()
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	fatalIf(t, err)
 	return pemOf("PRIVATE KEY", der)
 }
 
-func sec1PEM(t *testing.T, key *ecdsa.PrivateKey) []byte {
+func sec1PEM(t testing.TB, key *ecdsa.PrivateKey) []byte {
 	t.Helper()
 	der, err := x509.MarshalECPrivateKey(key)
 	fatalIf(t, err)
