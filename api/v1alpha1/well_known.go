@@ -65,4 +65,7 @@ const (
 	ReasonRefreshFailed           = "RefreshFailed"
 	ReasonRecovered               = "Recovered"
 	ReasonRolloutRestartFailed    = "RolloutRestartFailed"
+	// ReasonTokenCallsBusy: the namespace's token calls have all been under
+	// way for a while (see --max-token-calls-per-namespace); retried shortly.
+	ReasonTokenCallsBusy = "TokenCallsBusy"
 )

@@ -153,7 +153,7 @@ func retryDelay(st v1.TokenRequestStatus) time.Duration {
 func terminalFailure(st v1.TokenRequestStatus) bool {
 	for _, c := range st.Conditions {
 		if c.Type == v1.ConditionIssuing {
-			return c.Reason == v1.ReasonTokenServiceRejected || c.Reason == v1.ReasonInvalidSpec
+			return c.Reason == v1.ReasonTokenServiceRejected || c.Reason == v1.ReasonInvalidSpec || c.Reason == v1.ReasonInvalidTemplate
 		}
 	}
 	return false

@@ -259,12 +259,17 @@ func (r *TokenRequestReconciler) credentialProblem(tr *v1.TokenRequest, o observ
 // issue gets a token and writes it into the Secret.
 func (r *TokenRequestReconciler) issue(ctx context.Context, tr *v1.TokenRequest, o observed, p plan, secret *corev1.Secret, treq tokensource.Request) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
-	if !r.slots.tryAcquire(tr.Namespace) {
-		logger.V(1).Info("the namespace's token calls are all under way; trying again shortly")
-		return ctrl.Result{RequeueAfter: slotRetryDelay()}, nil
+	user, fresh := client.ObjectKeyFromObject(tr).String(), r.freshness(o, p)
+	tok, hit := r.Tokens.Cached(user, treq, fresh)
+	var err error
+	if !hit {
+		release, busySince := r.slots.tryAcquire(tr.Namespace, r.Clock.Now())
+		if release == nil {
+			return r.waitForSlot(ctx, tr, o, busySince), nil
+		}
+		tok, err = r.Tokens.Token(ctx, user, treq, fresh)
+		release()
 	}
-	tok, err := r.Tokens.Token(ctx, client.ObjectKeyFromObject(tr).String(), treq, r.freshness(o, p))
-	r.slots.release(tr.Namespace)
 	if p.forced {
 		tr.Status.LastRefreshRequestedAt = tr.Annotations[v1.AnnotationRefreshRequestedAt]
 	}
@@ -281,7 +286,7 @@ func (r *TokenRequestReconciler) issue(ctx context.Context, tr *v1.TokenRequest,
 	rendered, err := secretdata.Render(secretdata.Input{TokenRequestName: tr.Name, ClientID: tr.Spec.ClientID, Template: tr.Spec.SecretTemplate, InputHash: o.inputHash,
 		RefreshRequest: tr.Annotations[v1.AnnotationRefreshRequestedAt], Token: t})
 	if err != nil {
-		// Only the output cap can refuse here; its text holds no value.
+		// Only the render limits (output, work, scopes) refuse here; their text holds no value.
 		markProblem(tr, o, v1.ReasonInvalidTemplate, err.Error())
 		return ctrl.Result{}, nil
 	}
@@ -293,6 +298,16 @@ func (r *TokenRequestReconciler) issue(ctx context.Context, tr *v1.TokenRequest,
 	r.announce(ctx, tr, o, t, newToken)
 	o.secret = &secretdata.State{HasToken: true, IssuedAt: t.IssuedAt, ExpiresAt: t.ExpiresAt, InputHash: o.inputHash}
 	return requeueAt(o.now, t.RefreshAt), nil
+}
+
+// waitForSlot requeues a TokenRequest whose namespace has no free token
+// call slot, and says so once the namespace's calls have been slow for a while.
+func (r *TokenRequestReconciler) waitForSlot(ctx context.Context, tr *v1.TokenRequest, o observed, busySince time.Time) ctrl.Result {
+	log.FromContext(ctx).V(1).Info("the namespace's token calls are all under way; trying again shortly")
+	if o.now.Sub(busySince) > slowCalls {
+		markProblem(tr, o, v1.ReasonTokenCallsBusy, r.slots.busyMessage())
+	}
+	return ctrl.Result{RequeueAfter: slotRetryDelay()}
 }
 
 // announce records a written token in status, events and restarts.

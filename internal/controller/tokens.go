@@ -17,6 +17,8 @@ import (
 // TokenRequest (namespace/name) so that tokens nobody uses are dropped.
 type TokenService interface {
 	Token(ctx context.Context, user string, req tokensource.Request, fresh func(tokensource.Token) bool) (tokensource.Token, error)
+	// Cached returns a token fresh accepts only if one is at hand, never calling out.
+	Cached(user string, req tokensource.Request, fresh func(tokensource.Token) bool) (tokensource.Token, bool)
 	Forget(user string)
 	// Validate refuses, before any call, what the operator's own policy
 	// forbids: plain-http endpoints, issuer hosts outside its ceiling.
@@ -57,6 +59,15 @@ func (s *SharedTokens) Token(ctx context.Context, user string, req tokensource.R
 	})
 	s.metrics.ObserveCache(string(outcome))
 	return tok, err
+}
+
+// Cached returns a cached token that fresh accepts, without any call.
+func (s *SharedTokens) Cached(user string, req tokensource.Request, fresh func(tokensource.Token) bool) (tokensource.Token, bool) {
+	tok, ok := s.cache.Lookup(user, req.CacheKey(), fresh)
+	if ok {
+		s.metrics.ObserveCache(string(tokencache.Hit))
+	}
+	return tok, ok
 }
 
 // Validate applies the engine's policy to req without any call.

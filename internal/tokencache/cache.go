@@ -101,6 +101,13 @@ func (c *Cache[V]) Get(ctx context.Context, user, key string, fresh func(V) bool
 	return c.fetch(ctx, key, fetch)
 }
 
+// Lookup returns the cached value for key if fresh accepts it, without
+// fetching, and records that user holds key.
+func (c *Cache[V]) Lookup(user, key string, fresh func(V) bool) (V, bool) {
+	v, ok := c.lookup(user, key)
+	return v, ok && fresh(v)
+}
+
 // Forget releases whatever key user holds; use it when the consumer is
 // gone. A key no other user holds is dropped.
 func (c *Cache[V]) Forget(user string) {
