@@ -294,8 +294,13 @@ const (
 
 // TokenRequestStatus is what the operator observed and did.
 type TokenRequestStatus struct {
-	// Conditions: Ready says whether the Secret holds an unexpired token;
-	// Issuing is True while the last refresh attempt failed and is retried.
+	// Conditions: Ready says whether the Secret holds an unexpired token for
+	// the current spec; Reconciling is True while a first token or a retry
+	// after a transient failure is on its way; Stalled is True when getting a
+	// token failed in a way that needs a person (a refused client, a bad
+	// template); Warning is True when the tokens live too briefly for mounted
+	// Secrets to keep up. Reconciling and Stalled follow kstatus, which Flux
+	// and kpt wait with.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -345,6 +350,22 @@ type TokenRequestStatus struct {
 	// +optional
 	LastRefreshRequestedAt string `json:"lastRefreshRequestedAt,omitempty"`
 
+	// LastFailureReason is the reason of the failure that keeps the Secret
+	// from being refreshed, empty while all is well.
+	// +optional
+	LastFailureReason string `json:"lastFailureReason,omitempty"`
+
+	// NextRetryTime is when a failed attempt is tried again, chosen once with
+	// its jitter so that TokenRequests failing together do not retry together.
+	// +optional
+	NextRetryTime *metav1.Time `json:"nextRetryTime,omitempty"`
+
+	// PendingRestarts are the rollout restart targets not yet restarted for
+	// the token in the Secret; they are retried until done.
+	// +optional
+	// +listType=atomic
+	PendingRestarts []RolloutRestartTarget `json:"pendingRestarts,omitempty"`
+
 	// ObservedGeneration is the generation of the spec last acted on.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
@@ -357,10 +378,12 @@ type TokenRequestStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=tokreq,categories=tokens
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expiresAt`
-// +kubebuilder:printcolumn:name="Refresh",type=date,JSONPath=`.status.refreshAt`
-// +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Expires",type=string,description="When the token in the Secret expires (UTC)",JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Refresh",type=string,priority=1,description="When the operator refreshes the token (UTC)",JSONPath=`.status.refreshAt`
+// +kubebuilder:printcolumn:name="Failing",type=string,priority=1,description="Why the last attempt to get a token failed",JSONPath=`.status.lastFailureReason`
+// +kubebuilder:printcolumn:name="Next Retry",type=string,priority=1,description="When a failed attempt is tried again (UTC)",JSONPath=`.status.nextRetryTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type TokenRequest struct {
 	metav1.TypeMeta   `json:",inline"`

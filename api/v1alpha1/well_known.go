@@ -21,6 +21,11 @@ const (
 	AnnotationIssuedAt  = "tokens.token-operator.io/issued-at"
 	AnnotationInputHash = "tokens.token-operator.io/input-hash"
 
+	// AnnotationTokenRequestName on an output Secret holds its TokenRequest's
+	// full name; the token-request label holds a shortened form for names
+	// longer than a label value may be.
+	AnnotationTokenRequestName = "tokens.token-operator.io/token-request-name"
+
 	// AnnotationRestartedAt is set on the pod template of rollout restart
 	// targets when a new token is written.
 	AnnotationRestartedAt = "tokens.token-operator.io/restarted-at"
@@ -45,8 +50,17 @@ const (
 	// ConditionReady is True while the Secret holds an unexpired token that
 	// matches the spec.
 	ConditionReady = "Ready"
-	// ConditionIssuing is True while a refresh has failed and is being retried.
-	ConditionIssuing = "Issuing"
+	// ConditionReconciling (kstatus) is True while a first token, or a retry
+	// after a transient failure, is on its way.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled (kstatus) is True when getting a token failed in a way
+	// that needs a person: a refused client or scope, a bad spec or template,
+	// a credential without consent, a Secret in the way.
+	ConditionStalled = "Stalled"
+	// ConditionWarning is True when the tokens live shorter than the
+	// operator's --min-remaining-lifetime, so that pods may read a token
+	// that expires before kubelet updates the mounted Secret.
+	ConditionWarning = "Warning"
 )
 
 // Condition reasons.
@@ -68,4 +82,12 @@ const (
 	// ReasonTokenCallsBusy: the namespace's token calls have all been under
 	// way for a while (see --max-token-calls-per-namespace); retried shortly.
 	ReasonTokenCallsBusy = "TokenCallsBusy"
+	// ReasonIssuing: the first token is on its way (Reconciling).
+	ReasonIssuing = "Issuing"
+	// ReasonUpToDate: nothing to do (Reconciling and Stalled False).
+	ReasonUpToDate = "UpToDate"
+	// ReasonShortLifetime: tokens live shorter than --min-remaining-lifetime (Warning).
+	ReasonShortLifetime = "ShortLifetime"
+	// ReasonRolloutRestarted: the rollout restart targets were restarted for a new token.
+	ReasonRolloutRestarted = "RolloutRestarted"
 )

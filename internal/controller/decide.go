@@ -3,6 +3,8 @@ package controller
 import (
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/renewal"
 	"github.com/token-operator/token-operator/internal/secretdata"
@@ -24,6 +26,8 @@ type observed struct {
 	attemptHash  string
 	credentialOK bool
 	policy       renewal.Policy
+	// previousSecret is the output Secret the status named when the pass began.
+	previousSecret string
 	// retryNotBefore is a Retry-After the token service asked for, remembered in memory.
 	retryNotBefore time.Time
 }
@@ -66,13 +70,15 @@ const (
 	terminalRetryMax   = time.Hour
 )
 
-// terminalDelay is the wait after the n-th terminal failure in a row.
-func terminalDelay(n int32) time.Duration {
+// terminalDelay is the wait after the n-th terminal failure in a row,
+// shortened by up to a tenth by a jitter stable for seed and n.
+func terminalDelay(n int32, seed string) time.Duration {
 	d := terminalRetryFirst
 	for i := int32(1); i < n && d < terminalRetryMax; i++ {
 		d *= 2
 	}
-	return min(d, terminalRetryMax)
+	d = min(d, terminalRetryMax)
+	return d - renewal.Jitter(seed, n, d/10)
 }
 
 // decide chooses what to do. It is pure: all it knows is in o.
@@ -108,12 +114,12 @@ func issueReason(o observed) plan {
 	if forcedRefresh(o.tr, s) {
 		return plan{action: actIssue, why: "a refresh was requested", newer: true, forced: true}
 	}
+	if !s.Intact || disagreesWithStatus(o.tr.Status, s) {
+		return plan{action: actIssue, why: "the Secret's data or times were changed by hand"}
+	}
 	refreshAt := renewal.RefreshTime(s.IssuedAt, s.ExpiresAt, s.RefreshHint, o.policy)
 	if !o.now.Before(refreshAt) {
 		return plan{action: actIssue, why: "the refresh time has come", newer: true}
-	}
-	if !s.Intact {
-		return plan{action: actIssue, why: "the Secret's data was changed by hand"}
 	}
 	if s.TemplateHash != secretdata.TemplateHash(o.tr.Spec.SecretTemplate) {
 		return plan{action: actIssue, why: "the secret template changed"}
@@ -136,6 +142,9 @@ func backingOff(o observed, p plan) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	retryAt := st.LastFailureTime.Add(retryDelay(st))
+	if st.NextRetryTime != nil {
+		retryAt = st.NextRetryTime.Time // chosen with its jitter when the attempt failed
+	}
 	if o.retryNotBefore.After(retryAt) {
 		retryAt = o.retryNotBefore
 	}
@@ -145,18 +154,28 @@ func backingOff(o observed, p plan) (time.Time, bool) {
 // retryDelay is the wait after the last failure recorded in st.
 func retryDelay(st v1.TokenRequestStatus) time.Duration {
 	if terminalFailure(st) {
-		return terminalDelay(st.FailedAttempts)
+		return terminalDelay(st.FailedAttempts, "")
 	}
 	return renewal.Backoff(st.FailedAttempts, 0, "")
 }
 
 func terminalFailure(st v1.TokenRequestStatus) bool {
 	for _, c := range st.Conditions {
-		if c.Type == v1.ConditionIssuing {
-			return c.Reason == v1.ReasonTokenServiceRejected || c.Reason == v1.ReasonInvalidSpec || c.Reason == v1.ReasonInvalidTemplate
+		if c.Type == v1.ConditionStalled {
+			return c.Status == metav1.ConditionTrue
 		}
 	}
 	return false
+}
+
+// disagreesWithStatus: the Secret claims other times for the token the
+// status recorded, such as an expiry moved by hand to stop refreshes.
+func disagreesWithStatus(st v1.TokenRequestStatus, s *secretdata.State) bool {
+	if st.LastRefreshTime == nil || st.ExpiresAt == nil {
+		return false
+	}
+	sameToken := st.LastRefreshTime.Time.Equal(s.IssuedAt.Truncate(time.Second))
+	return sameToken && !st.ExpiresAt.Time.Equal(s.ExpiresAt.Truncate(time.Second))
 }
 
 // failedWithSameInputs: the last attempt failed and nothing that could

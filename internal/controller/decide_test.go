@@ -20,8 +20,12 @@ func TestDecide(t *testing.T) {
 	}
 	failed := func(attempts int32, ago time.Duration, reason, hash string) v1.TokenRequestStatus {
 		lf := metav1.NewTime(now.Add(-ago))
+		typ := v1.ConditionReconciling
+		if stalls(reason) {
+			typ = v1.ConditionStalled
+		}
 		return v1.TokenRequestStatus{FailedAttempts: attempts, LastFailureTime: &lf, LastFailureInputHash: hash,
-			Conditions: []metav1.Condition{{Type: v1.ConditionIssuing, Status: metav1.ConditionTrue, Reason: reason}}}
+			Conditions: []metav1.Condition{{Type: typ, Status: metav1.ConditionTrue, Reason: reason}}}
 	}
 	cases := []struct {
 		name   string
@@ -39,6 +43,30 @@ func TestDecide(t *testing.T) {
 			o.policy.RenewBefore = &d
 		}, actIssue, true},
 		{"a refresh hint in the past makes the token due", func(o *observed) { o.secret.RefreshHint = now.Add(-time.Second) }, actIssue, true},
+		{"a refresh hint from before the token was issued is stale and ignored", func(o *observed) { o.secret.RefreshHint = issued.Add(-time.Minute) }, actKeep, false},
+		{"a hint one second after the issue waits for the 30 s refresh floor", func(o *observed) {
+			o.secret.IssuedAt, o.secret.ExpiresAt = now.Add(-10*time.Second), now.Add(time.Hour)
+			o.secret.RefreshHint = o.secret.IssuedAt.Add(time.Second)
+		}, actKeep, false},
+		{"a renewBefore as long as the lifetime cannot make a token due at once", func(o *observed) {
+			o.secret.IssuedAt, o.secret.ExpiresAt = now.Add(-10*time.Second), now.Add(time.Hour)
+			d := time.Hour
+			o.policy.RenewBefore = &d
+		}, actKeep, false},
+		{"an expired short-lived token is issued again", func(o *observed) {
+			o.secret.IssuedAt, o.secret.ExpiresAt = now.Add(-10*time.Second), now.Add(-5*time.Second)
+		}, actIssue, false},
+		{"an expiry on the Secret that disagrees with the status is not trusted", func(o *observed) {
+			li, exp := metav1.NewTime(issued), metav1.NewTime(issued.Add(time.Hour))
+			o.tr.Status.LastRefreshTime, o.tr.Status.ExpiresAt = &li, &exp
+			o.secret.ExpiresAt = issued.Add(10 * time.Hour)
+		}, actIssue, false},
+		{"a next retry time stored with its jitter is waited for", func(o *observed) {
+			o.secret = nil
+			o.tr.Status = failed(1, 6*time.Second, v1.ReasonTokenServiceUnavailable, "attempt")
+			next := metav1.NewTime(now.Add(3 * time.Second))
+			o.tr.Status.NextRetryTime = &next
+		}, actWaitRetry, false},
 		{"a new refresh-requested-at value forces a newer token", func(o *observed) {
 			o.tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "now"}
 		}, actIssue, true},
@@ -94,7 +122,7 @@ func TestDecide(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			o := observed{now: now, tr: &v1.TokenRequest{}, secret: good(), inputHash: "in", attemptHash: "attempt",
-				credentialOK: true, policy: renewal.Policy{MinRemaining: 2 * time.Minute}}
+				credentialOK: true, policy: renewal.Policy{MinRemaining: 2 * time.Minute, MinInterval: 30 * time.Second}}
 			tc.edit(&o)
 			p := decide(o)
 			if p.action != tc.action || p.newer != tc.newer {

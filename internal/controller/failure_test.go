@@ -19,21 +19,21 @@ func TestAServerErrorIsRetriedWithBackoffAndRecovers(t *testing.T) {
 	sts.InjectFaults(entraserver.Fault{Status: 500, ClientID: clientID})
 	k8s.MustCreate(t, entraRequest(ns, "e500", clientID, "cred"))
 
-	tr := k8s.WaitReason(t, ns, "e500", v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceUnavailable)
+	tr := k8s.WaitReason(t, ns, "e500", v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonTokenServiceUnavailable)
 	if tr.Status.FailedAttempts != 1 || tr.Status.LastFailureTime == nil {
 		t.Errorf("failure not counted: %+v", tr.Status)
 	}
 	if c := kube.Condition(tr, v1.ConditionReady); c.Status != metav1.ConditionFalse || !contains(c.Message, "500") {
 		t.Errorf("Ready = %s %q", c.Status, c.Message)
 	}
-	waitEvent(t, ns, "e500", v1.ReasonRefreshFailed)
+	waitEvent(t, ns, "e500", v1.ReasonTokenServiceUnavailable)
 	// The first retry comes after about 5 s.
 	tr = k8s.WaitReady(t, ns, "e500")
 	if tr.Status.FailedAttempts != 0 || tr.Status.LastFailureTime != nil {
 		t.Errorf("failure not cleared: %+v", tr.Status)
 	}
-	if c := kube.Condition(tr, v1.ConditionIssuing); c.Status != metav1.ConditionFalse {
-		t.Errorf("Issuing still %s", c.Status)
+	if c := kube.Condition(tr, v1.ConditionReconciling); c.Status != metav1.ConditionFalse {
+		t.Errorf("Reconciling still %s", c.Status)
 	}
 	waitEvent(t, ns, "e500", v1.ReasonRecovered)
 	if n := sts.TokenCalls(clientID); n != 2 {
@@ -49,10 +49,10 @@ func TestTooManyRequestsWaitsAtLeastRetryAfter(t *testing.T) {
 	sts.InjectFaults(entraserver.Fault{Status: 429, RetryAfter: "8", ClientID: clientID})
 	k8s.MustCreate(t, entraRequest(ns, "e429", clientID, "cred"))
 
-	tr := k8s.WaitReason(t, ns, "e429", v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceUnavailable)
+	tr := k8s.WaitReason(t, ns, "e429", v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonTokenServiceUnavailable)
 	failedAt := time.Now()
-	if !contains(kube.Condition(tr, v1.ConditionIssuing).Message, "429") {
-		t.Errorf("message lacks the status: %s", kube.Condition(tr, v1.ConditionIssuing).Message)
+	if !contains(kube.Condition(tr, v1.ConditionReconciling).Message, "429") {
+		t.Errorf("message lacks the status: %s", kube.Condition(tr, v1.ConditionReconciling).Message)
 	}
 	// Poke the object: an unrelated change must not cut the Retry-After short.
 	k8s.UpdateTR(t, ns, "e429", func(tr *v1.TokenRequest) { tr.Annotations = map[string]string{"example.com/poke": "1"} })
@@ -80,7 +80,7 @@ func TestAnInvalidClientIsTerminalAndNotHammered(t *testing.T) {
 	if !contains(msg, "invalid_client") || !contains(msg, "AADSTS7000215") || !contains(msg, "correlation_id=") {
 		t.Errorf("message lacks the error code or correlation id: %s", msg)
 	}
-	waitEvent(t, ns, "badclient", v1.ReasonRefreshFailed)
+	waitEvent(t, ns, "badclient", v1.ReasonTokenServiceRejected)
 	time.Sleep(6 * time.Second)
 	if n := sts.TokenCalls(clientID); n != 1 {
 		t.Errorf("a terminal error was retried: %d calls", n)
@@ -98,7 +98,7 @@ func TestAFailedRefreshKeepsTheLastGoodTokenUntilItExpires(t *testing.T) {
 
 	// The app disappears: every refresh now fails with unauthorized_client.
 	sts.AddApp(entraserver.App{ClientID: clientID, Secrets: []string{"something-else"}, ExpiresIn: 8})
-	tr := k8s.WaitReason(t, ns, "keep", v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
+	tr := k8s.WaitReason(t, ns, "keep", v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
 	if c := kube.Condition(tr, v1.ConditionReady); c.Status != metav1.ConditionTrue {
 		t.Errorf("Ready went %s while the token is still valid", c.Status)
 	}

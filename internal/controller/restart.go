@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -13,25 +12,21 @@ import (
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 )
 
-// restartTargets restarts the workloads that read the token only at start,
-// the way kubectl rollout restart does: a new pod-template annotation. One
-// failing target does not keep the others from restarting.
-func (r *TokenRequestReconciler) restartTargets(ctx context.Context, tr *v1.TokenRequest, at time.Time) error {
-	patch := []byte(fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, v1.AnnotationRestartedAt, at.UTC().Format(time.RFC3339)))
-	var errs []error
-	for _, t := range tr.Spec.RolloutRestartTargets {
-		obj, err := workload(t.Kind)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		obj.SetNamespace(tr.Namespace)
-		obj.SetName(t.Name)
-		if err := r.Client.Patch(ctx, obj, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
-			errs = append(errs, fmt.Errorf("restarting %s %q: %w", t.Kind, t.Name, err))
-		}
+// restartTarget restarts a workload that reads the token only at start, the
+// way kubectl rollout restart does: a new pod-template annotation, here the
+// token's issue time, so that patching again for the same token is a no-op.
+func (r *TokenRequestReconciler) restartTarget(ctx context.Context, namespace string, t v1.RolloutRestartTarget, tokenIssuedAt time.Time) error {
+	patch := []byte(fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, v1.AnnotationRestartedAt, tokenIssuedAt.UTC().Format(time.RFC3339)))
+	obj, err := workload(t.Kind)
+	if err != nil {
+		return err
 	}
-	return errors.Join(errs...)
+	obj.SetNamespace(namespace)
+	obj.SetName(t.Name)
+	if err := r.Client.Patch(ctx, obj, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
+		return fmt.Errorf("restarting %s %q: %w", t.Kind, t.Name, err)
+	}
+	return nil
 }
 
 func workload(kind string) (client.Object, error) {

@@ -89,7 +89,10 @@ func outputSecretIndex(o client.Object) []string {
 // managedSecretOwner maps an operator-written Secret to its TokenRequest;
 // the label works under both deletion policies, owner reference or not.
 func managedSecretOwner(_ context.Context, o client.Object) []reconcile.Request {
-	name := o.GetLabels()[v1.LabelTokenRequest]
+	name := o.GetAnnotations()[v1.AnnotationTokenRequestName] // the label may hold a shortened name
+	if name == "" {
+		name = o.GetLabels()[v1.LabelTokenRequest]
+	}
 	if name == "" {
 		return nil
 	}

@@ -64,6 +64,8 @@ func startManager(t testing.TB, tweak ...func(*operator.Options)) (stop func()) 
 	o.RootCAs = sts.CertPool()
 	o.SkipNameValidation = true
 	o.TokenRequestTimeout = 5 * time.Second
+	// Tests use tokens and hints of seconds; the storm floor has its own tests.
+	o.MinRefreshInterval = time.Second
 	for _, f := range tweak {
 		f(&o)
 	}

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -46,9 +47,15 @@ type TokenRequestReconciler struct {
 	Metrics   *metrics.Collectors
 	// MinRemaining is the validity a refreshed Secret keeps at least, for kubelet to propagate it.
 	MinRemaining time.Duration
+	// MinRefreshInterval is the shortest time from a token's issue to its
+	// planned refresh (at most half its lifetime): no stale hint or odd
+	// renewal setting can make a TokenRequest call its token service in a loop.
+	MinRefreshInterval time.Duration
 
 	// slots bounds each namespace's token calls under way (nil: no bound).
 	slots *callSlots
+	// restarts rate-limits rollout restarts per workload.
+	restarts restartLimiter
 	// retryNotBefore remembers Retry-After answers (namespace/name → time).
 	retryNotBefore sync.Map
 	// pendingEvents holds each reconcile's events (*v1.TokenRequest → []pendingEvent).
@@ -88,7 +95,7 @@ func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			// The cache served an older TokenRequest than the one we last
 			// wrote: decide again from a fresh copy instead of overwriting it.
 			log.FromContext(ctx).V(1).Info("status changed underneath, deciding again")
-			return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, err
+			return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
 		}
 		if err == nil {
 			err = perr
@@ -119,12 +126,19 @@ func (r *TokenRequestReconciler) reconcile(ctx context.Context, tr *v1.TokenRequ
 	case actCredentialError:
 		res = r.credentialProblem(tr, o, credErr)
 	case actWaitRetry:
-		markProblem(tr, o, issuingReasonOr(tr, v1.ReasonRefreshFailed), issuingMessage(tr))
+		markProblem(tr, o, problemReasonOr(tr, v1.ReasonRefreshFailed), problemMessage(tr))
 		res = requeueAt(o.now, earliest(p.retryAt, expiryIfValid(o)))
 	case actKeep:
 		res = keep(tr, o, p)
+		err = r.converge(ctx, tr, o, p, secret)
 	case actIssue:
 		res, err = r.issue(ctx, tr, o, p, secret, treq)
+	}
+	if err == nil && p.action != actConflict {
+		err = r.leaveOldSecret(ctx, tr, o)
+	}
+	if err == nil {
+		res = soonest(res, r.restartPending(ctx, tr, o))
 	}
 	r.recordMetrics(tr, o)
 	return res, err
@@ -134,7 +148,7 @@ func (r *TokenRequestReconciler) reconcile(ctx context.Context, tr *v1.TokenRequ
 func keep(tr *v1.TokenRequest, o observed, p plan) ctrl.Result {
 	if failedWithSameInputs(tr, o) {
 		// Nothing new to write, but the failure stands until a call succeeds.
-		markProblem(tr, o, issuingReasonOr(tr, v1.ReasonRefreshFailed), issuingMessage(tr))
+		markProblem(tr, o, problemReasonOr(tr, v1.ReasonRefreshFailed), problemMessage(tr))
 		return requeueAt(o.now, p.refreshAt)
 	}
 	markKept(tr, o, p.refreshAt)
@@ -151,6 +165,8 @@ func (r *TokenRequestReconciler) gather(ctx context.Context, tr *v1.TokenRequest
 		tr:         tr,
 		secretName: orDefault(tr.Spec.SecretName, tr.Name),
 		policy:     r.policy(tr),
+		// Before this pass changes it: a renamed output leaves this one behind.
+		previousSecret: tr.Status.SecretName,
 	}
 	if t, ok := r.retryNotBefore.Load(client.ObjectKeyFromObject(tr).String()); ok {
 		o.retryNotBefore = t.(time.Time)
@@ -187,6 +203,7 @@ func (r *TokenRequestReconciler) policy(tr *v1.TokenRequest) renewal.Policy {
 	p := renewal.Policy{
 		RenewBeforePercentage: tr.Spec.RenewBeforePercentage,
 		MinRemaining:          r.MinRemaining,
+		MinInterval:           r.MinRefreshInterval,
 		JitterSeed:            client.ObjectKeyFromObject(tr).String(),
 	}
 	if tr.Spec.RenewBefore != nil {
@@ -215,7 +232,11 @@ func (r *TokenRequestReconciler) outputSecret(ctx context.Context, namespace, na
 }
 
 func managedBy(s *corev1.Secret, tr *v1.TokenRequest) bool {
-	return s.Labels[v1.LabelManagedBy] == v1.ManagedByValue && s.Labels[v1.LabelTokenRequest] == tr.Name
+	if s.Labels[v1.LabelManagedBy] != v1.ManagedByValue || s.Labels[v1.LabelTokenRequest] != secretdata.TokenRequestLabel(tr.Name) {
+		return false
+	}
+	full, ok := s.Annotations[v1.AnnotationTokenRequestName]
+	return !ok || full == tr.Name // Secrets written before the annotation carry the name in the label alone
 }
 
 // mayWrite: the operator writes only Secrets it made for this TokenRequest,
@@ -239,7 +260,7 @@ func checkTemplate(tr *v1.TokenRequest) error {
 
 func (r *TokenRequestReconciler) conflict(tr *v1.TokenRequest, o observed) ctrl.Result {
 	msg := fmt.Sprintf("Secret %q exists and is not managed by this TokenRequest; delete it, choose another spec.secretName, or annotate it with %s=true to let the operator take it over", o.secretName, v1.AnnotationAllowAdoption)
-	if issuingReason(tr) != v1.ReasonSecretConflict {
+	if problemReason(tr) != v1.ReasonSecretConflict {
 		r.event(tr, corev1.EventTypeWarning, v1.ReasonSecretConflict, msg)
 	}
 	markProblem(tr, o, v1.ReasonSecretConflict, msg)
@@ -249,7 +270,7 @@ func (r *TokenRequestReconciler) conflict(tr *v1.TokenRequest, o observed) ctrl.
 func (r *TokenRequestReconciler) credentialProblem(tr *v1.TokenRequest, o observed, err error) ctrl.Result {
 	var ce *credentialError
 	errors.As(err, &ce)
-	if issuingReason(tr) != ce.Reason || issuingMessage(tr) != ce.Message {
+	if problemReason(tr) != ce.Reason || problemMessage(tr) != ce.Message {
 		r.event(tr, corev1.EventTypeWarning, ce.Reason, ce.Message)
 	}
 	markProblem(tr, o, ce.Reason, ce.Message)
@@ -312,7 +333,7 @@ func (r *TokenRequestReconciler) waitForSlot(ctx context.Context, tr *v1.TokenRe
 
 // announce records a written token in status, events and restarts.
 func (r *TokenRequestReconciler) announce(ctx context.Context, tr *v1.TokenRequest, o observed, t secretdata.Token, newToken bool) {
-	recovering := tr.Status.FailedAttempts > 0 || issuingReason(tr) != ""
+	recovering := tr.Status.FailedAttempts > 0 || problemReason(tr) != ""
 	reason := v1.ReasonRefreshed
 	if tr.Status.LastRefreshTime == nil {
 		reason = v1.ReasonIssued
@@ -327,9 +348,11 @@ func (r *TokenRequestReconciler) announce(ctx context.Context, tr *v1.TokenReque
 	if recovering {
 		r.event(tr, corev1.EventTypeNormal, v1.ReasonRecovered, fmt.Sprintf("Secret %q holds a valid token again", o.secretName))
 	}
-	if newToken && len(tr.Spec.RolloutRestartTargets) > 0 {
-		if err := r.restartTargets(ctx, tr, o.now); err != nil {
-			r.event(tr, corev1.EventTypeWarning, v1.ReasonRolloutRestartFailed, err.Error())
+	if newToken {
+		// Owed until done, and recorded so that an operator restart never repeats them.
+		tr.Status.PendingRestarts = append([]v1.RolloutRestartTarget(nil), tr.Spec.RolloutRestartTargets...)
+		if markLifetime(tr, t.ExpiresAt.Sub(t.IssuedAt), r.MinRemaining) {
+			r.event(tr, corev1.EventTypeWarning, v1.ReasonShortLifetime, meta.FindStatusCondition(tr.Status.Conditions, v1.ConditionWarning).Message)
 		}
 	}
 }
@@ -358,17 +381,21 @@ func (r *TokenRequestReconciler) failed(ctx context.Context, tr *v1.TokenRequest
 		msg = ce.Message
 	}
 	log.FromContext(ctx).Info("getting a token failed", "reason", reason, "error", msg, "attempt", tr.Status.FailedAttempts+1)
-	markFailedAttempt(tr, o.now, o.attemptHash)
-	markProblem(tr, o, reason, msg)
-	r.event(tr, corev1.EventTypeWarning, v1.ReasonRefreshFailed, msg)
-	delay := terminalDelay(tr.Status.FailedAttempts)
+	if problemReason(tr) != reason || problemMessage(tr) != msg {
+		r.event(tr, corev1.EventTypeWarning, reason, msg) // on a change only, not on every retry
+	}
+	seed := client.ObjectKeyFromObject(tr).String()
+	delay := terminalDelay(tr.Status.FailedAttempts+1, seed)
 	if retryable {
-		delay = renewal.Backoff(tr.Status.FailedAttempts, retryAfter, client.ObjectKeyFromObject(tr).String())
+		delay = renewal.Backoff(tr.Status.FailedAttempts+1, retryAfter, seed)
 		if retryAfter > 0 {
-			r.retryNotBefore.Store(client.ObjectKeyFromObject(tr).String(), o.now.Add(retryAfter))
+			r.retryNotBefore.Store(seed, o.now.Add(retryAfter))
 		}
 	}
-	return requeueAt(o.now, earliest(o.now.Add(delay), expiryIfValid(o)))
+	retryAt := earliest(o.now.Add(delay), expiryIfValid(o))
+	markFailedAttempt(tr, o.now, o.attemptHash, retryAt)
+	markProblem(tr, o, reason, msg)
+	return requeueAt(o.now, retryAt)
 }
 
 // capRetryAfter keeps a token service's Retry-After from outlasting a
@@ -521,8 +548,8 @@ func (r *TokenRequestReconciler) flushEvents(tr *v1.TokenRequest, send bool) {
 	}
 }
 
-func issuingReasonOr(tr *v1.TokenRequest, def string) string {
-	if r := issuingReason(tr); r != "" {
+func problemReasonOr(tr *v1.TokenRequest, def string) string {
+	if r := problemReason(tr); r != "" {
 		return r
 	}
 	return def
@@ -550,6 +577,14 @@ func expiryIfValid(o observed) time.Time {
 
 func earliest(a, b time.Time) time.Time {
 	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// soonest is the result that comes back first; a zero RequeueAfter means never.
+func soonest(a, b ctrl.Result) ctrl.Result {
+	if a.RequeueAfter == 0 || (b.RequeueAfter > 0 && b.RequeueAfter < a.RequeueAfter) {
 		return b
 	}
 	return a

@@ -1,6 +1,9 @@
 package credential
 
 import (
+	"fmt"
+	"os"
+	"time"
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
@@ -15,6 +18,8 @@ import (
 // from the material.
 var safeMessage = regexp.MustCompile(`^invalid credential: (` + strings.Join([]string{
 	`the PKCS#12 password is incorrect`,
+	`the PKCS#12 archive is larger than 1 MiB`,
+	`the PKCS#12 archive asks for more than 1000000 key derivation iterations in total; export it again with the tool's default iteration count`,
 	`the data is not a readable PKCS#12 archive with one private key and certificate`,
 	`certificate \d+ in the PEM data is not a valid X\.509 certificate`,
 	`no PEM CERTIFICATE block found`,
@@ -93,6 +98,8 @@ func FuzzParsePKCS12(f *testing.F) {
 		{encodeP12(f, m.ecKey, m.ecCert, nil), "wrong-password"},
 		{encodeP12(f, m.edKey, m.edCert, nil), p12Password},
 		{encodeP12(f, m.smallRSAKey, m.smallRSACert, nil), p12Password},
+		{hideKey(f, encodeP12(f, m.ecKey, m.ecCert, nil), 0), p12Password},
+		{hideKey(f, encodeP12(f, m.ecKey, m.ecCert, nil), hugeIterations), p12Password},
 		{certPEM(m.rsaCert), ""},
 		{[]byte{0x30, 0x80, 0x02, 0x01, 0x03}, ""},
 		{nil, ""},
@@ -100,6 +107,11 @@ func FuzzParsePKCS12(f *testing.F) {
 		f.Add(seed.data, seed.password)
 	}
 	f.Fuzz(func(t *testing.T, data []byte, password string) {
+		tm := time.AfterFunc(3*time.Second, func() {
+			os.WriteFile(fmt.Sprintf("/tmp/slow-%d.bin", time.Now().UnixNano()), data, 0o644)
+			os.WriteFile(fmt.Sprintf("/tmp/slowpw-%d.txt", time.Now().UnixNano()), []byte(password), 0o644)
+		})
+		defer tm.Stop()
 		got, err := ParsePKCS12(data, password)
 		checkParsed(t, got, err)
 		if err != nil && len(password) >= 4 && strings.Contains(err.Error(), password) && !strings.Contains(safeMessage.String(), password) {

@@ -57,7 +57,12 @@ func ParseCertificate(certPEM, keyPEM []byte) (*Certificate, error) {
 
 // ParsePKCS12 reads a PKCS#12 (PFX) archive holding one private key, its
 // certificate and optionally the CA chain. Algorithm is left empty.
+// Archives over 1 MiB or asking for more than maxPKCS12Iterations of key
+// derivation are refused before any key is derived.
 func ParsePKCS12(data []byte, password string) (*Certificate, error) {
+	if err := checkPKCS12Cost(data, password); err != nil {
+		return nil, err
+	}
 	raw, leaf, cas, err := pkcs12.DecodeChain(data, password)
 	if errors.Is(err, pkcs12.ErrIncorrectPassword) {
 		return nil, invalid("the PKCS#12 password is incorrect", err)

@@ -42,6 +42,9 @@ type Options struct {
 	// under way, so a stalled token service holds only that many workers.
 	MaxTokenCallsPerNamespace int
 	TokenRequestTimeout       time.Duration
+	// MinRefreshInterval is the shortest time from a token's issue to its
+	// refresh (at most half its lifetime), against refresh storms.
+	MinRefreshInterval time.Duration
 	// AllowHTTPLoopback lets credentials go to plain-http token services on
 	// localhost, 127.0.0.1 or [::1] (development and tests only).
 	AllowHTTPLoopback bool
@@ -68,6 +71,7 @@ func Defaults() Options {
 		MaxTokenCallsPerNamespace: 2,
 		TokenRequestTimeout:       30 * time.Second,
 		MinRemainingLifetime:      2 * time.Minute,
+		MinRefreshInterval:        30 * time.Second,
 		Clock:                     clock.RealClock{},
 	}
 }
@@ -135,7 +139,8 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		Tokens:       controller.NewSharedTokens(engine, o.Clock, o.TokenRequestTimeout, m),
 		Clock:        o.Clock,
 		Metrics:      m,
-		MinRemaining: o.MinRemainingLifetime,
+		MinRemaining:       o.MinRemainingLifetime,
+		MinRefreshInterval: o.MinRefreshInterval,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.SetupOptions{
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles, MaxTokenCallsPerNamespace: o.MaxTokenCallsPerNamespace, SecretMetadata: secretMeta,

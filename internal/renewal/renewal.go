@@ -41,6 +41,11 @@ type Policy struct {
 	// JitterSeed (for example "namespace/name") makes the jitter
 	// deterministic and stable across restarts; empty means no jitter.
 	JitterSeed string
+	// MinInterval is the shortest time from a token's issue to its refresh,
+	// whatever its hints and times say, shortened to half the lifetime for
+	// tokens that live less than twice as long: a safety net against
+	// refresh storms.
+	MinInterval time.Duration
 }
 
 // RefreshTime returns when a token issued at issuedAt and expiring at
@@ -52,22 +57,25 @@ type Policy struct {
 //     a minute, to spread tokens issued together;
 //   - no later than expiresAt-MinRemaining, or half the lifetime when the
 //     lifetime is not longer than MinRemaining;
-//   - no earlier than issuedAt, truncated to whole seconds as stored in status.
+//   - no earlier than issuedAt plus MinInterval (at most half the lifetime),
+//     truncated to whole seconds as stored in status.
 func RefreshTime(issuedAt, expiresAt, hint time.Time, p Policy) time.Time {
 	lifetime := expiresAt.Sub(issuedAt)
 	if lifetime <= 0 {
 		return issuedAt.Truncate(time.Second)
 	}
 	at := expiresAt.Add(-renewBefore(lifetime, p))
-	if !hint.IsZero() && hint.Before(at) {
+	// A hint not later than the issue time is stale (kept from an earlier
+	// token) or nonsense; honouring it would refresh at once, forever.
+	if hint.After(issuedAt) && hint.Before(at) {
 		at = hint
 	}
 	at = at.Add(-jitter(lifetime, p.JitterSeed))
 	if latest := latestRefresh(issuedAt, expiresAt, p.MinRemaining); at.After(latest) {
 		at = latest
 	}
-	if at.Before(issuedAt) {
-		at = issuedAt
+	if floor := issuedAt.Add(min(p.MinInterval, lifetime/2)); at.Before(floor) {
+		at = floor
 	}
 	return at.Truncate(time.Second)
 }
@@ -119,6 +127,15 @@ func Backoff(failedAttempts int32, retryAfter time.Duration, seed string) time.D
 		d -= time.Duration(h * backoffJitterFraction * float64(d))
 	}
 	return max(d, retryAfter)
+}
+
+// Jitter is a stable share of bound chosen by seed and attempt; zero when
+// seed is empty.
+func Jitter(seed string, attempt int32, bound time.Duration) time.Duration {
+	if seed == "" || bound <= 0 {
+		return 0
+	}
+	return time.Duration(unitHash(seed+"/"+strconv.Itoa(int(attempt))) * float64(bound))
 }
 
 // Due reports whether a refresh planned at refreshAt is due at now, and

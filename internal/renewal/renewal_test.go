@@ -81,9 +81,24 @@ func TestRefreshTime(t *testing.T) {
 			want: at(20 * time.Minute),
 		},
 		{
-			name:   "a refresh hint before issuance refreshes at issuance",
+			name:   "a refresh hint before issuance is stale and ignored",
 			issued: t0, expires: at(time.Hour), hint: at(-time.Hour),
-			want: t0,
+			want: at(40 * time.Minute),
+		},
+		{
+			name:   "the minimum interval holds back a hint one second after issuance",
+			issued: t0, expires: at(time.Hour), hint: at(time.Second), policy: Policy{MinInterval: 30 * time.Second},
+			want: at(30 * time.Second),
+		},
+		{
+			name:   "the minimum interval is at most half the lifetime",
+			issued: t0, expires: at(20 * time.Second), hint: at(time.Second), policy: Policy{MinInterval: 30 * time.Second}, noMinRemaining: true,
+			want: at(10 * time.Second),
+		},
+		{
+			name:   "a refresh hint at the issue time is ignored",
+			issued: t0, expires: at(time.Hour), hint: t0,
+			want: at(40 * time.Minute),
 		},
 		{
 			name:   "a 10 s token refreshes at 5 s",

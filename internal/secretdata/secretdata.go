@@ -101,7 +101,11 @@ func Render(in Input) (Rendered, error) {
 		copyInto(r.Annotations, t.Annotations)
 	}
 	r.Labels[v1.LabelManagedBy] = v1.ManagedByValue
-	r.Labels[v1.LabelTokenRequest] = in.TokenRequestName
+	r.Labels[v1.LabelTokenRequest] = TokenRequestLabel(in.TokenRequestName)
+	r.Annotations[v1.AnnotationTokenRequestName] = in.TokenRequestName
+	if keys := templateKeys(in.Template); keys != "" {
+		r.Annotations[AnnotationTemplateKeys] = keys
+	}
 	r.Annotations[v1.AnnotationIssuedAt] = in.Token.IssuedAt.UTC().Format(time.RFC3339Nano) // exact: tells this token from a newer one
 	r.Annotations[v1.AnnotationExpiresAt] = formatTime(in.Token.ExpiresAt)
 	r.Annotations[v1.AnnotationRefreshAt] = formatTime(in.Token.RefreshAt)
@@ -122,7 +126,48 @@ const (
 	AnnotationRefreshHint  = "tokens.token-operator.io/refresh-hint"
 	AnnotationTemplateHash = "tokens.token-operator.io/template-hash"
 	AnnotationDataHash     = "tokens.token-operator.io/data-hash"
+	// AnnotationTemplateKeys lists the labels and annotations the template
+	// set, so that those a later template drops are removed.
+	AnnotationTemplateKeys = "tokens.token-operator.io/template-keys"
 )
+
+// ownedAnnotations are the bookkeeping annotations the operator writes; one
+// that a render leaves out is removed, so that no stale value (a refresh
+// hint from an earlier token) outlives the write.
+var ownedAnnotations = []string{
+	v1.AnnotationIssuedAt, v1.AnnotationExpiresAt, v1.AnnotationRefreshAt, AnnotationRefreshHint,
+	v1.AnnotationInputHash, v1.AnnotationRefreshRequestedAt, AnnotationTemplateHash, AnnotationDataHash,
+	AnnotationTemplateKeys, v1.AnnotationTokenRequestName,
+}
+
+// maxLabelValue is the longest label value Kubernetes accepts.
+const maxLabelValue = 63
+
+// TokenRequestLabel is the token-request label value for a TokenRequest
+// name: the name itself when it fits, else a prefix and a digest of it.
+func TokenRequestLabel(name string) string {
+	if len(name) <= maxLabelValue {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return name[:maxLabelValue-11] + "-" + hex.EncodeToString(sum[:5])
+}
+
+// templateKeys records the template's labels and annotations as
+// "l:<key>" and "a:<key>", sorted and comma-separated.
+func templateKeys(t *v1.SecretTemplate) string {
+	if t == nil {
+		return ""
+	}
+	var keys []string
+	for _, k := range sortedKeys(t.Labels) {
+		keys = append(keys, "l:"+k)
+	}
+	for _, k := range sortedKeys(t.Annotations) {
+		keys = append(keys, "a:"+k)
+	}
+	return strings.Join(keys, ",")
+}
 
 func renderData(in Input, c *compiled) (map[string][]byte, error) {
 	expires := formatTime(in.Token.ExpiresAt)
@@ -209,8 +254,9 @@ func Read(s *corev1.Secret) State {
 	}
 }
 
-// Apply writes r into s, keeping labels and annotations others added.
-// It reports whether s changed.
+// Apply writes r into s, keeping labels and annotations others added and
+// removing those the operator or an earlier template set that r no longer
+// has. It reports whether s changed.
 func Apply(s *corev1.Secret, r Rendered) bool {
 	changed := false
 	if s.Type == "" {
@@ -223,6 +269,7 @@ func Apply(s *corev1.Secret, r Rendered) bool {
 	if s.Annotations == nil {
 		s.Annotations = map[string]string{}
 	}
+	changed = prune(s, r) || changed
 	changed = mergeInto(s.Labels, r.Labels) || changed
 	changed = mergeInto(s.Annotations, r.Annotations) || changed
 	if !equalData(s.Data, r.Data) {
@@ -231,6 +278,30 @@ func Apply(s *corev1.Secret, r Rendered) bool {
 			s.Data[k] = append([]byte(nil), v...)
 		}
 		changed = true
+	}
+	return changed
+}
+
+// prune removes from s what the operator wrote earlier and r leaves out.
+func prune(s *corev1.Secret, r Rendered) bool {
+	changed := false
+	drop := func(m, keep map[string]string, k string) {
+		if _, ok := m[k]; ok {
+			if _, kept := keep[k]; !kept {
+				delete(m, k)
+				changed = true
+			}
+		}
+	}
+	for _, entry := range strings.Split(s.Annotations[AnnotationTemplateKeys], ",") {
+		if k, ok := strings.CutPrefix(entry, "l:"); ok {
+			drop(s.Labels, r.Labels, k)
+		} else if k, ok := strings.CutPrefix(entry, "a:"); ok {
+			drop(s.Annotations, r.Annotations, k)
+		}
+	}
+	for _, k := range ownedAnnotations {
+		drop(s.Annotations, r.Annotations, k)
 	}
 	return changed
 }

@@ -88,7 +88,7 @@ func TestAnUnrelatedChangeDoesNotHideAFailedForcedRefresh(t *testing.T) {
 	if err := k8s.Update(ctx, tr); err != nil {
 		t.Fatal(err)
 	}
-	tr = k8s.WaitReason(t, ns, id, v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
+	tr = k8s.WaitReason(t, ns, id, v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
 
 	tr.Annotations["example.com/unrelated"] = "1"
 	if err := k8s.Update(ctx, tr); err != nil {
@@ -96,8 +96,8 @@ func TestAnUnrelatedChangeDoesNotHideAFailedForcedRefresh(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // the change is reconciled within this
 	tr = k8s.GetTR(t, ns, id)
-	if c := kube.Condition(tr, v1.ConditionIssuing); c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonTokenServiceRejected {
-		t.Errorf("the failure is no longer reported: Issuing %s", kube.Describe(c))
+	if c := kube.Condition(tr, v1.ConditionStalled); c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonTokenServiceRejected {
+		t.Errorf("the failure is no longer reported: Stalled %s", kube.Describe(c))
 	}
 	if tr.Status.FailedAttempts != 1 || tr.Status.LastFailureTime == nil {
 		t.Errorf("the failed attempt was forgotten: failedAttempts=%d lastFailureTime=%v", tr.Status.FailedAttempts, tr.Status.LastFailureTime)

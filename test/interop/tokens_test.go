@@ -182,9 +182,9 @@ func TestARevokedClientIsReportedWithoutHammeringHydra(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tr = k8s.WaitReason(t, ns, id, v1.ConditionIssuing, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
-	if msg := kube.Condition(tr, v1.ConditionIssuing).Message; !strings.Contains(msg, "invalid_client") {
-		t.Errorf("Issuing message lacks invalid_client: %s", msg)
+	tr = k8s.WaitReason(t, ns, id, v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
+	if msg := kube.Condition(tr, v1.ConditionStalled).Message; !strings.Contains(msg, "invalid_client") {
+		t.Errorf("Stalled message lacks invalid_client: %s", msg)
 	}
 	if c := kube.Condition(tr, v1.ConditionReady); c.Status != metav1.ConditionTrue {
 		t.Errorf("Ready is %s while the old token is still valid", kube.Describe(c))
@@ -195,12 +195,12 @@ func TestARevokedClientIsReportedWithoutHammeringHydra(t *testing.T) {
 	// keeps the good token, and Hydra hears nothing more.
 	for time.Now().Before(expires.Add(-time.Second)) {
 		tr = k8s.GetTR(t, ns, id)
-		ready, issuing := kube.Condition(tr, v1.ConditionReady), kube.Condition(tr, v1.ConditionIssuing)
+		ready, stalled := kube.Condition(tr, v1.ConditionReady), kube.Condition(tr, v1.ConditionStalled)
 		if ready.Status != metav1.ConditionTrue && time.Now().Before(expires.Add(-time.Second)) {
 			t.Fatalf("%s before the old token expired at %s: Ready %s", time.Now().UTC().Format(time.RFC3339Nano), expires.Format(time.RFC3339), kube.Describe(ready))
 		}
-		if issuing.Status != metav1.ConditionTrue || issuing.Reason != v1.ReasonTokenServiceRejected {
-			t.Fatalf("the failure is no longer reported: Issuing %s", kube.Describe(issuing))
+		if stalled.Status != metav1.ConditionTrue || stalled.Reason != v1.ReasonTokenServiceRejected {
+			t.Fatalf("the failure is no longer reported: Stalled %s", kube.Describe(stalled))
 		}
 		if s := k8s.GetSecret(t, ns, id); string(s.Data[v1.KeyAccessToken]) != goodToken {
 			t.Fatal("the last good token was replaced")
@@ -235,8 +235,8 @@ func TestAnUnknownScopeIsRejected(t *testing.T) {
 			if msg := kube.Condition(tr, v1.ConditionReady).Message; !strings.Contains(msg, "invalid_scope") {
 				t.Errorf("Ready message lacks invalid_scope: %s", msg)
 			}
-			if c := kube.Condition(tr, v1.ConditionIssuing); c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonTokenServiceRejected {
-				t.Errorf("Issuing %s, want True %s", kube.Describe(c), v1.ReasonTokenServiceRejected)
+			if c := kube.Condition(tr, v1.ConditionStalled); c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonTokenServiceRejected {
+				t.Errorf("Stalled %s, want True %s", kube.Describe(c), v1.ReasonTokenServiceRejected)
 			}
 		})
 	}
