@@ -392,8 +392,11 @@ type TokenRequest struct {
 	// Spec is the desired token.
 	Spec TokenRequestSpec `json:"spec"`
 
-	// Status is the observed state of the token.
+	// Status is the observed state of the token. Until the operator first
+	// writes it, it reads observedGeneration 0, which kstatus (Flux, kpt)
+	// takes as "in progress".
 	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
 	Status TokenRequestStatus `json:"status,omitempty"`
 }
 
