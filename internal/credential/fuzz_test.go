@@ -1,9 +1,6 @@
 package credential
 
 import (
-	"fmt"
-	"os"
-	"time"
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
@@ -107,11 +104,6 @@ func FuzzParsePKCS12(f *testing.F) {
 		f.Add(seed.data, seed.password)
 	}
 	f.Fuzz(func(t *testing.T, data []byte, password string) {
-		tm := time.AfterFunc(3*time.Second, func() {
-			os.WriteFile(fmt.Sprintf("/tmp/slow-%d.bin", time.Now().UnixNano()), data, 0o644)
-			os.WriteFile(fmt.Sprintf("/tmp/slowpw-%d.txt", time.Now().UnixNano()), []byte(password), 0o644)
-		})
-		defer tm.Stop()
 		got, err := ParsePKCS12(data, password)
 		checkParsed(t, got, err)
 		if err != nil && len(password) >= 4 && strings.Contains(err.Error(), password) && !strings.Contains(safeMessage.String(), password) {

@@ -35,24 +35,27 @@ var (
 )
 
 var (
-	oidP12Data              = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
-	oidP12EncryptedData     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 6}
-	oidP12ShroudedKeyBag    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 12, 10, 1, 2}
-	oidPBEWithSHA3DES       = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 12, 1, 3}
-	oidPBEWithSHA128BitRC2  = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 12, 1, 5}
-	oidPBEWithSHA40BitRC2   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 12, 1, 6}
-	oidPBES2                = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}
-	oidPBKDF2               = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}
-	oidPBMAC1               = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 14}
-	oidHMACWithSHA1         = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 7}
-	oidHMACWithSHA256       = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 9}
-	oidHMACWithSHA512       = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 11}
-	oidAES128CBC            = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 2}
-	oidAES192CBC            = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 22}
-	oidAES256CBC            = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}
-	oidSHA1                 = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
-	oidSHA256               = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
-	oidSHA512               = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3}
+	oidP12Data             = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
+	oidP12EncryptedData    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 6}
+	oidP12ShroudedKeyBag   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 12, 10, 1, 2}
+	oidPBEWithSHA3DES      = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 12, 1, 3}
+	oidPBEWithSHA128BitRC2 = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 12, 1, 5}
+	oidPBEWithSHA40BitRC2  = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 12, 1, 6}
+	oidPBES2               = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}
+	oidPBKDF2              = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}
+	oidPBMAC1              = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 14}
+	oidHMACWithSHA1        = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 7}
+	oidHMACWithSHA256      = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 9}
+	oidHMACWithSHA512      = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 11}
+	oidAES128CBC           = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 2}
+	oidAES192CBC           = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 22}
+	oidAES256CBC           = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}
+	oidSHA1                = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
+	oidSHA256              = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
+	oidSHA512              = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3}
+)
+
+var (
 	errPKCS12Unsupported    = errors.New("unsupported PKCS#12 algorithm")
 	errPKCS12DecryptFailure = errors.New("PKCS#12 safe does not decrypt")
 )
@@ -175,6 +178,9 @@ func checkPKCS12Cost(data []byte, password string) error {
 		budget -= max(1, min(n, maxPKCS12Iterations+1))
 		return budget >= 0
 	}
+	if len(pfx.MacData.Mac.Algorithm.Algorithm) == 0 && password != "" {
+		return unreadable(nil) // go-pkcs12 wants a MAC whenever there is a password
+	}
 	if len(pfx.MacData.Mac.Algorithm.Algorithm) != 0 {
 		n, err := macIterations(&pfx.MacData)
 		if err != nil {
@@ -193,7 +199,11 @@ func checkPKCS12Cost(data []byte, password string) error {
 			if err := unmarshalAll(safe.Content.Bytes, &content); err != nil {
 				return unreadable(err)
 			}
-			n, err := shroudedKeyIterations(content)
+			var bags []p12SafeBag
+			if err := unmarshalAll(content, &bags); err != nil {
+				return unreadable(err)
+			}
+			n, err := shroudedKeyIterations(bags)
 			if err != nil {
 				return unreadable(err)
 			}
@@ -293,14 +303,10 @@ func pbkdf2Iterations(kdf pkix.AlgorithmIdentifier) (int, error) {
 	return params.Iterations, nil
 }
 
-// shroudedKeyIterations sums the iteration counts of the shrouded keys in a
-// SafeContents. go-pkcs12 decrypts only the first, but counting every one
-// keeps the check simple and errs on the safe side.
-func shroudedKeyIterations(safeContents []byte) (int, error) {
-	var bags []p12SafeBag
-	if err := unmarshalAll(safeContents, &bags); err != nil {
-		return 0, err
-	}
+// shroudedKeyIterations sums the iteration counts of the shrouded keys among
+// bags. go-pkcs12 decrypts only the first, but counting every one keeps the
+// check simple and errs on the safe side.
+func shroudedKeyIterations(bags []p12SafeBag) (int, error) {
 	total := 0
 	for _, bag := range bags {
 		if !bag.ID.Equal(oidP12ShroudedKeyBag) {
@@ -359,9 +365,13 @@ func hiddenKeyIterations(info p12EncryptedContentInfo, passwords p12Passwords) (
 		if err != nil {
 			return 0, err
 		}
-		n, err := shroudedKeyIterations(plain)
+		var bags []p12SafeBag
+		if unmarshalAll(plain, &bags) != nil {
+			continue // a wrong key whose output happened to unpad
+		}
+		n, err := shroudedKeyIterations(bags)
 		if err != nil {
-			continue // garbage from a wrong key that happened to unpad
+			return 0, err
 		}
 		total, decrypted = total+n, true
 	}
@@ -495,7 +505,7 @@ func pkcs12KDF(password, salt []byte, iterations int, id byte, size int) []byte 
 		h.Write(d)
 		h.Write(in)
 		a := h.Sum(nil)
-		for range iterations - 1 {
+		for j := 1; j < iterations; j++ { // not range: iterations-1 may overflow
 			sum := sha1.Sum(a)
 			a = sum[:]
 		}

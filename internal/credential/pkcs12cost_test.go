@@ -122,6 +122,19 @@ func TestParsePKCS12ReadsAKeyInsideAnEncryptedSafe(t *testing.T) {
 	}
 }
 
+// go-pkcs12 derives a key once for a count below 1; so must the check.
+func TestParsePKCS12NegativeIterationCount(t *testing.T) {
+	m := testMaterial(t)
+	data, err := pkcs12.LegacyDES.Encode(m.ecKey, m.ecCert, nil, p12Password)
+	fatalIf(t, err)
+	data = patchP12(t, data, func(_ *p12PFX, safes []p12ContentInfo) { setSafeIterations(t, &safes[0], math.MinInt64) })
+	got, err := ParsePKCS12(data, p12Password)
+	var inv *InvalidError
+	if got != nil || !errors.As(err, &inv) {
+		t.Fatalf("ParsePKCS12 = %v, %v; want an *InvalidError", got, err)
+	}
+}
+
 func TestPKCS12CostWithinBudget(t *testing.T) {
 	m := testMaterial(t)
 	// One step at OWASP's PBKDF2-SHA256 figure next to two default steps.
