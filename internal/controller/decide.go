@@ -3,6 +3,7 @@ package controller
 import (
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
@@ -26,8 +27,15 @@ type observed struct {
 	attemptHash  string
 	credentialOK bool
 	policy       renewal.Policy
-	// previousSecret is the output Secret the status named when the pass began.
-	previousSecret string
+	// output is the output Secret as read; nil when absent.
+	output *corev1.Secret
+	// former is the Secret the status named before secretName changed, if
+	// it still exists; nil otherwise.
+	former *corev1.Secret
+	// credErr says why the credential cannot be used (credentialOK false).
+	credErr *credentialError
+	// fetched is the token call's outcome, once a plan asked for it.
+	fetched *fetched
 	// retryNotBefore is a Retry-After the token service asked for, remembered in memory.
 	retryNotBefore time.Time
 }
@@ -44,20 +52,6 @@ const (
 
 func (a action) String() string {
 	return [...]string{"keep", "issue", "conflict", "credential-error", "wait-retry"}[a]
-}
-
-// plan is what to do, with a reason for logs.
-type plan struct {
-	action action
-	why    string
-	// newer asks for a token newer than the one in the Secret (refresh due or forced).
-	newer bool
-	// forced is true when the refresh-requested-at annotation asked for this.
-	forced bool
-	// refreshAt is when the token in the Secret should be refreshed (actKeep).
-	refreshAt time.Time
-	// retryAt is when a backing-off attempt may run (actWaitRetry).
-	retryAt time.Time
 }
 
 // Terminal failures (the token service refused the request) wait for a spec
@@ -81,8 +75,8 @@ func terminalDelay(n int32, seed string) time.Duration {
 	return d - renewal.Jitter(seed, n, d/10)
 }
 
-// decide chooses what to do. It is pure: all it knows is in o.
-func decide(o observed) plan {
+// choose picks the action of a pass and why. It is pure: all it knows is in o.
+func choose(o observed) plan {
 	if o.foreign {
 		return plan{action: actConflict, why: "a Secret of that name belongs to someone else"}
 	}

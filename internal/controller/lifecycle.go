@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -12,73 +11,29 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
-	"github.com/token-operator/token-operator/internal/secretdata"
 )
 
-// converge brings a Secret that keeps its token in line with the spec
-// without any token call: owner reference per deletionPolicy, labels,
-// bookkeeping without stale entries, and nothing a dropped template key
-// left behind. It writes only when something differs.
-func (r *TokenRequestReconciler) converge(ctx context.Context, tr *v1.TokenRequest, o observed, p plan, secret *corev1.Secret) error {
-	if secret == nil || o.secret == nil || !o.secret.HasToken {
+// leaveFormer deletes or releases, as planned, the Secret a renamed output
+// left behind.
+func (r *TokenRequestReconciler) leaveFormer(ctx context.Context, p plan) error {
+	old := p.former
+	if old == nil {
 		return nil
 	}
-	hint := o.secret.RefreshHint
-	if !hint.After(o.secret.IssuedAt) {
-		hint = time.Time{} // stale: it came with an earlier token
-	}
-	rendered, err := secretdata.Render(secretdata.Input{
-		TokenRequestName: tr.Name, ClientID: tr.Spec.ClientID, Template: tr.Spec.SecretTemplate,
-		InputHash: o.inputHash, RefreshRequest: o.secret.RefreshRequest,
-		Token: secretdata.Token{
-			AccessToken: string(secret.Data[v1.KeyAccessToken]), TokenType: string(secret.Data[v1.KeyTokenType]), Scopes: tr.Status.Scopes,
-			IssuedAt: o.secret.IssuedAt, ExpiresAt: o.secret.ExpiresAt, RefreshAt: p.refreshAt, RefreshHint: hint,
-		},
-	})
-	if err != nil {
-		return nil // the template is reported when the next token is written
-	}
-	// The data is intact and rendered from this template already: keep it as it is.
-	rendered.Type, rendered.Data = secret.Type, secret.Data
-	rendered.Annotations[secretdata.AnnotationDataHash] = secret.Annotations[secretdata.AnnotationDataHash]
-	return r.writeSecret(ctx, tr, o.secretName, secret, rendered)
-}
-
-// leaveOldSecret deletes (Delete policy) or releases (Retain) the Secret a
-// TokenRequest wrote before its secretName changed, once the new Secret
-// holds a valid token.
-func (r *TokenRequestReconciler) leaveOldSecret(ctx context.Context, tr *v1.TokenRequest, o observed) error {
-	prev := o.previousSecret
-	if prev == "" || prev == o.secretName || !isReady(tr) || tr.Status.SecretName != o.secretName {
-		return nil
-	}
-	old, err := r.outputSecret(ctx, tr.Namespace, prev)
-	if err != nil || old == nil || !managedBy(old, tr) {
-		return err
-	}
-	if tr.Spec.DeletionPolicy == v1.DeletionPolicyRetain {
-		released := old.DeepCopy()
-		if err := controllerutil.RemoveOwnerReference(tr, released, r.Scheme); err != nil {
+	if !p.deleteFormer {
+		if err := r.Client.Update(ctx, old); err != nil {
 			return err
 		}
-		delete(released.Labels, v1.LabelManagedBy)
-		delete(released.Labels, v1.LabelTokenRequest)
-		delete(released.Annotations, v1.AnnotationTokenRequestName)
-		if err := r.Client.Update(ctx, released); err != nil {
-			return err
-		}
-		log.FromContext(ctx).Info("released the former output Secret", "secret", prev)
+		log.FromContext(ctx).Info("released the former output Secret", "secret", old.Name)
 		return nil
 	}
-	err = r.Client.Delete(ctx, old, client.Preconditions{UID: &old.UID})
-	if err != nil && !apierrors.IsNotFound(err) {
+	if err := r.Client.Delete(ctx, old, client.Preconditions{UID: &old.UID}); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
-	log.FromContext(ctx).Info("deleted the former output Secret", "secret", prev)
+	log.FromContext(ctx).Info("deleted the former output Secret", "secret", old.Name)
 	return nil
 }
 
@@ -110,21 +65,16 @@ func (l *restartLimiter) allow(key string, now time.Time) bool {
 	return true
 }
 
-// restartPending restarts the workloads still owed a restart for the token
-// in the Secret. The restart annotation carries the token's issue time, so
-// a repeated patch for the same token restarts nothing.
-func (r *TokenRequestReconciler) restartPending(ctx context.Context, tr *v1.TokenRequest, o observed) ctrl.Result {
-	pending := slices.DeleteFunc(slices.Clone(tr.Status.PendingRestarts), func(t v1.RolloutRestartTarget) bool {
-		return !slices.Contains(tr.Spec.RolloutRestartTargets, t) // no longer asked for
-	})
-	if len(pending) == 0 || tr.Status.LastRefreshTime == nil {
-		tr.Status.PendingRestarts = nil
-		return ctrl.Result{}
-	}
+// restartOwed restarts the workloads still owed a restart for the token in
+// the Secret (tr.Status.PendingRestarts) and keeps those that failed or
+// restarted too recently for a later pass. The restart annotation carries
+// the token's issue time, so a repeated patch for the same token restarts
+// nothing.
+func (r *TokenRequestReconciler) restartOwed(ctx context.Context, tr *v1.TokenRequest, now time.Time) ctrl.Result {
 	var left []v1.RolloutRestartTarget
 	var failed, done []string
-	for _, t := range pending {
-		if !r.restarts.allow(strings.Join([]string{tr.Namespace, t.Kind, t.Name}, "/"), o.now) {
+	for _, t := range tr.Status.PendingRestarts {
+		if !r.restarts.allow(strings.Join([]string{tr.Namespace, t.Kind, t.Name}, "/"), now) {
 			left = append(left, t)
 			continue
 		}

@@ -17,14 +17,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
@@ -111,69 +109,43 @@ func (r *TokenRequestReconciler) forget(nn types.NamespacedName) {
 }
 
 // reconcile runs gather → decide → act on tr, updating tr.Status in memory.
+// A plan that needs a token gets it, and decide runs again with the answer.
 func (r *TokenRequestReconciler) reconcile(ctx context.Context, tr *v1.TokenRequest) (ctrl.Result, error) {
-	o, secret, treq, credErr, err := r.gather(ctx, tr)
+	o, treq, err := r.gather(ctx, tr)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	p := decide(o)
-	log.FromContext(ctx).V(1).Info("decided", "action", p.action.String(), "why", p.why)
-	tr.Status.ObservedGeneration = tr.Generation
-	var res ctrl.Result
-	switch p.action {
-	case actConflict:
-		res = r.conflict(tr, o)
-	case actCredentialError:
-		res = r.credentialProblem(tr, o, credErr)
-	case actWaitRetry:
-		markProblem(tr, o, problemReasonOr(tr, v1.ReasonRefreshFailed), problemMessage(tr))
-		res = requeueAt(o.now, earliest(p.retryAt, expiryIfValid(o)))
-	case actKeep:
-		res = keep(tr, o, p)
-		err = r.converge(ctx, tr, o, p, secret)
-	case actIssue:
-		res, err = r.issue(ctx, tr, o, p, secret, treq)
+	log.FromContext(ctx).V(1).Info("decided", "action", p.action.String(), "why", p.why, "call", p.call)
+	if p.call {
+		o.fetched = r.fetch(ctx, tr, o, p, treq)
+		p = decide(o)
 	}
-	if err == nil && p.action != actConflict {
-		err = r.leaveOldSecret(ctx, tr, o)
-	}
-	if err == nil {
-		res = soonest(res, r.restartPending(ctx, tr, o))
-	}
-	r.recordMetrics(tr, o)
+	res, err := r.act(ctx, tr, o, p)
+	r.recordMetrics(tr)
 	return res, err
 }
 
-// keep leaves a good Secret alone and brings the status in line with it.
-func keep(tr *v1.TokenRequest, o observed, p plan) ctrl.Result {
-	if failedWithSameInputs(tr, o) {
-		// Nothing new to write, but the failure stands until a call succeeds.
-		markProblem(tr, o, problemReasonOr(tr, v1.ReasonRefreshFailed), problemMessage(tr))
-		return requeueAt(o.now, p.refreshAt)
-	}
-	markKept(tr, o, p.refreshAt)
-	if v := tr.Annotations[v1.AnnotationRefreshRequestedAt]; v != "" && v == o.secret.RefreshRequest {
-		tr.Status.LastRefreshRequestedAt = v // done by an earlier write the cache had not shown yet
-	}
-	return requeueAt(o.now, p.refreshAt)
-}
-
 // gather reads the output Secret and the credential into an observed.
-func (r *TokenRequestReconciler) gather(ctx context.Context, tr *v1.TokenRequest) (observed, *corev1.Secret, tokensource.Request, error, error) {
+func (r *TokenRequestReconciler) gather(ctx context.Context, tr *v1.TokenRequest) (observed, tokensource.Request, error) {
 	o := observed{
 		now:        r.Clock.Now(),
 		tr:         tr,
 		secretName: orDefault(tr.Spec.SecretName, tr.Name),
 		policy:     r.policy(tr),
-		// Before this pass changes it: a renamed output leaves this one behind.
-		previousSecret: tr.Status.SecretName,
 	}
 	if t, ok := r.retryNotBefore.Load(client.ObjectKeyFromObject(tr).String()); ok {
 		o.retryNotBefore = t.(time.Time)
 	}
 	secret, err := r.outputSecret(ctx, tr.Namespace, o.secretName)
 	if err != nil {
-		return o, nil, tokensource.Request{}, nil, err
+		return o, tokensource.Request{}, err
+	}
+	o.output = secret
+	if prev := tr.Status.SecretName; prev != "" && prev != o.secretName {
+		if o.former, err = r.outputSecret(ctx, tr.Namespace, prev); err != nil {
+			return o, tokensource.Request{}, err
+		}
 	}
 	if secret != nil {
 		o.foreign = !mayWrite(secret, tr)
@@ -187,16 +159,15 @@ func (r *TokenRequestReconciler) gather(ctx context.Context, tr *v1.TokenRequest
 	if credErr == nil {
 		credErr = checkTemplate(tr)
 	}
-	var ce *credentialError
-	if credErr != nil && !errors.As(credErr, &ce) {
-		return o, nil, treq, nil, credErr // an API error: retry with backoff
+	if credErr != nil && !errors.As(credErr, &o.credErr) {
+		return o, treq, credErr // an API error: retry with backoff
 	}
 	o.credentialOK = credErr == nil
 	if o.credentialOK {
 		o.inputHash = inputHash(treq, credVersion)
 		o.attemptHash = attemptHash(o.inputHash, treq.AllowedHosts)
 	}
-	return o, secret, treq, credErr, nil
+	return o, treq, nil
 }
 
 func (r *TokenRequestReconciler) policy(tr *v1.TokenRequest) renewal.Policy {
@@ -258,103 +229,53 @@ func checkTemplate(tr *v1.TokenRequest) error {
 	return nil
 }
 
-func (r *TokenRequestReconciler) conflict(tr *v1.TokenRequest, o observed) ctrl.Result {
-	msg := fmt.Sprintf("Secret %q exists and is not managed by this TokenRequest; delete it, choose another spec.secretName, or annotate it with %s=true to let the operator take it over", o.secretName, v1.AnnotationAllowAdoption)
-	if problemReason(tr) != v1.ReasonSecretConflict {
-		r.event(tr, corev1.EventTypeWarning, v1.ReasonSecretConflict, msg)
-	}
-	markProblem(tr, o, v1.ReasonSecretConflict, msg)
-	return ctrl.Result{}
-}
-
-func (r *TokenRequestReconciler) credentialProblem(tr *v1.TokenRequest, o observed, err error) ctrl.Result {
-	var ce *credentialError
-	errors.As(err, &ce)
-	if problemReason(tr) != ce.Reason || problemMessage(tr) != ce.Message {
-		r.event(tr, corev1.EventTypeWarning, ce.Reason, ce.Message)
-	}
-	markProblem(tr, o, ce.Reason, ce.Message)
-	return requeueAt(o.now, expiryIfValid(o))
-}
-
-// issue gets a token and writes it into the Secret.
-func (r *TokenRequestReconciler) issue(ctx context.Context, tr *v1.TokenRequest, o observed, p plan, secret *corev1.Secret, treq tokensource.Request) (ctrl.Result, error) {
-	logger := log.FromContext(ctx)
+// fetch gets the token a plan asked for: from the shared cache, or from
+// the token service when one of the namespace's call slots is free.
+func (r *TokenRequestReconciler) fetch(ctx context.Context, tr *v1.TokenRequest, o observed, p plan, treq tokensource.Request) *fetched {
 	user, fresh := client.ObjectKeyFromObject(tr).String(), r.freshness(o, p)
-	tok, hit := r.Tokens.Cached(user, treq, fresh)
-	var err error
-	if !hit {
-		release, busySince := r.slots.tryAcquire(tr.Namespace, r.Clock.Now())
-		if release == nil {
-			return r.waitForSlot(ctx, tr, o, busySince), nil
-		}
-		tok, err = r.Tokens.Token(ctx, user, treq, fresh)
-		release()
+	if tok, hit := r.Tokens.Cached(user, treq, fresh); hit {
+		return &fetched{token: tok}
 	}
-	if p.forced {
-		tr.Status.LastRefreshRequestedAt = tr.Annotations[v1.AnnotationRefreshRequestedAt]
+	release, busySince := r.slots.tryAcquire(tr.Namespace, r.Clock.Now())
+	if release == nil {
+		log.FromContext(ctx).V(1).Info("the namespace's token calls are all under way; trying again shortly")
+		return &fetched{noSlot: true, busySince: busySince, retryIn: slotRetryDelay(), busyMessage: r.slots.busyMessage()}
 	}
+	defer release()
+	tok, err := r.Tokens.Token(ctx, user, treq, fresh)
 	if err != nil {
-		return r.failed(ctx, tr, o, consentError(tr, treq.AllowedHosts, err)), nil
+		err = consentError(tr, treq.AllowedHosts, err)
+		reason, _, _ := classify(err)
+		log.FromContext(ctx).Info("getting a token failed", "reason", reason, "error", err.Error(), "attempt", tr.Status.FailedAttempts+1)
 	}
-	// Times as the Secret stores them, so that a later read (or a new
-	// process) computes the very same refresh time.
-	t := secretdata.Token{
-		AccessToken: tok.AccessToken, TokenType: tok.TokenType, Scopes: tok.Scopes,
-		IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt.Truncate(time.Second), RefreshHint: tok.RefreshAt.Truncate(time.Second),
-	}
-	t.RefreshAt = renewal.RefreshTime(t.IssuedAt, t.ExpiresAt, t.RefreshHint, o.policy)
-	rendered, err := secretdata.Render(secretdata.Input{TokenRequestName: tr.Name, ClientID: tr.Spec.ClientID, Template: tr.Spec.SecretTemplate, InputHash: o.inputHash,
-		RefreshRequest: tr.Annotations[v1.AnnotationRefreshRequestedAt], Token: t})
-	if err != nil {
-		// Only the render limits (output, work, scopes) refuse here; their text holds no value.
-		markProblem(tr, o, v1.ReasonInvalidTemplate, err.Error())
-		return ctrl.Result{}, nil
-	}
-	newToken := secret == nil || o.secret == nil || !o.secret.HasToken || !o.secret.IssuedAt.Equal(t.IssuedAt) || string(secret.Data[v1.KeyAccessToken]) != tok.AccessToken
-	if err := r.writeSecret(ctx, tr, o.secretName, secret, rendered); err != nil {
+	return &fetched{token: tok, err: err}
+}
+
+// act carries out a plan: the Secret, the former Secret, the restarts, and
+// the status and events that Reconcile saves.
+func (r *TokenRequestReconciler) act(ctx context.Context, tr *v1.TokenRequest, o observed, p plan) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	if err := r.writeSecret(ctx, p.write); err != nil {
 		return ctrl.Result{}, err
 	}
-	logger.Info("secret written", "secret", o.secretName, "why", p.why, "newToken", newToken, "expiresAt", t.ExpiresAt.UTC(), "refreshAt", t.RefreshAt.UTC())
-	r.announce(ctx, tr, o, t, newToken)
-	o.secret = &secretdata.State{HasToken: true, IssuedAt: t.IssuedAt, ExpiresAt: t.ExpiresAt, InputHash: o.inputHash}
-	return requeueAt(o.now, t.RefreshAt), nil
-}
-
-// waitForSlot requeues a TokenRequest whose namespace has no free token
-// call slot, and says so once the namespace's calls have been slow for a while.
-func (r *TokenRequestReconciler) waitForSlot(ctx context.Context, tr *v1.TokenRequest, o observed, busySince time.Time) ctrl.Result {
-	log.FromContext(ctx).V(1).Info("the namespace's token calls are all under way; trying again shortly")
-	if o.now.Sub(busySince) > slowCalls {
-		markProblem(tr, o, v1.ReasonTokenCallsBusy, r.slots.busyMessage())
+	if t := p.written; t != nil && p.write != nil {
+		logger.Info("secret written", "secret", o.secretName, "why", p.why, "expiresAt", t.ExpiresAt.UTC(), "refreshAt", t.RefreshAt.UTC())
 	}
-	return ctrl.Result{RequeueAfter: slotRetryDelay()}
-}
-
-// announce records a written token in status, events and restarts.
-func (r *TokenRequestReconciler) announce(ctx context.Context, tr *v1.TokenRequest, o observed, t secretdata.Token, newToken bool) {
-	recovering := tr.Status.FailedAttempts > 0 || problemReason(tr) != ""
-	reason := v1.ReasonRefreshed
-	if tr.Status.LastRefreshTime == nil {
-		reason = v1.ReasonIssued
+	if err := r.leaveFormer(ctx, p); err != nil {
+		return ctrl.Result{}, err
 	}
-	if !newToken {
-		reason = readyReasonOr(tr, v1.ReasonIssued)
+	if !p.retryNotBefore.IsZero() {
+		r.retryNotBefore.Store(o.policy.JitterSeed, p.retryNotBefore)
 	}
-	markIssued(tr, t, o.secretName, reason)
-	if newToken {
-		r.event(tr, corev1.EventTypeNormal, reason, fmt.Sprintf("wrote a new token into Secret %q, valid until %s", o.secretName, formatTime(t.ExpiresAt)))
+	tr.Status = p.status
+	for _, e := range p.events {
+		r.event(tr, e.eventType, e.reason, e.message)
 	}
-	if recovering {
-		r.event(tr, corev1.EventTypeNormal, v1.ReasonRecovered, fmt.Sprintf("Secret %q holds a valid token again", o.secretName))
+	res := requeueAt(o.now, p.requeueAt)
+	if len(p.restarts) > 0 {
+		res = soonest(res, r.restartOwed(ctx, tr, o.now))
 	}
-	if newToken {
-		// Owed until done, and recorded so that an operator restart never repeats them.
-		tr.Status.PendingRestarts = append([]v1.RolloutRestartTarget(nil), tr.Spec.RolloutRestartTargets...)
-		if markLifetime(tr, t.ExpiresAt.Sub(t.IssuedAt), r.MinRemaining) {
-			r.event(tr, corev1.EventTypeWarning, v1.ReasonShortLifetime, meta.FindStatusCondition(tr.Status.Conditions, v1.ConditionWarning).Message)
-		}
-	}
+	return res, nil
 }
 
 // freshness says which tokens from the shared cache this TokenRequest accepts.
@@ -369,33 +290,6 @@ func (r *TokenRequestReconciler) freshness(o observed, p plan) func(tokensource.
 		}
 		return o.now.Before(renewal.RefreshTime(t.IssuedAt, t.ExpiresAt, t.RefreshAt, o.policy))
 	}
-}
-
-// failed records a failed attempt; the last good token stays in place.
-func (r *TokenRequestReconciler) failed(ctx context.Context, tr *v1.TokenRequest, o observed, err error) ctrl.Result {
-	reason, retryable, retryAfter := classify(err)
-	retryAfter = capRetryAfter(retryAfter, o)
-	msg := err.Error()
-	var ce *credentialError
-	if errors.As(err, &ce) {
-		msg = ce.Message
-	}
-	log.FromContext(ctx).Info("getting a token failed", "reason", reason, "error", msg, "attempt", tr.Status.FailedAttempts+1)
-	if problemReason(tr) != reason || problemMessage(tr) != msg {
-		r.event(tr, corev1.EventTypeWarning, reason, msg) // on a change only, not on every retry
-	}
-	seed := client.ObjectKeyFromObject(tr).String()
-	delay := terminalDelay(tr.Status.FailedAttempts+1, seed)
-	if retryable {
-		delay = renewal.Backoff(tr.Status.FailedAttempts+1, retryAfter, seed)
-		if retryAfter > 0 {
-			r.retryNotBefore.Store(seed, o.now.Add(retryAfter))
-		}
-	}
-	retryAt := earliest(o.now.Add(delay), expiryIfValid(o))
-	markFailedAttempt(tr, o.now, o.attemptHash, retryAt)
-	markProblem(tr, o, reason, msg)
-	return requeueAt(o.now, retryAt)
 }
 
 // capRetryAfter keeps a token service's Retry-After from outlasting a
@@ -454,53 +348,20 @@ func classify(err error) (reason string, retryable bool, retryAfter time.Duratio
 	return v1.ReasonTokenServiceUnavailable, true, 0
 }
 
-// writeSecret creates or updates the output Secret.
-func (r *TokenRequestReconciler) writeSecret(ctx context.Context, tr *v1.TokenRequest, name string, existing *corev1.Secret, rendered secretdata.Rendered) error {
-	if existing != nil && existing.Type != "" && existing.Type != rendered.Type {
-		// The type of a Secret cannot change: replace it.
-		if err := r.Client.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); err != nil && !apierrors.IsNotFound(err) {
-			return err
-		}
-		existing = nil
-	}
-	s := existing
-	if s == nil {
-		s = &corev1.Secret{}
-		s.Namespace, s.Name = tr.Namespace, name
-	}
-	changed := secretdata.Apply(s, rendered)
-	ownerChanged, err := r.setOwner(tr, s)
-	if err != nil {
-		return err
-	}
-	if existing == nil {
-		return r.Client.Create(ctx, s)
-	}
-	if !changed && !ownerChanged {
+// writeSecret creates, updates or replaces the output Secret as planned.
+func (r *TokenRequestReconciler) writeSecret(ctx context.Context, w *secretWrite) error {
+	if w == nil {
 		return nil
 	}
-	return r.Client.Update(ctx, s)
-}
-
-// setOwner makes the TokenRequest the Secret's controller under the Delete
-// policy, so that deleting the TokenRequest deletes the Secret.
-func (r *TokenRequestReconciler) setOwner(tr *v1.TokenRequest, s *corev1.Secret) (bool, error) {
-	owned := false
-	for _, ref := range s.OwnerReferences {
-		if ref.UID == tr.UID {
-			owned = true
+	if old := w.replace; old != nil {
+		if err := r.Client.Delete(ctx, old, client.Preconditions{UID: &old.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return err
 		}
 	}
-	if tr.Spec.DeletionPolicy == v1.DeletionPolicyRetain {
-		if !owned {
-			return false, nil
-		}
-		return true, controllerutil.RemoveControllerReference(tr, s, r.Scheme)
+	if w.create {
+		return r.Client.Create(ctx, w.secret)
 	}
-	if owned {
-		return false, nil
-	}
-	return true, controllerutil.SetControllerReference(tr, s, r.Scheme)
+	return r.Client.Update(ctx, w.secret)
 }
 
 func (r *TokenRequestReconciler) patchStatus(ctx context.Context, orig, tr *v1.TokenRequest) error {
@@ -514,7 +375,7 @@ func (r *TokenRequestReconciler) patchStatus(ctx context.Context, orig, tr *v1.T
 	return err
 }
 
-func (r *TokenRequestReconciler) recordMetrics(tr *v1.TokenRequest, o observed) {
+func (r *TokenRequestReconciler) recordMetrics(tr *v1.TokenRequest) {
 	var expires, refresh time.Time
 	if tr.Status.ExpiresAt != nil {
 		expires = tr.Status.ExpiresAt.Time
