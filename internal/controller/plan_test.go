@@ -1,0 +1,249 @@
+package controller
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/renewal"
+	"github.com/token-operator/token-operator/internal/secretdata"
+	"github.com/token-operator/token-operator/internal/tokensource"
+)
+
+var planNow = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+
+func planRequest(name string) *v1.TokenRequest {
+	return &v1.TokenRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: name, UID: "uid-1", Generation: 1},
+		Spec: v1.TokenRequestSpec{
+			ClientID:              "client",
+			RolloutRestartTargets: []v1.RolloutRestartTarget{{Kind: "Deployment", Name: "web"}},
+		},
+	}
+}
+
+func planObserved(tr *v1.TokenRequest) observed {
+	return observed{now: planNow, tr: tr, secretName: orDefault(tr.Spec.SecretName, tr.Name), inputHash: "in", attemptHash: "attempt", credentialOK: true,
+		policy: renewal.Policy{MinRemaining: 2 * time.Minute, MinInterval: 30 * time.Second, JitterSeed: tr.Namespace + "/" + tr.Name}}
+}
+
+func token(issued time.Time, hint time.Duration) tokensource.Token {
+	t := tokensource.Token{AccessToken: "at-" + issued.Format(time.RFC3339), TokenType: "Bearer", IssuedAt: issued, ExpiresAt: issued.Add(time.Hour)}
+	if hint > 0 {
+		t.RefreshAt = issued.Add(hint)
+	}
+	return t
+}
+
+// issue runs a pass that gets tok and returns its plan and the observed it
+// came from.
+func issue(t *testing.T, o observed, tok tokensource.Token) plan {
+	t.Helper()
+	o.fetched = &fetched{token: tok}
+	p := decide(o)
+	if p.action != actIssue || p.write == nil {
+		t.Fatalf("no Secret written: action %s (%s)", p.action, p.why)
+	}
+	return p
+}
+
+// afterWrite is the observed of the next pass once p is carried out.
+func afterWrite(o observed, p plan, now time.Time) observed {
+	tr := o.tr.DeepCopy()
+	tr.Status = p.status
+	n := o
+	n.tr, n.now, n.fetched = tr, now, nil
+	s := p.write.secret.DeepCopy()
+	n.output = s
+	st := secretdata.Read(s)
+	n.secret = &st
+	return n
+}
+
+func TestPlan(t *testing.T) {
+	issuedAt := planNow.Add(-10 * time.Minute)
+	cases := []struct {
+		name  string
+		check func(t *testing.T)
+	}{
+		{"a kept token's Secret loses a refresh hint left by an earlier token", func(t *testing.T) {
+			o := planObserved(planRequest("hinted"))
+			o.now = issuedAt
+			p := issue(t, o, token(issuedAt, 0))
+			next := afterWrite(o, p, planNow)
+			next.output.Annotations[secretdata.AnnotationRefreshHint] = formatTime(issuedAt.Add(-time.Hour))
+			st := secretdata.Read(next.output)
+			next.secret = &st
+			q := decide(next)
+			if q.action != actKeep || q.call {
+				t.Fatalf("a stale hint made the token due: %s (%s)", q.action, q.why)
+			}
+			if q.write == nil || q.write.secret.Annotations[secretdata.AnnotationRefreshHint] != "" {
+				t.Errorf("the stale hint stays on the Secret")
+			}
+		}},
+		{"switching to Retain removes the owner reference without a token call", func(t *testing.T) {
+			o := planObserved(planRequest("owned"))
+			o.now = issuedAt
+			p := issue(t, o, token(issuedAt, 0))
+			if len(p.write.secret.OwnerReferences) != 1 || !*p.write.secret.OwnerReferences[0].Controller {
+				t.Fatalf("Delete policy: owner references %v", p.write.secret.OwnerReferences)
+			}
+			next := afterWrite(o, p, planNow)
+			next.tr.Spec.DeletionPolicy = v1.DeletionPolicyRetain
+			q := decide(next)
+			if q.call || q.write == nil || len(q.write.secret.OwnerReferences) != 0 {
+				t.Errorf("call %v, write %v", q.call, q.write)
+			}
+		}},
+		{"a pass with nothing to change writes nothing", func(t *testing.T) {
+			o := planObserved(planRequest("quiet"))
+			o.now = issuedAt
+			p := issue(t, o, token(issuedAt, 0))
+			q := decide(afterWrite(o, p, planNow))
+			if q.call || q.write != nil || len(q.events) != 0 || q.former != nil {
+				t.Errorf("call %v, write %v, events %v", q.call, q.write, q.events)
+			}
+		}},
+		{"a 76-character name gets a short label and its full name in an annotation", func(t *testing.T) {
+			name := strings.Repeat("a", 70) + "-token"
+			o := planObserved(planRequest(name))
+			s := issue(t, o, token(planNow, 0)).write.secret
+			if l := s.Labels[v1.LabelTokenRequest]; len(l) > 63 || l == "" {
+				t.Errorf("label %q", l)
+			}
+			if s.Annotations[v1.AnnotationTokenRequestName] != name || !managedBy(s, o.tr) {
+				t.Errorf("the Secret does not name its TokenRequest")
+			}
+		}},
+		{"template labels and annotations dropped from the spec are removed", func(t *testing.T) {
+			tr := planRequest("templated")
+			tr.Spec.SecretTemplate = &v1.SecretTemplate{Labels: map[string]string{"team": "a"}, Annotations: map[string]string{"owner": "a"}}
+			o := planObserved(tr)
+			o.now = issuedAt
+			p := issue(t, o, token(issuedAt, 0))
+			next := afterWrite(o, p, planNow)
+			next.output.Labels["added-by-hand"] = "yes"
+			next.tr.Spec.SecretTemplate = nil
+			q := decide(next)
+			if q.action != actIssue || !q.call {
+				t.Fatalf("a template change should re-render: %s", q.action)
+			}
+			q = issueWithCache(t, next, q)
+			s := q.write.secret
+			if _, ok := s.Labels["team"]; ok || s.Annotations["owner"] != "" || s.Labels["added-by-hand"] != "yes" {
+				t.Errorf("labels %v annotations %v", s.Labels, s.Annotations)
+			}
+		}},
+		{"a renamed output deletes the former Secret under Delete once the new one holds a token", func(t *testing.T) {
+			o := planObserved(planRequest("moved"))
+			old := issue(t, o, token(planNow, 0))
+			next := afterWrite(o, old, planNow)
+			next.former, next.output, next.secret = next.output, nil, nil
+			next.tr.Spec.SecretName = "moved-v2"
+			next.secretName = "moved-v2"
+			q := issueWithCache(t, next, decide(next))
+			if q.former == nil || !q.deleteFormer || q.former.Name != "moved" {
+				t.Errorf("former %v delete %v", q.former, q.deleteFormer)
+			}
+		}},
+		{"a renamed output releases the former Secret under Retain", func(t *testing.T) {
+			tr := planRequest("kept")
+			tr.Spec.DeletionPolicy = v1.DeletionPolicyRetain
+			o := planObserved(tr)
+			old := issue(t, o, token(planNow, 0))
+			next := afterWrite(o, old, planNow)
+			next.former, next.output, next.secret = next.output, nil, nil
+			next.tr.Spec.SecretName = "kept-v2"
+			next.secretName = "kept-v2"
+			q := issueWithCache(t, next, decide(next))
+			if q.former == nil || q.deleteFormer || q.former.Labels[v1.LabelManagedBy] != "" || len(q.former.OwnerReferences) != 0 {
+				t.Errorf("former %+v delete %v", q.former, q.deleteFormer)
+			}
+		}},
+		{"a failure stores its jittered retry time and sends one event per reason, not per retry", func(t *testing.T) {
+			o := planObserved(planRequest("failing"))
+			o.fetched = &fetched{err: &tokensource.Error{Retryable: true, StatusCode: 503, Code: "temporarily_unavailable"}}
+			p := decide(o)
+			if p.status.NextRetryTime == nil || !p.status.NextRetryTime.After(planNow) || len(p.events) != 1 || p.status.LastFailureReason != v1.ReasonTokenServiceUnavailable {
+				t.Fatalf("next retry %v, events %v, reason %q", p.status.NextRetryTime, p.events, p.status.LastFailureReason)
+			}
+			again := o
+			again.tr = o.tr.DeepCopy()
+			again.tr.Status = p.status
+			again.now = p.status.NextRetryTime.Time
+			if q := decide(again); len(q.events) != 0 {
+				t.Errorf("a retry with the same failure sent events %v", q.events)
+			}
+		}},
+		{"terminal failures of two TokenRequests are retried at different times", func(t *testing.T) {
+			at := func(name string) time.Time {
+				o := planObserved(planRequest(name))
+				o.fetched = &fetched{err: &tokensource.Error{StatusCode: 401, Code: "invalid_client"}}
+				return decide(o).status.NextRetryTime.Time
+			}
+			if a, b := at("one"), at("two"); a.Equal(b) {
+				t.Errorf("both retry at %v", a)
+			}
+		}},
+		{"a new token owes the rollout restarts and a kept one owes none", func(t *testing.T) {
+			o := planObserved(planRequest("restarting"))
+			o.now = issuedAt
+			p := issue(t, o, token(issuedAt, 0))
+			if len(p.restarts) != 1 || len(p.status.PendingRestarts) != 1 {
+				t.Fatalf("restarts %v", p.restarts)
+			}
+			next := afterWrite(o, p, planNow)
+			next.tr.Status.PendingRestarts = nil // done by act
+			if q := decide(next); len(q.restarts) != 0 {
+				t.Errorf("a kept token owes restarts %v", q.restarts)
+			}
+		}},
+		{"a token shorter-lived than the propagation floor raises the Warning condition", func(t *testing.T) {
+			o := planObserved(planRequest("brief"))
+			tok := token(planNow, 0)
+			tok.ExpiresAt = planNow.Add(time.Minute)
+			p := issue(t, o, tok)
+			if c := meta.FindStatusCondition(p.status.Conditions, v1.ConditionWarning); c == nil || c.Reason != v1.ReasonShortLifetime {
+				t.Errorf("Warning %v", c)
+			}
+		}},
+		{"a TokenRequest without a free call slot is requeued, and says so once the calls are slow", func(t *testing.T) {
+			o := planObserved(planRequest("queued"))
+			o.fetched = &fetched{noSlot: true, busySince: planNow.Add(-time.Second), retryIn: time.Second, busyMessage: "busy"}
+			if p := decide(o); p.write != nil || problemReason(&v1.TokenRequest{Status: p.status}) != "" || !p.requeueAt.Equal(planNow.Add(time.Second)) {
+				t.Errorf("a short wait changed the status or wrote: %+v", p.status.Conditions)
+			}
+			o.fetched.busySince = planNow.Add(-time.Minute)
+			if p := decide(o); problemReason(&v1.TokenRequest{Status: p.status}) != v1.ReasonTokenCallsBusy {
+				t.Errorf("a long wait is not reported: %+v", p.status.Conditions)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, tc.check)
+	}
+}
+
+// issueWithCache completes a plan that asked for a token with the token in
+// the Secret, as the shared cache would hand it out.
+func issueWithCache(t *testing.T, o observed, p plan) plan {
+	t.Helper()
+	if !p.call {
+		t.Fatalf("the plan asked for no token: %s (%s)", p.action, p.why)
+	}
+	tok := token(planNow, 0)
+	if o.secret != nil && o.secret.HasToken {
+		tok = tokensource.Token{AccessToken: string(o.output.Data[v1.KeyAccessToken]), TokenType: "Bearer", IssuedAt: o.secret.IssuedAt, ExpiresAt: o.secret.ExpiresAt}
+	}
+	o.fetched = &fetched{token: tok}
+	q := decide(o)
+	if q.write == nil {
+		t.Fatalf("nothing written: %s", q.why)
+	}
+	return q
+}
