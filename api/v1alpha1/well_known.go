@@ -82,8 +82,6 @@ const (
 	// ReasonTokenCallsBusy: the namespace's token calls have all been under
 	// way for a while (see --max-token-calls-per-namespace); retried shortly.
 	ReasonTokenCallsBusy = "TokenCallsBusy"
-	// ReasonIssuing: the first token is on its way (Reconciling).
-	ReasonIssuing = "Issuing"
 	// ReasonUpToDate: nothing to do (Reconciling and Stalled False).
 	ReasonUpToDate = "UpToDate"
 	// ReasonShortLifetime: tokens live shorter than --min-remaining-lifetime (Warning).
