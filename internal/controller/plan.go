@@ -301,10 +301,10 @@ func settleFailure(tr *v1.TokenRequest, o observed, p *plan, err error) {
 			p.retryNotBefore = o.now.Add(retryAfter)
 		}
 	}
-	retryAt := earliest(o.now.Add(delay), expiryIfValid(o))
+	retryAt := o.now.Add(delay)
 	markFailedAttempt(tr, o.now, o.attemptHash, retryAt)
 	markProblem(tr, o, reason, msg)
-	p.requeueAt = retryAt
+	p.requeueAt = earliest(retryAt, expiryIfValid(o)) // and turn Ready to Expired on time
 }
 
 // formerSecret is the Secret the status named before secretName changed,

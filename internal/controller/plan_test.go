@@ -180,6 +180,22 @@ func TestPlan(t *testing.T) {
 				t.Errorf("a retry with the same failure sent events %v", q.events)
 			}
 		}},
+		{"a terminal failure is retried after its backoff, not when the token expires", func(t *testing.T) {
+			o := planObserved(planRequest("refused"))
+			o.now = issuedAt
+			p := issue(t, o, token(issuedAt, 0))
+			next := afterWrite(o, p, issuedAt.Add(59*time.Minute+50*time.Second))
+			next.fetched = &fetched{err: &tokensource.Error{StatusCode: 401, Code: "invalid_client"}}
+			q := decide(next)
+			expiry := issuedAt.Add(time.Hour)
+			if !q.requeueAt.Equal(expiry) || !q.status.NextRetryTime.After(expiry) {
+				t.Fatalf("requeue %v, next retry %v; want a look at expiry %v and a retry after it", q.requeueAt, q.status.NextRetryTime, expiry)
+			}
+			atExpiry := afterWrite(next, plan{status: q.status, write: &secretWrite{secret: next.output}}, expiry)
+			if r := decide(atExpiry); r.action != actWaitRetry || r.call {
+				t.Errorf("at expiry the terminal failure is tried again: %s (%s)", r.action, r.why)
+			}
+		}},
 		{"terminal failures of two TokenRequests are retried at different times", func(t *testing.T) {
 			at := func(name string) time.Time {
 				o := planObserved(planRequest(name))
