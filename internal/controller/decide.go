@@ -108,6 +108,12 @@ func issueReason(o observed) plan {
 	if forcedRefresh(o.tr, s) {
 		return plan{action: actIssue, why: "a refresh was requested", newer: true, forced: true}
 	}
+	if st := o.tr.Status; failedWithSameInputs(o.tr, o) && st.NextRetryTime != nil && st.LastFailureTime.After(s.IssuedAt) {
+		// A failed attempt to replace this token (a forced refresh, say)
+		// is retried when its backoff ends, not forgotten. A failure older
+		// than the token is a stale read: that attempt has succeeded.
+		return plan{action: actIssue, why: "a failed refresh is tried again", newer: true}
+	}
 	if !s.Intact || disagreesWithStatus(o.tr.Status, s) {
 		return plan{action: actIssue, why: "the Secret's data or times were changed by hand"}
 	}

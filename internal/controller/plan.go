@@ -290,8 +290,9 @@ func settleFailure(tr *v1.TokenRequest, o observed, p *plan, err error) {
 	if errors.As(err, &ce) {
 		msg = ce.Message
 	}
-	if problemReason(tr) != reason || problemMessage(tr) != msg {
-		addEvent(&p.events, corev1.EventTypeWarning, reason, msg) // on a change only, not on every retry
+	if problemReason(tr) != reason {
+		// On a change of reason only: the text of each retry differs (a new correlation ID).
+		addEvent(&p.events, corev1.EventTypeWarning, reason, msg)
 	}
 	seed := o.policy.JitterSeed
 	delay := terminalDelay(tr.Status.FailedAttempts+1, seed)

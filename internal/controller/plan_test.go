@@ -196,6 +196,39 @@ func TestPlan(t *testing.T) {
 				t.Errorf("at expiry the terminal failure is tried again: %s (%s)", r.action, r.why)
 			}
 		}},
+		{"a forced refresh that failed is tried again when its backoff ends", func(t *testing.T) {
+			o := planObserved(planRequest("forced"))
+			o.now = issuedAt
+			p := issue(t, o, token(issuedAt, 0))
+			next := afterWrite(o, p, planNow)
+			next.tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "now"}
+			if q := decide(next); !q.call || !q.forced {
+				t.Fatalf("the forced refresh asks for no token: %s", q.why)
+			}
+			next.fetched = &fetched{err: &tokensource.Error{Retryable: true, StatusCode: 503, Code: "temporarily_unavailable", CorrelationID: "a"}}
+			failedPass := decide(next)
+			retry := afterWrite(next, plan{status: failedPass.status, write: &secretWrite{secret: next.output}}, failedPass.status.NextRetryTime.Time)
+			q := decide(retry)
+			if !q.call || !q.newer {
+				t.Fatalf("the failed forced refresh is not tried again: %s (%s)", q.action, q.why)
+			}
+			retry.fetched = &fetched{err: &tokensource.Error{Retryable: true, StatusCode: 503, Code: "temporarily_unavailable", CorrelationID: "b"}}
+			if r := decide(retry); len(r.events) != 0 {
+				t.Errorf("the same failure with a new correlation ID sent events %v", r.events)
+			}
+		}},
+		{"a failure older than the token in the Secret is a stale read and calls nothing", func(t *testing.T) {
+			o := planObserved(planRequest("recovered"))
+			o.now = issuedAt
+			p := issue(t, o, token(issuedAt, 0))
+			next := afterWrite(o, p, planNow)
+			lf, retry := metav1.NewTime(issuedAt.Add(-10*time.Second)), metav1.NewTime(issuedAt.Add(-5*time.Second))
+			next.tr.Status.FailedAttempts, next.tr.Status.LastFailureTime, next.tr.Status.NextRetryTime = 1, &lf, &retry
+			next.tr.Status.LastFailureInputHash = next.attemptHash
+			if q := decide(next); q.call {
+				t.Errorf("a stale failure caused a call: %s", q.why)
+			}
+		}},
 		{"terminal failures of two TokenRequests are retried at different times", func(t *testing.T) {
 			at := func(name string) time.Time {
 				o := planObserved(planRequest(name))
