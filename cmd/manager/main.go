@@ -29,11 +29,16 @@ func (s *stringList) Set(v string) error {
 func main() {
 	o := operator.Defaults()
 	var namespaces, caBundles, issuerHosts stringList
+	var kubeAPIQPS float64
 	flag.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address the Prometheus metrics endpoint binds to; \"0\" turns it off.")
 	flag.BoolVar(&o.MetricsSecure, "metrics-secure", false, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
 	flag.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address the /healthz and /readyz probes bind to.")
 	flag.BoolVar(&o.LeaderElection, "leader-elect", false, "Elect a leader on a Lease so that only one replica reconciles.")
 	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
+	flag.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "Name of the leader election Lease (default: one per --watch-label-selector).")
+	flag.StringVar(&o.WatchLabelSelector, "watch-label-selector", "", "Handle only the TokenRequests this label selector matches, to shard the operator: for example tokens.token-operator.io/shard=b for a shard and !tokens.token-operator.io/shard for the main instance (default: all).")
+	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", float64(o.KubeAPIQPS), "Requests per second to the API server (client-side limit; API Priority and Fairness still applies).")
+	flag.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of requests to the API server above --kube-api-qps.")
 	flag.Var(&namespaces, "namespace", "Watch only this namespace; repeat or comma-separate for several (default: all namespaces).")
 	flag.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "TokenRequests reconciled in parallel.")
 	flag.IntVar(&o.MaxTokenCallsPerNamespace, "max-token-calls-per-namespace", o.MaxTokenCallsPerNamespace, "Token calls one namespace may have under way; its other TokenRequests wait, so a slow token service cannot hold every worker (0: no limit).")
@@ -47,6 +52,7 @@ func main() {
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	o.Namespaces, o.CABundleFiles, o.AllowedIssuerHosts = namespaces, caBundles, issuerHosts
+	o.KubeAPIQPS = float32(kubeAPIQPS)
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")

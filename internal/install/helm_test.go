@@ -238,8 +238,9 @@ func TestChartWithDefaultValues(t *testing.T) {
 	checkArgsAreFlags(t, "chart Deployment", c.Args)
 	containsAll(t, "chart Deployment", c.Args,
 		"--leader-elect", "--health-probe-bind-address=:8081", "--metrics-bind-address=:8443", "--metrics-secure",
-		"--zap-log-level=info", "--max-concurrent-reconciles=8", "--max-token-calls-per-namespace=2", "--token-request-timeout=30s", "--min-remaining-lifetime=2m", "--min-refresh-interval=30s")
-	containsNone(t, "chart Deployment", c.Args, "--namespace", "--ca-bundle", "--allowed-issuer-hosts", "--insecure-allow-http-loopback")
+		"--zap-log-level=info", "--max-concurrent-reconciles=8", "--max-token-calls-per-namespace=2", "--token-request-timeout=30s", "--min-remaining-lifetime=2m", "--min-refresh-interval=30s",
+		"--kube-api-qps=50", "--kube-api-burst=100")
+	containsNone(t, "chart Deployment", c.Args, "--namespace", "--ca-bundle", "--allowed-issuer-hosts", "--insecure-allow-http-loopback", "--watch-label-selector")
 	if len(d.Spec.Template.Spec.Volumes) != 0 {
 		t.Errorf("volumes without extraCABundle: %+v", d.Spec.Template.Spec.Volumes)
 	}
@@ -280,6 +281,7 @@ func TestChartWithEveryOptionOn(t *testing.T) {
 		"--leader-elect", "--metrics-bind-address=:9443", "--metrics-secure", "--namespace=team-a", "--namespace=team-b",
 		"--zap-log-level=debug", "--max-concurrent-reconciles=16", "--max-token-calls-per-namespace=3", "--token-request-timeout=45s", "--min-remaining-lifetime=5m",
 		"--allowed-issuer-hosts=login.microsoftonline.com,*.okta.com", "--min-refresh-interval=45s",
+		"--watch-label-selector=tokens.token-operator.io/shard=b", "--kube-api-qps=80", "--kube-api-burst=160",
 		"--ca-bundle=/etc/token-operator/ca/ca-bundle.pem", "--zap-stacktrace-level=panic")
 	if *d.Spec.Replicas != 3 || c.Image != "registry.example.com/platform/token-operator:v0.1.0-test" || c.ImagePullPolicy != corev1.PullAlways {
 		t.Errorf("replicas %d, image %q, pull policy %q", *d.Spec.Replicas, c.Image, c.ImagePullPolicy)

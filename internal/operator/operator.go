@@ -4,7 +4,9 @@ package operator
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -22,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	tokensv1alpha1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/controller"
 	"github.com/token-operator/token-operator/internal/metrics"
 	"github.com/token-operator/token-operator/internal/tokensource"
@@ -36,7 +39,14 @@ type Options struct {
 	LeaderElectionID        string
 	LeaderElectionNamespace string
 	// Namespaces limits the operator to these namespaces; empty means all.
-	Namespaces              []string
+	Namespaces []string
+	// WatchLabelSelector limits the operator to the TokenRequests it
+	// matches (sharding); empty means all. Each shard elects its own leader.
+	WatchLabelSelector string
+	// KubeAPIQPS and KubeAPIBurst set the client's rate limit towards the
+	// API server (API Priority and Fairness still applies on the server).
+	KubeAPIQPS              float32
+	KubeAPIBurst            int
 	MaxConcurrentReconciles int
 	// MaxTokenCallsPerNamespace bounds the token calls one namespace has
 	// under way, so a stalled token service holds only that many workers.
@@ -66,7 +76,9 @@ func Defaults() Options {
 	return Options{
 		MetricsBindAddress:        ":8080",
 		HealthProbeBindAddress:    ":8081",
-		LeaderElectionID:          "token-operator.tokens.token-operator.io",
+		LeaderElectionID:          DefaultLeaderElectionID,
+		KubeAPIQPS:                50,
+		KubeAPIBurst:              100,
 		MaxConcurrentReconciles:   8,
 		MaxTokenCallsPerNamespace: 2,
 		TokenRequestTimeout:       30 * time.Second,
@@ -76,10 +88,30 @@ func Defaults() Options {
 	}
 }
 
+// DefaultLeaderElectionID is the Lease of an unsharded operator.
+const DefaultLeaderElectionID = "token-operator.tokens.token-operator.io"
+
+// leaderElectionID gives each shard its own Lease unless one was named.
+func leaderElectionID(o Options) string {
+	if o.WatchLabelSelector == "" || o.LeaderElectionID != DefaultLeaderElectionID {
+		return o.LeaderElectionID
+	}
+	sum := sha256.Sum256([]byte(o.WatchLabelSelector))
+	return "shard-" + hex.EncodeToString(sum[:6]) + "." + DefaultLeaderElectionID
+}
+
 // NewManager returns a manager with the TokenRequest controller set up.
 func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
+	}
+	shard, err := labels.Parse(o.WatchLabelSelector)
+	if err != nil {
+		return nil, fmt.Errorf("--watch-label-selector: %w", err)
+	}
+	cfg = rest.CopyConfig(cfg)
+	if o.KubeAPIQPS > 0 {
+		cfg.QPS, cfg.Burst = o.KubeAPIQPS, max(o.KubeAPIBurst, int(o.KubeAPIQPS))
 	}
 	roots, err := rootCAs(o)
 	if err != nil {
@@ -102,7 +134,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
 		LeaderElection:                o.LeaderElection,
-		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionID:              leaderElectionID(o),
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		Controller:                    ctrlConfig(o),
@@ -110,7 +142,8 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 			DefaultNamespaces: namespaces,
 			DefaultTransform:  controller.StripForCache,
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}: {Label: labels.SelectorFromSet(controller.ManagedSecretSelector())},
+				&corev1.Secret{}:               {Label: labels.SelectorFromSet(controller.ManagedSecretSelector())},
+				&tokensv1alpha1.TokenRequest{}: {Label: shard},
 			},
 		},
 	})
