@@ -22,6 +22,10 @@ type observed struct {
 	foreign bool
 	// inputHash identifies what would produce the token; empty when the credential failed.
 	inputHash string
+	// legacyInputHash is inputHash as operators before v2 of the hash wrote
+	// it (a digest that includes credential material); it is compared, never
+	// written, so that an upgrade re-mints nothing.
+	legacyInputHash string
 	// attemptHash is inputHash plus what else decides whether a call may
 	// succeed (the allowed hosts): a failure is retried at once when it changes.
 	attemptHash  string
@@ -102,7 +106,7 @@ func issueReason(o observed) plan {
 	if !o.now.Before(s.ExpiresAt) {
 		return plan{action: actIssue, why: "the token expired"}
 	}
-	if s.InputHash != o.inputHash {
+	if !sameInputs(o) {
 		return plan{action: actIssue, why: "the issuer, client, scopes, parameters or credential changed"}
 	}
 	if forcedRefresh(o.tr, s) {
@@ -125,6 +129,13 @@ func issueReason(o observed) plan {
 		return plan{action: actIssue, why: "the secret template changed"}
 	}
 	return plan{action: actKeep, refreshAt: refreshAt}
+}
+
+// sameInputs: the Secret's token came from the current issuer, client,
+// scopes, parameters and credential.
+func sameInputs(o observed) bool {
+	s := o.secret
+	return s.InputHash == o.inputHash || (o.legacyInputHash != "" && s.InputHash == o.legacyInputHash)
 }
 
 // forcedRefresh: a refresh-requested-at value that neither the status nor

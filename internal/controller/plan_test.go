@@ -229,6 +229,20 @@ func TestPlan(t *testing.T) {
 				t.Errorf("a stale failure caused a call: %s", q.why)
 			}
 		}},
+		{"a Secret from an operator that hashed credential material is kept, its hash rewritten without a call", func(t *testing.T) {
+			o := planObserved(planRequest("upgraded"))
+			o.now = issuedAt
+			p := issue(t, o, token(issuedAt, 0))
+			next := afterWrite(o, p, planNow)
+			next.output.Annotations[v1.AnnotationInputHash] = "legacy-digest"
+			st := secretdata.Read(next.output)
+			next.secret = &st
+			next.legacyInputHash = "legacy-digest"
+			q := decide(next)
+			if q.call || q.write == nil || q.write.secret.Annotations[v1.AnnotationInputHash] != next.inputHash {
+				t.Errorf("call %v (%s), write %v", q.call, q.why, q.write)
+			}
+		}},
 		{"terminal failures of two TokenRequests are retried at different times", func(t *testing.T) {
 			at := func(name string) time.Time {
 				o := planObserved(planRequest(name))

@@ -28,7 +28,7 @@ func healthOf(o observed) tokenHealth {
 		return noToken
 	case !o.now.Before(s.ExpiresAt):
 		return expiredToken
-	case o.credentialOK && s.InputHash != o.inputHash:
+	case o.credentialOK && !sameInputs(o):
 		return staleToken
 	}
 	return validToken

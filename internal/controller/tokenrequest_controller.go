@@ -165,6 +165,7 @@ func (r *TokenRequestReconciler) gather(ctx context.Context, tr *v1.TokenRequest
 	o.credentialOK = credErr == nil
 	if o.credentialOK {
 		o.inputHash = inputHash(treq, credVersion)
+		o.legacyInputHash = treq.CacheKey()
 		o.attemptHash = attemptHash(o.inputHash, treq.AllowedHosts)
 	}
 	return o, treq, nil
