@@ -163,4 +163,3 @@ func TestChartExtrasOff(t *testing.T) {
 		})
 	}
 }
-

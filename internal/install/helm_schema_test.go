@@ -1,0 +1,49 @@
+package install_test
+
+import (
+	"testing"
+
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+)
+
+// TestChartSchema: values.schema.json accepts the default and all-on values
+// and refuses misspelt keys and values of the wrong type or outside an enum.
+func TestChartSchema(t *testing.T) {
+	ch, err := loader.Load(chartDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ch.Schema) == 0 {
+		t.Fatal("the chart has no values.schema.json")
+	}
+	validate := func(values map[string]any) error {
+		vals, err := chartutil.ToRenderValues(ch, values, chartutil.ReleaseOptions{Name: "token-operator", Namespace: "token-operator-system", IsInstall: true}, chartutil.DefaultCapabilities)
+		if err != nil {
+			return err
+		}
+		v, _ := vals.Table("Values")
+		return chartutil.ValidateAgainstSchema(ch, v)
+	}
+	for name, values := range map[string]map[string]any{"default values": nil, "all options on": allOnValues(t)} {
+		if err := validate(values); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for name, values := range map[string]map[string]any{
+		"unknown key":            {"replicas": 2},
+		"pull policy":            {"image": map[string]any{"pullPolicy": "Sometimes"}},
+		"digest":                 {"image": map[string]any{"digest": "latest"}},
+		"replica count type":     {"replicaCount": "two"},
+		"duration":               {"tokenRequestTimeout": "30 seconds"},
+		"whenUnsatisfiable":      {"topologySpreadConstraints": []any{map[string]any{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "Never"}}},
+		"network policy port":    {"networkPolicy": map[string]any{"tokenServices": map[string]any{"ports": []any{"https"}}}},
+		"extraEnv without name":  {"extraEnv": []any{map[string]any{"value": "x"}}},
+		"budget enabled type":    {"podDisruptionBudget": map[string]any{"enabled": "yes"}},
+		"prometheusRule unknown": {"prometheusRule": map[string]any{"enable": true}},
+	} {
+		if err := validate(values); err == nil {
+			t.Errorf("%s: the schema accepts %v", name, values)
+		}
+	}
+}
