@@ -120,6 +120,16 @@ func checkAllOnExtras(t *testing.T, r rendered, d *appsv1.Deployment, c *corev1.
 		}
 	}
 
+	crds := templatedCRDs(r)
+	if len(crds) == 0 || len(crds) != len(generatedCRDs(t)) {
+		t.Errorf("%d CRD templates with crds.enabled", len(crds))
+	}
+	for _, crd := range crds {
+		if crd.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+			t.Errorf("CRD %s without helm.sh/resource-policy: keep: %v", crd.GetName(), crd.GetAnnotations())
+		}
+	}
+
 	pr := find(t, r.objects, "PrometheusRule", d.Name)
 	if pr.GetLabels()["release"] != "prometheus" {
 		t.Errorf("PrometheusRule labels: %v", pr.GetLabels())
