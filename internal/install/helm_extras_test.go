@@ -173,3 +173,38 @@ func TestChartExtrasOff(t *testing.T) {
 		})
 	}
 }
+
+// TestChartNetworkPolicyAndRulesWithDefaults turns on the NetworkPolicy and
+// the PrometheusRule with their default settings: egress on the DNS, API
+// server and token ports to any destination, ingress from any source.
+func TestChartNetworkPolicyAndRulesWithDefaults(t *testing.T) {
+	const ns = "token-operator-np"
+	ensureNamespace(t, ns, restricted)
+	r := renderChart(t, "token-operator", ns, map[string]any{
+		"networkPolicy":  map[string]any{"enabled": true},
+		"prometheusRule": map[string]any{"enabled": true},
+	})
+	applyDryRun(t, "chart with the NetworkPolicy and PrometheusRule", r.objects, ns)
+	np := convert[networkingv1.NetworkPolicy](t, find(t, r.objects, "NetworkPolicy", "token-operator"))
+	if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].From) != 0 || len(np.Spec.Ingress[0].Ports) != 2 ||
+		np.Spec.Ingress[0].Ports[1].Port.IntValue() != 8443 {
+		t.Errorf("NetworkPolicy ingress: %+v", np.Spec.Ingress)
+	}
+	wantPorts := [][]int{{53, 53}, {443, 6443}, {443}}
+	if len(np.Spec.Egress) != len(wantPorts) {
+		t.Fatalf("NetworkPolicy egress: %+v", np.Spec.Egress)
+	}
+	for i, e := range np.Spec.Egress {
+		var ports []int
+		for _, p := range e.Ports {
+			ports = append(ports, p.Port.IntValue())
+		}
+		if len(e.To) != 0 || !reflect.DeepEqual(ports, wantPorts[i]) {
+			t.Errorf("NetworkPolicy egress rule %d: ports %v to %+v, want %v to anywhere", i, ports, e.To, wantPorts[i])
+		}
+	}
+	pr := find(t, r.objects, "PrometheusRule", "token-operator")
+	if got, _, _ := unstructured.NestedSlice(pr.Object, "spec", "groups"); !reflect.DeepEqual(got, alertGroups(t)) {
+		t.Errorf("PrometheusRule groups differ from config/prometheus/alerts.yaml")
+	}
+}
