@@ -9,8 +9,11 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/token-operator/token-operator/internal/metrics"
 	"github.com/token-operator/token-operator/internal/operator"
+	"github.com/token-operator/token-operator/internal/version"
 )
 
 // stringList is a repeatable flag that also accepts comma-separated values.
@@ -30,6 +33,8 @@ func main() {
 	o := operator.Defaults()
 	var namespaces, caBundles, issuerHosts stringList
 	var kubeAPIQPS float64
+	var showVersion bool
+	flag.BoolVar(&showVersion, "version", false, "Print the version, commit and build date, then exit.")
 	flag.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address the Prometheus metrics endpoint binds to; \"0\" turns it off.")
 	flag.BoolVar(&o.MetricsSecure, "metrics-secure", false, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
 	flag.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address the /healthz and /readyz probes bind to.")
@@ -51,6 +56,11 @@ func main() {
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if showVersion {
+		fmt.Println(version.Get())
+		return
+	}
+	metrics.RegisterBuildInfo(ctrlmetrics.Registry, version.Get())
 	o.Namespaces, o.CABundleFiles, o.AllowedIssuerHosts = namespaces, caBundles, issuerHosts
 	o.KubeAPIQPS = float32(kubeAPIQPS)
 

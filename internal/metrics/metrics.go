@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/token-operator/token-operator/internal/version"
 )
 
 // Collectors are the operator's metrics. Labels never carry token material.
@@ -129,4 +131,18 @@ func (c *Collectors) ObserveServiceCall(issuerHost, result string, took time.Dur
 // ObserveCache records one cache lookup.
 func (c *Collectors) ObserveCache(outcome string) {
 	c.CacheRequests.WithLabelValues(outcome).Inc()
+}
+
+// BuildInfoName is the name of the build identity gauge.
+const BuildInfoName = "token_operator_build_info"
+
+// RegisterBuildInfo registers token_operator_build_info{version,commit,go_version},
+// always 1, on reg.
+func RegisterBuildInfo(reg prometheus.Registerer, v version.Info) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: BuildInfoName,
+		Help: "Always 1; the labels tell the running manager's version, commit and Go version.",
+	}, []string{"version", "commit", "go_version"})
+	g.WithLabelValues(v.Version, v.Commit, v.GoVersion).Set(1)
+	reg.MustRegister(g)
 }
