@@ -1,6 +1,15 @@
 # token-operator Makefile. `make help` lists the targets.
 
 IMG ?= token-operator:latest
+# Build identity stamped into the manager (manager --version, token_operator_build_info).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+VERSION_PKG := github.com/token-operator/token-operator/internal/version
+LDFLAGS ?= -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).Date=$(DATE)
+# Platforms docker-buildx builds for.
+PLATFORMS ?= linux/amd64,linux/arm64
+CONTAINER_TOOL ?= docker
 CONTROLLER_GEN ?= go tool controller-gen
 GO_TEST_FLAGS ?= -race -count=1
 # Building kube-apiserver and etcd on a fresh machine takes ~8 minutes; tests then take a few.
@@ -66,15 +75,28 @@ lint: ## Run golangci-lint (built from the Go module proxy into bin/).
 
 .PHONY: build
 build: ## Build the manager binary into bin/manager.
-	CGO_ENABLED=0 go build -trimpath -o bin/manager ./cmd/manager
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/manager ./cmd/manager
 
 .PHONY: run
 run: manifests ## Run the manager against the current kubeconfig (plain-http loopback token services allowed).
 	go run ./cmd/manager --insecure-allow-http-loopback
 
+DOCKER_BUILD_ARGS = --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg DATE=$(DATE)
+
 .PHONY: docker-build
-docker-build: ## Build the container image (needs a Docker engine).
-	docker build -t $(IMG) .
+docker-build: ## Build the container image IMG for the local platform (needs a Docker engine).
+	$(CONTAINER_TOOL) build $(DOCKER_BUILD_ARGS) -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the container image IMG.
+	$(CONTAINER_TOOL) push $(IMG)
+
+.PHONY: docker-buildx
+docker-buildx: ## Build and push IMG for every platform in PLATFORMS (default linux/amd64,linux/arm64) with docker buildx.
+	- $(CONTAINER_TOOL) buildx create --name token-operator-builder
+	$(CONTAINER_TOOL) buildx use token-operator-builder
+	$(CONTAINER_TOOL) buildx build --push --platform=$(PLATFORMS) $(DOCKER_BUILD_ARGS) --tag $(IMG) .
+	- $(CONTAINER_TOOL) buildx rm token-operator-builder
 
 .PHONY: demo
 demo: build ## Run the operator locally against a local control plane and token server.
@@ -91,8 +113,8 @@ uninstall: ## Remove the CRDs from the cluster of the current kubeconfig.
 	kubectl delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
-deploy: manifests ## Deploy the operator to the cluster of the current kubeconfig.
-	kubectl apply --server-side -k config/default
+deploy: manifests kustomization-img ## Deploy the operator with the image IMG to the cluster of the current kubeconfig.
+	kubectl apply --server-side -k dist/installer
 
 .PHONY: undeploy
 undeploy: ## Remove the operator from the cluster of the current kubeconfig.
@@ -105,7 +127,14 @@ HELM ?= $(CURDIR)/bin/helm
 HELM_VERSION ?= v3.22.0
 
 .PHONY: build-installer
-build-installer: manifests ## Write dist/install.yaml: CRDs, RBAC and the manager (config/default) with the image IMG.
+build-installer: manifests kustomization-img ## Write dist/install.yaml: CRDs, RBAC and the manager (config/default) with the image IMG.
+	$(KUSTOMIZE) dist/installer > dist/install.yaml
+	@echo "wrote dist/install.yaml with image $(IMG)"
+
+# Writes dist/installer/kustomization.yaml: config/default with the manager image set to IMG
+# (name:tag, name without a tag meaning :latest, or name@sha256:digest).
+.PHONY: kustomization-img
+kustomization-img:
 	@mkdir -p dist/installer
 	@img='$(IMG)'; \
 	case "$$img" in \
@@ -116,8 +145,6 @@ build-installer: manifests ## Write dist/install.yaml: CRDs, RBAC and the manage
 	     esac;; \
 	esac; \
 	printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../../config/default\nimages:\n- name: token-operator\n  newName: %s\n%s\n' "$$name" "$$ref" > dist/installer/kustomization.yaml
-	$(KUSTOMIZE) dist/installer > dist/install.yaml
-	@echo "wrote dist/install.yaml with image $(IMG)"
 
 .PHONY: helm-lint
 helm-lint: ## Lint the Helm chart with default values and with every option on (builds helm into bin/).
