@@ -60,7 +60,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "FAIL:", err)
 		return 1
 	}
-	defer os.RemoveAll(work)
+	defer func() { _ = os.RemoveAll(work) }()
 	mgr, err = startManagerProcess(env, work)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: starting the manager:", err)
