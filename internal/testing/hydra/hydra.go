@@ -330,23 +330,48 @@ func (s *Server) Introspect(ctx context.Context, token string) (active bool, cli
 }
 
 // admin calls the admin API. in is JSON, or a form when it is url.Values.
+// Hydra's SQLite store answers 500 when concurrent writers collide (a busy
+// database is not retried inside Hydra), so 5xx answers are tried again.
 func (s *Server) admin(ctx context.Context, method, path string, in any, want int, out any) error {
-	var body io.Reader
+	var payload []byte
 	var ctype string
 	switch v := in.(type) {
 	case nil:
 	case url.Values:
-		body, ctype = strings.NewReader(v.Encode()), "application/x-www-form-urlencoded"
+		payload, ctype = []byte(v.Encode()), "application/x-www-form-urlencoded"
 	default:
 		b, err := json.Marshal(v)
 		if err != nil {
 			return err
 		}
-		body, ctype = bytes.NewReader(b), "application/json"
+		payload, ctype = b, "application/json"
+	}
+	var err error
+	for attempt := 1; attempt <= adminAttempts; attempt++ {
+		var status int
+		status, err = s.adminOnce(ctx, method, path, payload, ctype, want, out)
+		if err == nil || status < 500 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+const adminAttempts = 6
+
+func (s *Server) adminOnce(ctx context.Context, method, path string, payload []byte, ctype string, want int, out any) (int, error) {
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, s.AdminURL+path, body)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
@@ -354,19 +379,19 @@ func (s *Server) admin(ctx context.Context, method, path string, in any, want in
 	req.Header.Set("Accept", "application/json")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("hydra admin %s %s: %w", method, path, err)
+		return 0, fmt.Errorf("hydra admin %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != want {
-		return fmt.Errorf("hydra admin %s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
+		return resp.StatusCode, fmt.Errorf("hydra admin %s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("hydra admin %s %s: reading answer: %w", method, path, err)
+			return resp.StatusCode, fmt.Errorf("hydra admin %s %s: reading answer: %w", method, path, err)
 		}
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 var (
