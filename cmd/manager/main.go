@@ -38,6 +38,7 @@ func main() {
 	flag.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address the Prometheus metrics endpoint binds to; \"0\" turns it off.")
 	flag.BoolVar(&o.MetricsSecure, "metrics-secure", false, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
 	flag.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address the /healthz and /readyz probes bind to.")
+	flag.StringVar(&o.PprofBindAddress, "pprof-bind-address", "", "Address net/http/pprof binds to for profiling, for example 127.0.0.1:8082 (default: off).")
 	flag.BoolVar(&o.LeaderElection, "leader-elect", false, "Elect a leader on a Lease so that only one replica reconciles.")
 	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
 	flag.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "Name of the leader election Lease (default: one per --watch-label-selector).")

@@ -32,9 +32,11 @@ import (
 
 // Options are the manager's settings; cmd/manager fills them from flags.
 type Options struct {
-	MetricsBindAddress      string
-	MetricsSecure           bool
-	HealthProbeBindAddress  string
+	MetricsBindAddress     string
+	MetricsSecure          bool
+	HealthProbeBindAddress string
+	// PprofBindAddress serves net/http/pprof for profiling; empty is off.
+	PprofBindAddress        string
 	LeaderElection          bool
 	LeaderElectionID        string
 	LeaderElectionNamespace string
@@ -133,6 +135,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		PprofBindAddress:              o.PprofBindAddress,
 		LeaderElection:                o.LeaderElection,
 		LeaderElectionID:              leaderElectionID(o),
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
