@@ -11,6 +11,9 @@ GO_LDFLAGS ?= -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(CO
 PLATFORMS ?= linux/amd64,linux/arm64
 CONTAINER_TOOL ?= docker
 CONTROLLER_GEN ?= go tool controller-gen
+# crd-ref-docs writes docs/api.md from the Go types (built from the Go module proxy into bin/).
+CRD_REF_DOCS_VERSION ?= v0.3.0
+CRD_REF_DOCS ?= $(CURDIR)/bin/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
 GO_TEST_FLAGS ?= -race -count=1
 # Building kube-apiserver and etcd on a fresh machine takes ~8 minutes; tests then take a few.
 TEST_TIMEOUT ?= 40m
@@ -33,10 +36,15 @@ manifests: ## Generate the CRD and RBAC manifests from the Go types and markers.
 generate: ## Generate the DeepCopy methods.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+.PHONY: api-docs
+api-docs: ## Generate docs/api.md, the API reference, from the Go types in api/ (builds crd-ref-docs into bin/).
+	@test -x $(CRD_REF_DOCS) || { GOBIN=$(CURDIR)/bin GOFLAGS=-mod=mod go install github.com/elastic/crd-ref-docs@$(CRD_REF_DOCS_VERSION) && mv $(CURDIR)/bin/crd-ref-docs $(CRD_REF_DOCS); }
+	$(CRD_REF_DOCS) --log-level=WARN --source-path=api/v1alpha1 --config=hack/crd-ref-docs.yaml --renderer=markdown --output-path=docs/api.md
+
 .PHONY: verify-generated
-verify-generated: manifests generate ## Fail when generated files differ from what is committed.
-	@git diff --exit-code -- config api || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- config api)" || { git status --porcelain -- config api; echo "untracked generated files: commit them"; exit 1; }
+verify-generated: manifests generate api-docs ## Fail when generated files differ from what is committed.
+	@git diff --exit-code -- config api docs/api.md || { echo "generated files are stale: run 'make manifests generate api-docs' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- config api docs/api.md)" || { git status --porcelain -- config api docs/api.md; echo "untracked generated files: commit them"; exit 1; }
 
 .PHONY: fmt
 fmt: ## Run gofmt.
