@@ -1,7 +1,7 @@
 # token-operator Makefile. `make help` lists the targets.
 
 IMG ?= token-operator:latest
-# Build identity stamped into the manager (manager --version, token_operator_build_info).
+# Build identity stamped into the manager (manager --version, token_operator_build_info) and the kubectl plugin.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -82,8 +82,9 @@ lint: ## Run golangci-lint (built from the Go module proxy into bin/).
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager binary into bin/manager.
+build: ## Build the manager into bin/manager and the kubectl plugin into bin/kubectl-token_operator.
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(GO_LDFLAGS)' -o bin/manager ./cmd/manager
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(GO_LDFLAGS)' -o bin/kubectl-token_operator ./cmd/kubectl-token_operator
 
 .PHONY: run
 run: manifests ## Run the manager against the current kubeconfig (plain-http loopback token services allowed).
