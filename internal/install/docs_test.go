@@ -251,7 +251,7 @@ func TestDocsLinks(t *testing.T) {
 	}
 }
 
-// TestMetricsDocNamesEveryMetric: docs/metrics.md documents the six metrics
+// TestMetricsDocNamesEveryMetric: docs/metrics.md documents the seven metrics
 // and names no metric the operator lacks.
 func TestMetricsDocNamesEveryMetric(t *testing.T) {
 	text := readFile(t, "docs", "metrics.md")

@@ -8,10 +8,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/token-operator/token-operator/internal/metrics"
+	"github.com/token-operator/token-operator/internal/version"
 )
 
 // operatorMetricNames are the series names the operator exposes, histogram
-// suffixes included.
+// suffixes and the build identity included.
 func operatorMetricNames(t *testing.T) map[string]bool {
 	t.Helper()
 	reg := prometheus.NewRegistry()
@@ -19,6 +20,7 @@ func operatorMetricNames(t *testing.T) map[string]bool {
 	c.SetToken("ns", "name", time.Now(), time.Now(), true)
 	c.ObserveServiceCall("issuer.example.com", "success", time.Second)
 	c.ObserveCache("hit")
+	metrics.RegisterBuildInfo(reg, version.Get())
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -32,8 +34,8 @@ func operatorMetricNames(t *testing.T) map[string]bool {
 			}
 		}
 	}
-	if len(families) != 6 {
-		t.Fatalf("want the six operator metrics, got %d", len(families))
+	if len(families) != 7 {
+		t.Fatalf("want the seven operator metrics, got %d", len(families))
 	}
 	return names
 }
