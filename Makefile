@@ -70,9 +70,13 @@ FUZZTIME ?= 5s
 fuzz: ## Run every fuzz target for FUZZTIME (default 5s) each: templates, credential parsing, token answers.
 	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
 
+# Sizes (TokenRequests) of the scale benchmark in test/scale; a 10,000 run takes about half an hour.
+SCALE_SIZES ?= 1000,10000
+BENCH_TIMEOUT ?= 90m
+
 .PHONY: bench
-bench: ## Run the benchmarks and print their figures.
-	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test -run '^$$' -bench . -benchmem ./...
+bench: ## Run the benchmarks and print their figures, with the scale table for SCALE_SIZES (SCALE_PROFILE=dir saves manager profiles).
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" SCALE_SIZES=$(SCALE_SIZES) go test -run '^$$' -bench . -benchmem -timeout $(BENCH_TIMEOUT) ./...
 
 .PHONY: lint
 lint: ## Run golangci-lint (built from the Go module proxy into bin/).

@@ -1,0 +1,507 @@
+//go:build linux
+
+package scale_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/testing/managerproc"
+	"github.com/token-operator/token-operator/internal/testing/testenv"
+)
+
+const (
+	// credentials is how many credential Secrets (and client IDs) the N
+	// TokenRequests share, one per namespace.
+	credentials = 10
+	// writers is how many goroutines create objects, for the floor and
+	// for the TokenRequests alike.
+	writers = 8
+	// quiet is how long no watch event may arrive before a phase counts
+	// as settled.
+	quiet = 3 * time.Second
+)
+
+// config is one run of the harness.
+type config struct {
+	n int
+	// lifetime is the tokens' expires_in; the refresh wave comes about
+	// two thirds of it after the first token call.
+	lifetime time.Duration
+	// profileDir, when set, receives a CPU and a heap profile of the
+	// manager taken while the TokenRequests are created.
+	profileDir string
+	logf       func(format string, args ...any)
+}
+
+// result holds what one run measured.
+type result struct {
+	n        int
+	lifetime time.Duration
+
+	floor time.Duration // N creates + N updates by a plain client
+	ready time.Duration // N TokenRequests created until every Secret holds a token
+
+	creationCalls        int
+	creationSecretWrites int                // Secret creates and updates seen until settled
+	creationTRWrites     int                // TokenRequest updates (spec, metadata or status) seen until settled
+	roundTrips           map[string]float64 // manager's API requests by method, creation phase
+	codes                map[string]float64 // ... by status code
+	peakRSS, settledRSS  int64
+
+	restartCalls        int
+	restartSecretWrites int
+	restartTRWrites     int
+	restartReconciled   time.Duration // process start until every TokenRequest was reconciled once
+	restartReconciles   float64
+	restartRoundTrips   map[string]float64
+
+	waveCalls        int
+	waveSecretWrites int
+	waveTRWrites     int
+	waveMaxPerSecret int // most Secret writes one object had in the window
+	waveRewritten    int // output Secrets that got a new token in the window
+	waveDuration     time.Duration
+	peakCallsPerSec  int
+	peakWritesPerSec int
+	waveRoundTrips   map[string]float64
+
+	throttleLines int // "client-side throttling" lines in the manager logs
+	refusedCalls  int
+}
+
+// run measures cfg.n TokenRequests over credentials credentials against a
+// fresh API server, with the manager as its own process.
+func run(tb testing.TB, cfg config) *result {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logf := cfg.logf
+	res := &result{n: cfg.n, lifetime: cfg.lifetime}
+
+	env, err := testenv.Start()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	// The harness's own client is not rate limited: the floor it measures
+	// is the API server's, not client-go's.
+	fast := rest.CopyConfig(env.Config)
+	fast.QPS = -1
+	c, err := client.NewWithWatch(fast, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		tb.Fatal(err)
+	}
+
+	work := tb.TempDir()
+	bin, err := managerproc.Build(work)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kubeconfig, err := env.WriteKubeconfig(work)
+	if err != nil {
+		tb.Fatal(err)
+	}
+
+	// The yardstick: one create and one update per object by 8 writers.
+	floorNS := namespace(ctx, tb, c, "scale-floor-")
+	res.floor = parallel(tb, cfg.n, func(i int) error {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: floorNS, Name: fmt.Sprintf("floor-%05d", i)},
+			Data: map[string][]byte{"v": []byte("1")}}
+		if err := c.Create(ctx, s); err != nil {
+			return err
+		}
+		s.Data["v"] = []byte("2")
+		return c.Update(ctx, s)
+	})
+	if err := c.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(floorNS)); err != nil {
+		tb.Fatal(err)
+	}
+	logf("N=%d: write floor %s", cfg.n, res.floor.Round(time.Millisecond))
+
+	ts := newTokenServer(int(cfg.lifetime / time.Second))
+	defer ts.Close()
+	var nss []string
+	for k := range credentials {
+		ns := namespace(ctx, tb, c, "scale-")
+		nss = append(nss, ns)
+		ts.addClient(clientID(k), clientSecret(k))
+		cred := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cred", Annotations: map[string]string{v1.AnnotationAllowedIssuers: ts.Host()}},
+			StringData: map[string]string{"clientSecret": clientSecret(k)},
+		}
+		if err := c.Create(ctx, cred); err != nil {
+			tb.Fatal(err)
+		}
+	}
+
+	rec := newRecorder()
+	if err := rec.follow(ctx, c, &corev1.SecretList{}, client.MatchingLabels{v1.LabelManagedBy: v1.ManagedByValue}); err != nil {
+		tb.Fatal(err)
+	}
+	if err := rec.follow(ctx, c, &v1.TokenRequestList{}); err != nil {
+		tb.Fatal(err)
+	}
+
+	pprofAddr := managerproc.FreeAddr()
+	// Refresh at about two thirds of the lifetime; the floors below stay
+	// out of the way.
+	short := (cfg.lifetime / 6).Round(time.Second)
+	mgr, err := managerproc.Start(bin,
+		"--kubeconfig", kubeconfig,
+		"--insecure-allow-http-loopback",
+		"--pprof-bind-address", pprofAddr,
+		"--min-refresh-interval", short.String(),
+		"--min-remaining-lifetime", short.String(),
+	)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	logs := []*managerproc.Process{mgr}
+	defer func() {
+		mgr.Stop()
+		if tb.Failed() {
+			tb.Logf("--- manager log (last 100 lines) ---\n%s", mgr.LogTail(100))
+		}
+	}()
+
+	// Creation: N TokenRequests by 8 writers until every Secret holds a token.
+	created := rec.mark()
+	var profiles sync.WaitGroup
+	if cfg.profileDir != "" {
+		profiles.Add(2)
+		go func() {
+			defer profiles.Done()
+			save(ctx, tb, "http://"+pprofAddr+"/debug/pprof/profile?seconds=20", filepath.Join(cfg.profileDir, fmt.Sprintf("cpu-%d.pprof", cfg.n)))
+		}()
+		go func() {
+			defer profiles.Done()
+			rec.waitFor(ctx, time.Hour, func(r *recorder) bool { return r.withToken >= cfg.n/2 })
+			save(ctx, tb, "http://"+pprofAddr+"/debug/pprof/heap", filepath.Join(cfg.profileDir, fmt.Sprintf("heap-%d.pprof", cfg.n)))
+		}()
+	}
+	start := time.Now()
+	var createdAll atomic.Int64
+	go func() {
+		d := parallel(tb, cfg.n, func(i int) error {
+			return c.Create(ctx, tokenRequest(nss[i%credentials], i, ts.TokenURL()))
+		})
+		createdAll.Store(int64(d))
+	}()
+	readyWait := 2*time.Minute + time.Duration(cfg.n)*200*time.Millisecond
+	if !rec.waitFor(ctx, readyWait, func(r *recorder) bool { return r.withToken >= cfg.n }) {
+		rec.mu.Lock()
+		got := rec.withToken
+		rec.mu.Unlock()
+		tb.Fatalf("after %s only %d of %d output Secrets hold a token", readyWait, got, cfg.n)
+	}
+	res.ready = time.Since(start)
+	logf("N=%d: every Secret holds a token after %s (creates took %s)", cfg.n, res.ready.Round(time.Millisecond), time.Duration(createdAll.Load()).Round(time.Millisecond))
+	profiles.Wait()
+	settle(ctx, rec)
+	res.creationCalls = len(ts.Calls())
+	secrets, trs := rec.since(created)
+	res.creationSecretWrites, res.creationTRWrites = len(secrets), count(trs, watch.Modified)
+	if res.peakRSS, err = mgr.PeakRSS(); err != nil {
+		tb.Fatal(err)
+	}
+	if res.settledRSS, err = mgr.RSS(); err != nil {
+		tb.Fatal(err)
+	}
+	text, err := mgr.Scrape(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	res.roundTrips = byLabel(text, "rest_client_requests_total", "method", nil)
+	res.codes = byLabel(text, "rest_client_requests_total", "code", nil)
+	firstCall := ts.Calls()[0]
+
+	// Restart while every token is valid: no token call, no Secret write.
+	restarted := rec.mark()
+	callsBefore := len(ts.Calls())
+	mgr, err = mgr.Restart()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	logs = append(logs, mgr)
+	deadline := time.Now().Add(readyWait)
+	for {
+		text, err := mgr.Scrape(ctx)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		res.restartReconciles = sum(text, "controller_runtime_reconcile_total", map[string]string{"controller": "tokenrequest"})
+		if res.restartReconciles >= float64(cfg.n) {
+			res.restartReconciled = time.Since(mgr.Started)
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the restarted manager reconciled %v of %d TokenRequests in %s", res.restartReconciles, cfg.n, readyWait)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	settle(ctx, rec)
+	res.restartCalls = len(ts.Calls()) - callsBefore
+	secrets, trs = rec.since(restarted)
+	res.restartSecretWrites, res.restartTRWrites = len(secrets), count(trs, watch.Modified)
+	text, err = mgr.Scrape(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	res.restartRoundTrips = byLabel(text, "rest_client_requests_total", "method", nil)
+	logf("N=%d: restart reconciled every TokenRequest %s after the process start; %d token calls, %d Secret writes",
+		cfg.n, res.restartReconciled.Round(time.Millisecond), res.restartCalls, res.restartSecretWrites)
+	if earliest := firstCall.Add(cfg.lifetime * 6 / 10); time.Now().After(earliest) {
+		logf("N=%d: WARNING the restart phase ended %s after the first token call, past the earliest refresh (%s): raise SCALE_TOKEN_LIFETIME",
+			cfg.n, time.Since(firstCall).Round(time.Second), cfg.lifetime*6/10)
+	}
+
+	// One refresh wave: every Secret gets a new token once.
+	waveStart := rec.mark()
+	windowFrom := time.Now()
+	before := map[string]string{}
+	rec.mu.Lock()
+	for k, tok := range rec.tokens {
+		before[k] = tok
+	}
+	rec.mu.Unlock()
+	callsBefore = len(ts.Calls())
+	waveWait := time.Until(firstCall.Add(cfg.lifetime)) + readyWait
+	rewritten := func(r *recorder) int {
+		n := 0
+		for k, tok := range r.tokens {
+			if tok != "" && tok != before[k] {
+				n++
+			}
+		}
+		return n
+	}
+	if !rec.waitFor(ctx, waveWait, func(r *recorder) bool { return rewritten(r) >= cfg.n }) {
+		rec.mu.Lock()
+		got := rewritten(rec)
+		rec.mu.Unlock()
+		tb.Fatalf("the refresh wave rewrote %d of %d Secrets within %s", got, cfg.n, waveWait.Round(time.Second))
+	}
+	settle(ctx, rec)
+	rec.mu.Lock()
+	res.waveRewritten = rewritten(rec)
+	rec.mu.Unlock()
+	secrets, trs = rec.since(waveStart)
+	calls := ts.Calls()[callsBefore:]
+	res.waveCalls = len(calls)
+	res.waveSecretWrites, res.waveTRWrites = len(secrets), count(trs, watch.Modified)
+	perSecret := map[string]int{}
+	for _, e := range secrets {
+		perSecret[e.key]++
+	}
+	for _, n := range perSecret {
+		res.waveMaxPerSecret = max(res.waveMaxPerSecret, n)
+	}
+	var times []time.Time
+	for _, e := range secrets {
+		times = append(times, e.at)
+	}
+	res.peakWritesPerSec = peakPerSecond(times)
+	res.peakCallsPerSec = peakPerSecond(calls)
+	if len(times) > 0 {
+		first := times[0]
+		if len(calls) > 0 && calls[0].Before(first) {
+			first = calls[0]
+		}
+		res.waveDuration = times[len(times)-1].Sub(first)
+	}
+	text, err = mgr.Scrape(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	res.waveRoundTrips = subtract(byLabel(text, "rest_client_requests_total", "method", nil), res.restartRoundTrips)
+	logf("N=%d: refresh wave %s after the first token call, window of %s from %s: %d token calls, %d Secret writes, %d TokenRequest writes",
+		cfg.n, time.Since(firstCall).Round(time.Second), res.waveDuration.Round(time.Millisecond), windowFrom.Format(time.TimeOnly), res.waveCalls, res.waveSecretWrites, res.waveTRWrites)
+
+	for _, p := range logs {
+		res.throttleLines += strings.Count(p.Log.String(), "client-side throttling")
+	}
+	res.refusedCalls = ts.Refused()
+	if errs := rec.errors(); len(errs) > 0 {
+		tb.Errorf("watch errors: %v", errs)
+	}
+	return res
+}
+
+func clientID(k int) string     { return fmt.Sprintf("scale-client-%02d", k) }
+func clientSecret(k int) string { return fmt.Sprintf("scale-secret-%02d-0123456789abcdef", k) }
+
+func tokenRequest(ns string, i int, tokenURL string) *v1.TokenRequest {
+	k := i % credentials
+	return &v1.TokenRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("tr-%05d", i)},
+		Spec: v1.TokenRequestSpec{
+			TokenURL:   tokenURL,
+			ClientID:   clientID(k),
+			Scopes:     []string{"read"},
+			Credential: &v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: "cred"}},
+		},
+	}
+}
+
+func namespace(ctx context.Context, tb testing.TB, c client.Client, prefix string) string {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix}}
+	if err := c.Create(ctx, ns); err != nil {
+		tb.Fatal(err)
+	}
+	return ns.Name
+}
+
+// parallel runs do(0) … do(n-1) on writers goroutines and returns how long
+// that took.
+func parallel(tb testing.TB, n int, do func(i int) error) time.Duration {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	start := time.Now()
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				if err := do(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	d := time.Since(start)
+	if first != nil {
+		tb.Error(first)
+	}
+	return d
+}
+
+// settle waits until no watch event arrived for quiet (at most a minute).
+func settle(ctx context.Context, rec *recorder) {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if last := rec.lastEvent(); time.Since(last) >= quiet {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// save writes the body of a GET on url to path.
+func save(ctx context.Context, tb testing.TB, url, path string) {
+	body, err := managerproc.Get(ctx, url)
+	if err != nil {
+		tb.Errorf("profile %s: %v", url, err)
+		return
+	}
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		tb.Error(err)
+	}
+}
+
+func count(events []event, typ watch.EventType) int {
+	n := 0
+	for _, e := range events {
+		if e.typ == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// peakPerSecond is the most of times that fall into one wall-clock second.
+func peakPerSecond(times []time.Time) int {
+	buckets := map[int64]int{}
+	peak := 0
+	for _, t := range times {
+		buckets[t.Unix()]++
+		peak = max(peak, buckets[t.Unix()])
+	}
+	return peak
+}
+
+var sampleRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? ([^ ]+)`)
+var labelRE = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+
+// byLabel sums the samples of metric whose labels include match, by the
+// value of label.
+func byLabel(text, metric, label string, match map[string]string) map[string]float64 {
+	out := map[string]float64{}
+	for _, line := range strings.Split(text, "\n") {
+		m := sampleRE.FindStringSubmatch(line)
+		if m == nil || m[1] != metric {
+			continue
+		}
+		labels := map[string]string{}
+		for _, l := range labelRE.FindAllStringSubmatch(m[2], -1) {
+			labels[l[1]] = l[2]
+		}
+		ok := true
+		for k, v := range match {
+			ok = ok && labels[k] == v
+		}
+		v, err := strconv.ParseFloat(m[3], 64)
+		if ok && err == nil {
+			out[labels[label]] += v
+		}
+	}
+	return out
+}
+
+func sum(text, metric string, match map[string]string) float64 {
+	total := 0.0
+	for _, v := range byLabel(text, metric, "", match) {
+		total += v
+	}
+	return total
+}
+
+func subtract(a, b map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range a {
+		if d := v - b[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// perObject renders counts divided by n, by key, sorted.
+func perObject(m map[string]float64, n int) string {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var parts []string
+	total := 0.0
+	for _, k := range keys {
+		total += m[k]
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, m[k]/float64(n)))
+	}
+	return fmt.Sprintf("%.2f (%s)", total/float64(n), strings.Join(parts, ", "))
+}

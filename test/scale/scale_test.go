@@ -1,0 +1,179 @@
+//go:build linux
+
+// Package scale_test measures the built manager (cmd/manager, run as its
+// own process) against a real API server with many TokenRequests sharing
+// a few credentials: time to Ready against a plain client's write floor,
+// token-service calls, memory, API writes per refresh window and the cost
+// of a restart. `make bench` prints the table; SCALE_SIZES chooses the
+// sizes (default 50), SCALE_TOKEN_LIFETIME the tokens' lifetime and
+// SCALE_PROFILE a folder for CPU and heap profiles of the manager.
+package scale_test
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestScaleSmall runs the harness at a small size and checks behaviour
+// only: every Secret gets a token, one token call per credential, a
+// restart costs no call and no write, and a refresh window writes each
+// Secret at most once. Timings are not checked.
+func TestScaleSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an API server and the manager")
+	}
+	r := run(t, config{n: 30, lifetime: 30 * time.Second, logf: t.Logf})
+	if r.creationCalls != credentials {
+		t.Errorf("%d token calls for %d TokenRequests over %d credentials; want %d", r.creationCalls, r.n, credentials, credentials)
+	}
+	if r.restartCalls != 0 || r.restartSecretWrites != 0 {
+		t.Errorf("the restart made %d token calls and %d Secret writes; want none", r.restartCalls, r.restartSecretWrites)
+	}
+	if r.waveRewritten != r.n {
+		t.Errorf("the refresh wave gave %d of %d Secrets a new token", r.waveRewritten, r.n)
+	}
+	if r.waveMaxPerSecret > 1 {
+		t.Errorf("a Secret was written %d times in one refresh window; want 1", r.waveMaxPerSecret)
+	}
+	if r.waveCalls != credentials {
+		t.Errorf("%d token calls in the refresh window; want %d", r.waveCalls, credentials)
+	}
+	if r.refusedCalls != 0 {
+		t.Errorf("the token service refused %d calls", r.refusedCalls)
+	}
+	var b strings.Builder
+	b.WriteString(table([]*result{r}))
+	details(&b, r)
+	t.Log("\n" + b.String())
+}
+
+// BenchmarkScale prints the scale table for each size in SCALE_SIZES
+// (comma-separated; default 50).
+func BenchmarkScale(b *testing.B) {
+	sizes, err := envSizes()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var results []*result
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			cfg := config{n: n, lifetime: lifetimeFor(n), profileDir: os.Getenv("SCALE_PROFILE"), logf: func(format string, args ...any) {
+				fmt.Printf(time.Now().UTC().Format(time.TimeOnly)+" "+format+"\n", args...)
+			}}
+			if v := os.Getenv("SCALE_TOKEN_LIFETIME"); v != "" {
+				if cfg.lifetime, err = time.ParseDuration(v); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if cfg.profileDir != "" {
+				if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// One run whatever b.N: a run takes minutes.
+			r := run(b, cfg)
+			b.ReportMetric(r.ready.Seconds(), "s-to-ready")
+			b.ReportMetric(r.ready.Seconds()/r.floor.Seconds(), "ratio-to-floor")
+			b.ReportMetric(float64(r.peakRSS)/(1<<20), "peak-RSS-MiB")
+			results = append(results, r)
+		})
+	}
+	if len(results) > 0 {
+		fmt.Println()
+		fmt.Print(table(results))
+		for _, r := range results {
+			details(os.Stdout, r)
+		}
+	}
+}
+
+// envSizes reads SCALE_SIZES.
+func envSizes() ([]int, error) {
+	v := os.Getenv("SCALE_SIZES")
+	if v == "" {
+		return []int{50}, nil
+	}
+	var sizes []int
+	for _, s := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < credentials {
+			return nil, fmt.Errorf("SCALE_SIZES: %q is not a number of at least %d", s, credentials)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
+}
+
+// lifetimeFor is a token lifetime whose refresh wave (at about two thirds
+// of it) comes after the creation and restart phases at size n.
+func lifetimeFor(n int) time.Duration {
+	return 120*time.Second + time.Duration(n)*90*time.Millisecond
+}
+
+// table renders the results as a markdown table, one column per size.
+func table(rs []*result) string {
+	var b strings.Builder
+	row := func(name string, f func(r *result) string) {
+		fmt.Fprintf(&b, "| %s |", name)
+		for _, r := range rs {
+			fmt.Fprintf(&b, " %s |", f(r))
+		}
+		b.WriteString("\n")
+	}
+	row("TokenRequests (10 credentials)", func(r *result) string { return strconv.Itoa(r.n) })
+	b.WriteString("| --- |" + strings.Repeat(" ---: |", len(rs)) + "\n")
+	row("write floor (8 writers, create + update)", func(r *result) string { return seconds(r.floor) })
+	row("time to Ready (every Secret holds a token)", func(r *result) string { return seconds(r.ready) })
+	row("ratio to the write floor", func(r *result) string { return fmt.Sprintf("%.2f", r.ready.Seconds()/r.floor.Seconds()) })
+	row("token-service calls", func(r *result) string { return strconv.Itoa(r.creationCalls) })
+	row("API requests per TokenRequest at creation", func(r *result) string {
+		return fmt.Sprintf("%.2f", total(r.roundTrips)/float64(r.n))
+	})
+	row("manager peak RSS (VmHWM)", func(r *result) string { return mib(r.peakRSS) })
+	row("manager RSS after settle (VmRSS)", func(r *result) string { return mib(r.settledRSS) })
+	row("refresh window: token calls", func(r *result) string { return strconv.Itoa(r.waveCalls) })
+	row("refresh window: Secret writes per TokenRequest", func(r *result) string {
+		return fmt.Sprintf("%.2f (max %d)", float64(r.waveSecretWrites)/float64(r.n), r.waveMaxPerSecret)
+	})
+	row("refresh window: TokenRequest writes per TokenRequest", func(r *result) string {
+		return fmt.Sprintf("%.2f", float64(r.waveTRWrites)/float64(r.n))
+	})
+	row("refresh wave: duration", func(r *result) string { return seconds(r.waveDuration) })
+	row("refresh wave: peak token calls/s", func(r *result) string { return strconv.Itoa(r.peakCallsPerSec) })
+	row("refresh wave: peak Secret writes/s", func(r *result) string { return strconv.Itoa(r.peakWritesPerSec) })
+	row("restart: token calls", func(r *result) string { return strconv.Itoa(r.restartCalls) })
+	row("restart: Secret writes", func(r *result) string { return strconv.Itoa(r.restartSecretWrites) })
+	row("restart: process start to every TokenRequest reconciled", func(r *result) string { return seconds(r.restartReconciled) })
+	return b.String()
+}
+
+// details prints what does not fit the table.
+func details(w io.Writer, r *result) {
+	fmt.Fprintf(w, "\nN=%d (token lifetime %s):\n", r.n, r.lifetime)
+	fmt.Fprintf(w, "  creation: Secret writes per TokenRequest %.2f, TokenRequest writes per TokenRequest %.2f\n",
+		float64(r.creationSecretWrites)/float64(r.n), float64(r.creationTRWrites)/float64(r.n))
+	fmt.Fprintf(w, "  creation: manager API requests per TokenRequest by method %s\n", perObject(r.roundTrips, r.n))
+	fmt.Fprintf(w, "  creation: manager API requests per TokenRequest by code %s\n", perObject(r.codes, r.n))
+	fmt.Fprintf(w, "  restart: TokenRequest writes %d, API requests per TokenRequest by method %s, reconciles counted %.0f\n",
+		r.restartTRWrites, perObject(r.restartRoundTrips, r.n), r.restartReconciles)
+	fmt.Fprintf(w, "  refresh window: API requests per TokenRequest by method %s, %d Secrets got a new token\n",
+		perObject(r.waveRoundTrips, r.n), r.waveRewritten)
+	fmt.Fprintf(w, "  manager log lines about client-side throttling: %d; token calls refused: %d\n", r.throttleLines, r.refusedCalls)
+}
+
+func total(m map[string]float64) float64 {
+	t := 0.0
+	for _, v := range m {
+		t += v
+	}
+	return t
+}
+
+func seconds(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
