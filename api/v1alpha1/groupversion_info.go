@@ -1,4 +1,4 @@
-// Package v1alpha1 contains the TokenRequest API of the tokens.token-operator.io group.
+// Package v1alpha1 contains the TokenRequest, TokenIssuer and ClusterTokenIssuer API of the tokens.token-operator.io group.
 // +kubebuilder:object:generate=true
 // +groupName=tokens.token-operator.io
 package v1alpha1
@@ -22,7 +22,8 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &TokenRequest{}, &TokenRequestList{})
+	s.AddKnownTypes(GroupVersion, &TokenRequest{}, &TokenRequestList{},
+		&TokenIssuer{}, &TokenIssuerList{}, &ClusterTokenIssuer{}, &ClusterTokenIssuerList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -8,11 +8,20 @@ import (
 // TokenRequestSpec says which token issuer to ask, as which client, for which
 // scopes, and where to keep the token.
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.authority), has(self.issuerURL), has(self.tokenURL)].filter(x, x).size() == 1",message="set exactly one token issuer: authority (Microsoft Entra ID), issuerURL (OIDC discovery) or tokenURL (OAuth2 token endpoint)"
+// +kubebuilder:validation:XValidation:rule="has(self.issuerRef) || [has(self.authority), has(self.issuerURL), has(self.tokenURL)].filter(x, x).size() == 1",message="set issuerRef, or exactly one token issuer: authority (Microsoft Entra ID), issuerURL (OIDC discovery) or tokenURL (OAuth2 token endpoint)"
+// +kubebuilder:validation:XValidation:rule="!has(self.issuerRef) || !(has(self.authority) || has(self.issuerURL) || has(self.tokenURL) || has(self.azureRegion) || has(self.clientID) || has(self.credential) || has(self.extraParameters))",message="with issuerRef, leave out authority, issuerURL, tokenURL, azureRegion, clientID, credential and extraParameters: the issuer provides them"
+// +kubebuilder:validation:XValidation:rule="has(self.issuerRef) || (has(self.clientID) && has(self.credential))",message="clientID and credential are required unless issuerRef names an issuer"
 // +kubebuilder:validation:XValidation:rule="!has(self.authority) || (has(self.scopes) && size(self.scopes) > 0)",message="scopes are required with authority: Microsoft Entra ID client credentials take one '<resource>/.default' scope, for example https://graph.microsoft.com/.default"
 // +kubebuilder:validation:XValidation:rule="!(has(self.renewBefore) && has(self.renewBeforePercentage))",message="set renewBefore or renewBeforePercentage, not both"
 // +kubebuilder:validation:XValidation:rule="!has(self.azureRegion) || has(self.authority)",message="azureRegion applies only with authority (Microsoft Entra ID)"
 type TokenRequestSpec struct {
+	// IssuerRef names a TokenIssuer of this namespace or a ClusterTokenIssuer
+	// that provides the issuer, client and credential. With issuerRef,
+	// authority, issuerURL, tokenURL, azureRegion, clientID, credential and
+	// extraParameters are left out.
+	// +optional
+	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
+
 	// Authority is a Microsoft Entra ID authority, handled through MSAL Go:
 	// https://login.microsoftonline.com/<tenant> (or a sovereign cloud, B2C/CIAM or ADFS authority).
 	// Exactly one of authority, issuerURL and tokenURL is set.
@@ -46,10 +55,12 @@ type TokenRequestSpec struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]+$`
 	AzureRegion string `json:"azureRegion,omitempty"`
 
-	// ClientID is the application (client) ID registered with the token issuer.
+	// ClientID is the application (client) ID registered with the token
+	// issuer. Required unless issuerRef is set.
+	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
-	ClientID string `json:"clientID"`
+	ClientID string `json:"clientID,omitempty"`
 
 	// Scopes are requested with the token. Required with authority, where
 	// client credentials take exactly one '<resource>/.default' scope.
@@ -69,8 +80,9 @@ type TokenRequestSpec struct {
 	ExtraParameters map[string]string `json:"extraParameters,omitempty"`
 
 	// Credential is how the client proves its identity. It always refers to
-	// objects in the TokenRequest's own namespace.
-	Credential Credential `json:"credential"`
+	// objects in the TokenRequest's own namespace. Required unless issuerRef is set.
+	// +optional
+	Credential *Credential `json:"credential,omitempty"`
 
 	// SecretName is the Secret the token is written to, in the TokenRequest's
 	// namespace. Defaults to the TokenRequest's name.

@@ -36,7 +36,7 @@ func validRequest(name string) *v1.TokenRequest {
 			Authority:  "https://login.microsoftonline.com/contoso.onmicrosoft.com",
 			ClientID:   "00001111-aaaa-2222-bbbb-3333cccc4444",
 			Scopes:     []string{"https://graph.microsoft.com/.default"},
-			Credential: v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: "app-cred"}},
+			Credential: &v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: "app-cred"}},
 		},
 	}
 }
@@ -48,12 +48,17 @@ func TestValidObjectsAreAccepted(t *testing.T) {
 		"an Entra authority with a client secret": func(*v1.TokenRequest) {},
 		"an OIDC issuer with a certificate": func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.IssuerURL, tr.Spec.Scopes = "", "https://idp.example.com/realms/x", nil
-			tr.Spec.Credential = v1.Credential{Certificate: &v1.CertificateCredential{SecretName: "app-cert", SendX5C: true, SigningAlgorithm: "ES256"}}
+			tr.Spec.Credential = &v1.Credential{Certificate: &v1.CertificateCredential{SecretName: "app-cert", SendX5C: true, SigningAlgorithm: "ES256"}}
 		},
 		"a token URL with a service account and extra parameters": func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.TokenURL = "", "https://idp.example.com/oauth2/token"
 			tr.Spec.ExtraParameters = map[string]string{"audience": "https://api.example.com"}
-			tr.Spec.Credential = v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "app-sa"}}
+			tr.Spec.Credential = &v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "app-sa"}}
+		},
+		"an issuerRef with scopes and a template": func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Credential = "", "", nil
+			tr.Spec.IssuerRef = &v1.IssuerReference{Kind: v1.KindClusterTokenIssuer, Name: "corp"}
+			tr.Spec.SecretTemplate = &v1.SecretTemplate{Data: map[string]string{"auth": "Bearer {{ .AccessToken }}"}}
 		},
 		"plain http to 127.0.0.1": func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.TokenURL = "", "http://127.0.0.1:8080/token"
@@ -71,7 +76,7 @@ func TestValidObjectsAreAccepted(t *testing.T) {
 			tr.Spec.DeletionPolicy = v1.DeletionPolicyRetain
 		},
 		"a PKCS#12 certificate with a password": func(tr *v1.TokenRequest) {
-			tr.Spec.Credential = v1.Credential{Certificate: &v1.CertificateCredential{SecretName: "app-p12", PKCS12Key: "bundle.p12", PasswordKey: "password"}}
+			tr.Spec.Credential = &v1.Credential{Certificate: &v1.CertificateCredential{SecretName: "app-p12", PKCS12Key: "bundle.p12", PasswordKey: "password"}}
 		},
 	}
 	i := 0
@@ -100,12 +105,12 @@ func TestInvalidObjectsAreRefusedWithTheirMessage(t *testing.T) {
 		mutate  func(*v1.TokenRequest)
 		message string
 	}{
-		{"no issuer at all", func(tr *v1.TokenRequest) { tr.Spec.Authority = "" }, "set exactly one token issuer"},
-		{"two issuers", func(tr *v1.TokenRequest) { tr.Spec.TokenURL = "https://idp.example.com/token" }, "set exactly one token issuer"},
+		{"no issuer at all", func(tr *v1.TokenRequest) { tr.Spec.Authority = "" }, "exactly one token issuer"},
+		{"two issuers", func(tr *v1.TokenRequest) { tr.Spec.TokenURL = "https://idp.example.com/token" }, "exactly one token issuer"},
 		{"three issuers", func(tr *v1.TokenRequest) {
 			tr.Spec.TokenURL, tr.Spec.IssuerURL = "https://idp.example.com/token", "https://idp.example.com"
-		}, "set exactly one token issuer"},
-		{"no credential", func(tr *v1.TokenRequest) { tr.Spec.Credential = v1.Credential{} }, "set exactly one credential"},
+		}, "exactly one token issuer"},
+		{"no credential", func(tr *v1.TokenRequest) { tr.Spec.Credential = &v1.Credential{} }, "set exactly one credential"},
 		{"two credentials", func(tr *v1.TokenRequest) {
 			tr.Spec.Credential.ServiceAccount = &v1.ServiceAccountCredential{Name: "sa"}
 		}, "set exactly one credential"},
@@ -124,7 +129,25 @@ func TestInvalidObjectsAreRefusedWithTheirMessage(t *testing.T) {
 		{"an ftp token URL", func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.TokenURL = "", "ftp://127.0.0.1/token"
 		}, "tokenURL must be an https URL"},
-		{"an empty client ID", func(tr *v1.TokenRequest) { tr.Spec.ClientID = "" }, "spec.clientID"},
+		{"no client ID", func(tr *v1.TokenRequest) { tr.Spec.ClientID = "" }, "clientID and credential are required unless issuerRef"},
+		{"no credential object", func(tr *v1.TokenRequest) { tr.Spec.Credential = nil }, "clientID and credential are required unless issuerRef"},
+		{"an issuerRef with an inline authority", func(tr *v1.TokenRequest) {
+			tr.Spec.ClientID, tr.Spec.Credential = "", nil
+			tr.Spec.IssuerRef = &v1.IssuerReference{Kind: v1.KindClusterTokenIssuer, Name: "corp"}
+		}, "with issuerRef, leave out authority"},
+		{"an issuerRef with a credential", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.ClientID = "", ""
+			tr.Spec.IssuerRef = &v1.IssuerReference{Name: "team"}
+		}, "with issuerRef, leave out authority"},
+		{"an issuerRef with extra parameters", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Credential = "", "", nil
+			tr.Spec.ExtraParameters = map[string]string{"audience": "x"}
+			tr.Spec.IssuerRef = &v1.IssuerReference{Name: "team"}
+		}, "with issuerRef, leave out authority"},
+		{"an issuerRef of an unknown kind", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Credential = "", "", nil
+			tr.Spec.IssuerRef = &v1.IssuerReference{Kind: "Issuer", Name: "team"}
+		}, "spec.issuerRef.kind"},
 		{"authority without scopes", func(tr *v1.TokenRequest) { tr.Spec.Scopes = nil }, "scopes are required with authority"},
 		{"both renewBefore and renewBeforePercentage", func(tr *v1.TokenRequest) {
 			tr.Spec.RenewBefore = &metav1.Duration{Duration: time.Minute}
@@ -144,10 +167,10 @@ func TestInvalidObjectsAreRefusedWithTheirMessage(t *testing.T) {
 			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.AzureRegion = "", "https://idp.example.com/token", "westus2"
 		}, "azureRegion applies only with authority"},
 		{"a PKCS#12 key together with a PEM key", func(tr *v1.TokenRequest) {
-			tr.Spec.Credential = v1.Credential{Certificate: &v1.CertificateCredential{SecretName: "c", PKCS12Key: "b.p12", PrivateKeyKey: "k"}}
+			tr.Spec.Credential = &v1.Credential{Certificate: &v1.CertificateCredential{SecretName: "c", PKCS12Key: "b.p12", PrivateKeyKey: "k"}}
 		}, "set pkcs12Key, or certificateKey and privateKeyKey, not both"},
 		{"a password without PKCS#12", func(tr *v1.TokenRequest) {
-			tr.Spec.Credential = v1.Credential{Certificate: &v1.CertificateCredential{SecretName: "c", PasswordKey: "p"}}
+			tr.Spec.Credential = &v1.Credential{Certificate: &v1.CertificateCredential{SecretName: "c", PasswordKey: "p"}}
 		}, "passwordKey applies only with pkcs12Key"},
 		{"an unknown client auth method", func(tr *v1.TokenRequest) {
 			tr.Spec.Credential.ClientSecret.AuthMethod = "private_key_jwt"

@@ -88,4 +88,14 @@ const (
 	ReasonShortLifetime = "ShortLifetime"
 	// ReasonRolloutRestarted: the rollout restart targets were restarted for a new token.
 	ReasonRolloutRestarted = "RolloutRestarted"
+	// ReasonIssuerNotFound: issuerRef names no TokenIssuer in the namespace, or no ClusterTokenIssuer.
+	ReasonIssuerNotFound = "IssuerNotFound"
+	// ReasonIssuerNotAllowed: the ClusterTokenIssuer does not allow the TokenRequest's namespace.
+	ReasonIssuerNotAllowed = "IssuerNotAllowed"
+	// ReasonScopeNotAllowed: a requested scope matches none of the issuer's allowedScopes.
+	ReasonScopeNotAllowed = "ScopeNotAllowed"
+	// ReasonIssuerNotReady: the issuer's configuration or credential cannot be used.
+	ReasonIssuerNotReady = "IssuerNotReady"
+	// ReasonIssuerChecked: an issuer's configuration and credential are valid (issuer Ready).
+	ReasonIssuerChecked = "Checked"
 )

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -39,6 +40,8 @@ func main() {
 	flag.BoolVar(&o.MetricsSecure, "metrics-secure", false, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
 	flag.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address the /healthz and /readyz probes bind to.")
 	flag.StringVar(&o.PprofBindAddress, "pprof-bind-address", "", "Address net/http/pprof binds to for profiling, for example 127.0.0.1:8082 (default: off).")
+	flag.StringVar(&o.ClusterResourceNamespace, "cluster-resource-namespace", "", "Namespace holding the credentials of ClusterTokenIssuers (default: the namespace the manager runs in: $POD_NAMESPACE, the service account's namespace, or the kubeconfig context's).")
+	flag.BoolVar(&o.CountIssuerRequests, "count-issuer-requests", true, "Write how many TokenRequests name each issuer into its status; turn off on all shards but one, since a shard sees only its own TokenRequests.")
 	flag.BoolVar(&o.LeaderElection, "leader-elect", false, "Elect a leader on a Lease so that only one replica reconciles.")
 	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
 	flag.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "Name of the leader election Lease (default: one per --watch-label-selector).")
@@ -64,6 +67,9 @@ func main() {
 	metrics.RegisterBuildInfo(ctrlmetrics.Registry, version.Get())
 	o.Namespaces, o.CABundleFiles, o.AllowedIssuerHosts = namespaces, caBundles, issuerHosts
 	o.KubeAPIQPS = float32(kubeAPIQPS)
+	if o.ClusterResourceNamespace == "" {
+		o.ClusterResourceNamespace = runningNamespace()
+	}
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
@@ -78,9 +84,31 @@ func main() {
 		log.Error(err, "setting up the manager")
 		os.Exit(1)
 	}
-	log.Info("starting", "namespaces", o.Namespaces, "leaderElection", o.LeaderElection)
+	log.Info("starting", "namespaces", o.Namespaces, "leaderElection", o.LeaderElection, "clusterResourceNamespace", o.ClusterResourceNamespace)
 	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "manager stopped")
 		os.Exit(1)
 	}
+}
+
+// runningNamespace is the namespace the manager runs in: the pod's, or the
+// kubeconfig context's when it runs outside the cluster.
+func runningNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		if ns := strings.TrimSpace(string(b)); ns != "" {
+			return ns
+		}
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if f := flag.Lookup("kubeconfig"); f != nil && f.Value.String() != "" {
+		rules.ExplicitPath = f.Value.String()
+	}
+	ns, _, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).Namespace()
+	if err != nil || ns == "" {
+		return "default"
+	}
+	return ns
 }

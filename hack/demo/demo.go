@@ -351,7 +351,7 @@ func apply(ctx context.Context, cl client.Client, srv *entraserver.Server, clien
 				Authority: srv.Authority(tenant),
 				ClientID:  secretAppID,
 				Scopes:    []string{scope},
-				Credential: v1.Credential{
+				Credential: &v1.Credential{
 					ClientSecret: &v1.ClientSecretCredential{Name: "demo-app-client-secret"},
 				},
 			},
@@ -362,7 +362,7 @@ func apply(ctx context.Context, cl client.Client, srv *entraserver.Server, clien
 				Authority: srv.Authority(tenant),
 				ClientID:  certAppID,
 				Scopes:    []string{scope},
-				Credential: v1.Credential{
+				Credential: &v1.Credential{
 					Certificate: &v1.CertificateCredential{SecretName: "demo-app-certificate", SendX5C: true},
 				},
 			},

@@ -65,7 +65,7 @@ func TestCertificateCredentialsGetTokens(t *testing.T) {
 			clientID := newClientID()
 			sts.AddApp(entraserver.App{ClientID: clientID, Certificates: []*x509.Certificate{tc.cert}, ExpiresIn: 3600})
 			tr := entraRequest(ns, tc.name, clientID, "")
-			tr.Spec.Credential = v1.Credential{Certificate: &v1.CertificateCredential{SecretName: tc.secret}}
+			tr.Spec.Credential = &v1.Credential{Certificate: &v1.CertificateCredential{SecretName: tc.secret}}
 			if tc.mutate != nil {
 				tc.mutate(tr)
 			}

@@ -176,7 +176,7 @@ func TestAnUnparsableCertificateIsInvalidCredential(t *testing.T) {
 	}
 	k8s.MustCreate(t, bad)
 	tr := entraRequest(ns, "badcert", clientID, "")
-	tr.Spec.Credential = v1.Credential{Certificate: &v1.CertificateCredential{SecretName: "cert"}}
+	tr.Spec.Credential = &v1.Credential{Certificate: &v1.CertificateCredential{SecretName: "cert"}}
 	k8s.MustCreate(t, tr)
 	k8s.WaitReason(t, ns, "badcert", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonInvalidCredential)
 	waitEvent(t, ns, "badcert", v1.ReasonInvalidCredential)

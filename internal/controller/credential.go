@@ -40,14 +40,14 @@ type credentialError struct {
 
 func (e *credentialError) Error() string { return e.Message }
 
-// credentialSource names the object that holds a TokenRequest's credential.
+// credentialSource names the object that holds a credential.
 type credentialSource struct {
 	kind, name string // kind is "Secret" or "ServiceAccount"
 }
 
-func sourceOf(tr *v1.TokenRequest) credentialSource {
-	c := tr.Spec.Credential
+func credentialSourceOf(c *v1.Credential) credentialSource {
 	switch {
+	case c == nil:
 	case c.ClientSecret != nil:
 		return credentialSource{"Secret", c.ClientSecret.Name}
 	case c.Certificate != nil:
@@ -58,42 +58,57 @@ func sourceOf(tr *v1.TokenRequest) credentialSource {
 	return credentialSource{}
 }
 
-// buildRequest reads the credential and returns the token request for tr,
-// or a *credentialError. Consent is checked here, before any cache lookup.
-// The second result identifies the credential's source and version, never its material.
-func (r *TokenRequestReconciler) buildRequest(ctx context.Context, tr *v1.TokenRequest) (tokensource.Request, string, error) {
-	cred, allowed, version, err := r.loadCredential(ctx, tr)
-	if err != nil {
-		return tokensource.Request{}, "", err
-	}
-	s := tr.Spec
-	req := tokensource.Request{
-		Authority: s.Authority, IssuerURL: s.IssuerURL, TokenURL: s.TokenURL, AzureRegion: s.AzureRegion,
-		ClientID: s.ClientID, Scopes: s.Scopes, ExtraParameters: s.ExtraParameters,
-		Credential: cred, AllowedHosts: allowed,
-	}
-	if err := req.CheckConfiguredHost(); err != nil {
-		return req, version, specError(consentError(tr, allowed, err))
-	}
-	if err := req.Validate(); err != nil {
-		return req, version, specError(err)
-	}
-	if err := r.Tokens.Validate(req); err != nil {
-		return req, version, specError(consentError(tr, allowed, err))
-	}
-	return req, version, nil
+// sourceOf is the credential a TokenRequest names inline; an issuerRef
+// names none of its own.
+func sourceOf(tr *v1.TokenRequest) credentialSource {
+	return credentialSourceOf(tr.Spec.Credential)
 }
 
-func (r *TokenRequestReconciler) loadCredential(ctx context.Context, tr *v1.TokenRequest) (cred credential.Credential, allowed []string, version string, err error) {
-	c := tr.Spec.Credential
+// buildRequest reads the credential and returns the token request for scopes,
+// or a *credentialError. Consent is checked here, before any cache lookup.
+// The second result identifies the credential's source and version, never
+// its material; the third, for a TokenRequest using an issuer, the same
+// without the credential's version, so that rotating an issuer's
+// credential reaches its TokenRequests at their next refresh, not all at once.
+func (r *TokenRequestReconciler) buildRequest(ctx context.Context, from issuing, scopes []string) (req tokensource.Request, version, identity string, err error) {
+	cred, allowed, version, err := r.loadCredential(ctx, from)
+	if err != nil {
+		return tokensource.Request{}, "", "", from.wrap(err)
+	}
+	s := from.spec
+	req = tokensource.Request{
+		Authority: s.Authority, IssuerURL: s.IssuerURL, TokenURL: s.TokenURL, AzureRegion: s.AzureRegion,
+		ClientID: s.ClientID, Scopes: scopes, ExtraParameters: s.ExtraParameters,
+		Credential: cred, AllowedHosts: allowed, ScopesLater: from.scopesLater,
+	}
+	identity = version
+	if from.issuer != "" {
+		identity = from.issuer + "|" + credentialIdentity(from)
+	}
+	if err := req.CheckConfiguredHost(); err != nil {
+		return req, version, identity, from.wrap(specError(consentError(from, allowed, err)))
+	}
+	if err := req.Validate(); err != nil {
+		return req, version, identity, from.wrap(specError(err))
+	}
+	if err := r.Tokens.Validate(req); err != nil {
+		return req, version, identity, from.wrap(specError(consentError(from, allowed, err)))
+	}
+	return req, version, identity, nil
+}
+
+func (r *TokenRequestReconciler) loadCredential(ctx context.Context, from issuing) (cred credential.Credential, allowed []string, version string, err error) {
+	c, ns := from.credential, from.credentialNamespace
 	var holder metav1.Object
 	switch {
+	case c == nil:
+		return nil, nil, "", &credentialError{Reason: v1.ReasonInvalidSpec, Message: "spec.credential names no credential"}
 	case c.ClientSecret != nil:
-		cred, allowed, holder, err = r.loadClientSecret(ctx, tr.Namespace, c.ClientSecret)
+		cred, allowed, holder, err = r.loadClientSecret(ctx, ns, c.ClientSecret)
 	case c.Certificate != nil:
-		cred, allowed, holder, err = r.loadCertificate(ctx, tr.Namespace, c.Certificate)
+		cred, allowed, holder, err = r.loadCertificate(ctx, ns, c.Certificate)
 	case c.ServiceAccount != nil:
-		cred, allowed, err = r.loadServiceAccount(ctx, tr.Namespace, c.ServiceAccount)
+		cred, allowed, err = r.loadServiceAccount(ctx, ns, c.ServiceAccount)
 		if a, ok := cred.(*credential.Assertion); ok {
 			version = "ServiceAccount/" + a.ID // a fresh token per call: the account's identity is the version
 		}
@@ -102,9 +117,15 @@ func (r *TokenRequestReconciler) loadCredential(ctx context.Context, tr *v1.Toke
 		return nil, nil, "", &credentialError{Reason: v1.ReasonInvalidSpec, Message: "spec.credential names no credential"}
 	}
 	if holder != nil {
-		version = credentialVersion(holder, c)
+		version = credentialVersion(holder, *c)
 	}
 	return cred, allowed, version, err
+}
+
+// credentialIdentity names where a credential is read from and how, without its version.
+func credentialIdentity(from issuing) string {
+	how, _ := json.Marshal(from.credential)
+	return from.credentialNamespace + "/" + string(how)
 }
 
 // credentialVersion names the Secret holding a credential, its version and
@@ -231,12 +252,12 @@ func allowedHosts(annotations map[string]string) []string {
 
 // consentError explains a refused host and, for a host that is
 // syntactically valid, how the credential's owner may allow it.
-func consentError(tr *v1.TokenRequest, allowed []string, err error) error {
+func consentError(from issuing, allowed []string, err error) error {
 	var refused *tokensource.HostNotAllowedError
 	if !errors.As(err, &refused) {
 		return err
 	}
-	src := sourceOf(tr)
+	src := credentialSourceOf(from.credential)
 	if refused.ByOperator {
 		return &credentialError{Reason: v1.ReasonCredentialNotAllowed, Message: fmt.Sprintf(
 			"the operator may not send credentials to %s: it is not in the operator's --allowed-issuer-hosts; ask the cluster administrator", hostForMessage(refused.Host))}
@@ -252,7 +273,7 @@ func consentError(tr *v1.TokenRequest, allowed []string, err error) error {
 	}
 	return &credentialError{Reason: v1.ReasonCredentialNotAllowed, Message: fmt.Sprintf(
 		"%s %q does not allow sending its credential to %q; if you trust %q with this credential: kubectl annotate %s %s -n %s%s %s",
-		src.kind, src.name, refused.Host, refused.Host, strings.ToLower(src.kind), shellQuote(src.name), shellQuote(tr.Namespace), overwrite,
+		src.kind, src.name, refused.Host, refused.Host, strings.ToLower(src.kind), shellQuote(src.name), shellQuote(from.credentialNamespace), overwrite,
 		shellQuote(v1.AnnotationAllowedIssuers+"="+value))}
 }
 

@@ -42,6 +42,10 @@ type observed struct {
 	fetched *fetched
 	// retryNotBefore is a Retry-After the token service asked for, remembered in memory.
 	retryNotBefore time.Time
+	// from is where the token comes from: the spec or an issuer.
+	from issuing
+	// clientID is the client the token is for (the issuer's with issuerRef).
+	clientID string
 }
 
 type action int

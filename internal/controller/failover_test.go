@@ -8,6 +8,7 @@ import (
 	"github.com/token-operator/token-operator/internal/metrics"
 	"github.com/token-operator/token-operator/internal/operator"
 	"github.com/token-operator/token-operator/internal/testing/kube"
+	"github.com/token-operator/token-operator/internal/testing/testenv"
 )
 
 func TestAStandbyReplicaTakesOverWithoutReissuing(t *testing.T) {
@@ -15,7 +16,7 @@ func TestAStandbyReplicaTakesOverWithoutReissuing(t *testing.T) {
 	elect := func(o *operator.Options) {
 		o.LeaderElection = true
 		o.LeaderElectionID = electionID
-		o.LeaderElectionNamespace = "default"
+		o.LeaderElectionNamespace = testenv.OperatorNamespace // where the Role allows Leases
 	}
 	stopLeader := startManager(t, elect)
 	ns := k8s.NewNamespace(t)

@@ -82,7 +82,7 @@ func TestAServiceAccountTokenIsExchangedThroughFederation(t *testing.T) {
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "workload", Namespace: ns}}
 	k8s.MustCreate(t, sa)
 	tr := entraRequest(ns, "federated", clientID, "")
-	tr.Spec.Credential = v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "workload"}}
+	tr.Spec.Credential = &v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "workload"}}
 	k8s.MustCreate(t, tr)
 
 	// Without consent on the ServiceAccount nothing is sent.
@@ -114,7 +114,7 @@ func TestAFederatedTokenForTheWrongSubjectIsRejected(t *testing.T) {
 	k8s.MustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "workload", Namespace: ns,
 		Annotations: map[string]string{v1.AnnotationAllowedIssuers: sts.Host()}}})
 	tr := entraRequest(ns, "wrong-subject", clientID, "")
-	tr.Spec.Credential = v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "workload"}}
+	tr.Spec.Credential = &v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "workload"}}
 	k8s.MustCreate(t, tr)
 	got := k8s.WaitReason(t, ns, "wrong-subject", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonTokenServiceRejected)
 	if msg := kube.Condition(got, v1.ConditionReady).Message; !contains(msg, "AADSTS700213") {

@@ -158,7 +158,7 @@ func convergedSecret(tr *v1.TokenRequest, o observed, refreshAt time.Time) *secr
 		hint = time.Time{} // stale: it came with an earlier token
 	}
 	rendered, err := secretdata.Render(secretdata.Input{
-		TokenRequestName: tr.Name, ClientID: tr.Spec.ClientID, Template: tr.Spec.SecretTemplate,
+		TokenRequestName: tr.Name, ClientID: o.clientID, Template: tr.Spec.SecretTemplate,
 		InputHash: o.inputHash, RefreshRequest: o.secret.RefreshRequest,
 		Token: secretdata.Token{
 			AccessToken: string(s.Data[v1.KeyAccessToken]), TokenType: string(s.Data[v1.KeyTokenType]), Scopes: tr.Status.Scopes,
@@ -240,7 +240,7 @@ func settleIssue(tr *v1.TokenRequest, o observed, p *plan) {
 		IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt.Truncate(time.Second), RefreshHint: tok.RefreshAt.Truncate(time.Second),
 	}
 	t.RefreshAt = renewal.RefreshTime(t.IssuedAt, t.ExpiresAt, t.RefreshHint, o.policy)
-	rendered, err := secretdata.Render(secretdata.Input{TokenRequestName: tr.Name, ClientID: tr.Spec.ClientID, Template: tr.Spec.SecretTemplate, InputHash: o.inputHash,
+	rendered, err := secretdata.Render(secretdata.Input{TokenRequestName: tr.Name, ClientID: o.clientID, Template: tr.Spec.SecretTemplate, InputHash: o.inputHash,
 		RefreshRequest: tr.Annotations[v1.AnnotationRefreshRequestedAt], Token: t})
 	if err != nil {
 		// Only the render limits (output, work, scopes) refuse here; their text holds no value.

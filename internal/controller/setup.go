@@ -3,8 +3,10 @@ package controller
 import (
 	"context"
 	"errors"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -12,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -26,6 +29,10 @@ const (
 	indexCredential = "spec.credential.source"
 	// indexOutputSecret holds the output Secret's name.
 	indexOutputSecret = "spec.secretName.effective"
+	// indexIssuer holds "TokenIssuer/<name>" or "ClusterTokenIssuer/<name>".
+	indexIssuer = "spec.issuerRef.effective"
+	// indexIssuerCredential, on issuers, is indexCredential's twin.
+	indexIssuerCredential = "spec.credential.source"
 )
 
 // SetupOptions wire the reconciler into a manager.
@@ -39,6 +46,9 @@ type SetupOptions struct {
 	// it sees credential Secrets (and foreign Secrets in the way) without
 	// ever holding their data.
 	SecretMetadata cache.Cache
+	// CountIssuerRequests writes how many TokenRequests name each issuer;
+	// off in a shard that sees only part of them.
+	CountIssuerRequests bool
 }
 
 // ManagedSecretSelector limits the manager's Secret cache to the Secrets the
@@ -53,28 +63,98 @@ func (r *TokenRequestReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 		return errNoMetadataCache
 	}
 	r.slots = newCallSlots(opts.MaxTokenCallsPerNamespace)
-	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &v1.TokenRequest{}, indexCredential, credentialIndex); err != nil {
+	r.Metadata = opts.SecretMetadata
+	if err := r.indexFields(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	if err := idx.IndexField(ctx, &v1.TokenRequest{}, indexOutputSecret, outputSecretIndex); err != nil {
-		return err
-	}
-	secretMeta := &metav1.PartialObjectMetadata{}
-	secretMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	return ctrl.NewControllerManagedBy(mgr).
+	secretMeta := metadataOf("Secret")
+	nsMeta := metadataOf("Namespace")
+	err := ctrl.NewControllerManagedBy(mgr).
 		Named("tokenrequest").
 		For(&v1.TokenRequest{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(managedSecretOwner)).
 		WatchesMetadata(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.referrers("ServiceAccount")),
 			builder.WithPredicates(predicate.Or(predicate.AnnotationChangedPredicate{}, predicate.ResourceVersionChangedPredicate{}))).
 		WatchesRawSource(source.Kind(opts.SecretMetadata, secretMeta, handler.TypedEnqueueRequestsFromMapFunc(r.secretReferrers))).
+		Watches(&v1.TokenIssuer{}, handler.EnqueueRequestsFromMapFunc(r.issuerUsers(v1.KindTokenIssuer)), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1.ClusterTokenIssuer{}, handler.EnqueueRequestsFromMapFunc(r.issuerUsers(v1.KindClusterTokenIssuer)), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(source.Kind(opts.SecretMetadata, nsMeta, handler.TypedEnqueueRequestsFromMapFunc(r.clusterIssuerUsersIn),
+			predicate.TypedLabelChangedPredicate[*metav1.PartialObjectMetadata]{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
 		Complete(r)
+	if err != nil {
+		return err
+	}
+	return r.setupIssuers(mgr, opts)
+}
+
+func (r *TokenRequestReconciler) indexFields(ctx context.Context, idx client.FieldIndexer) error {
+	for obj, indexes := range map[client.Object]map[string]client.IndexerFunc{
+		&v1.TokenRequest{}:       {indexCredential: credentialIndex, indexOutputSecret: outputSecretIndex, indexIssuer: issuerIndex},
+		&v1.TokenIssuer{}:        {indexIssuerCredential: issuerCredentialIndex},
+		&v1.ClusterTokenIssuer{}: {indexIssuerCredential: issuerCredentialIndex},
+	} {
+		for name, fn := range indexes {
+			if err := idx.IndexField(ctx, obj, name, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// setupIssuers adds a status controller per issuer kind; each also counts
+// the TokenRequests that come and go.
+func (r *TokenRequestReconciler) setupIssuers(mgr ctrl.Manager, opts SetupOptions) error {
+	for kind, obj := range map[string]client.Object{v1.KindTokenIssuer: &v1.TokenIssuer{}, v1.KindClusterTokenIssuer: &v1.ClusterTokenIssuer{}} {
+		ir := &IssuerReconciler{Requests: r, Kind: kind, CountRequests: opts.CountIssuerRequests}
+		secretMeta := metadataOf("Secret")
+		err := ctrl.NewControllerManagedBy(mgr).
+			Named(strings.ToLower(kind)).
+			For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			Watches(&v1.TokenRequest{}, handler.EnqueueRequestsFromMapFunc(issuerOf(kind)), builder.WithPredicates(issuerRefChanged{})).
+			WatchesRawSource(source.Kind(opts.SecretMetadata, secretMeta, handler.TypedEnqueueRequestsFromMapFunc(r.issuersUsingSecret(kind)))).
+			WatchesMetadata(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.issuersUsing(kind, "ServiceAccount")),
+				builder.WithPredicates(predicate.Or(predicate.AnnotationChangedPredicate{}, predicate.ResourceVersionChangedPredicate{}))).
+			Complete(ir)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func metadataOf(kind string) *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
+	return m
 }
 
 func credentialIndex(o client.Object) []string {
 	s := sourceOf(o.(*v1.TokenRequest))
+	if s.kind == "" {
+		return nil
+	}
+	return []string{s.kind + "/" + s.name}
+}
+
+func issuerIndex(o client.Object) []string {
+	ref := o.(*v1.TokenRequest).Spec.IssuerRef
+	if ref == nil {
+		return nil
+	}
+	return []string{issuerKind(ref) + "/" + ref.Name}
+}
+
+func issuerCredentialIndex(o client.Object) []string {
+	var c *v1.Credential
+	switch i := o.(type) {
+	case *v1.TokenIssuer:
+		c = &i.Spec.Credential
+	case *v1.ClusterTokenIssuer:
+		c = &i.Spec.Credential
+	}
+	s := credentialSourceOf(c)
 	if s.kind == "" {
 		return nil
 	}
@@ -102,7 +182,8 @@ func managedSecretOwner(_ context.Context, o client.Object) []reconcile.Request 
 // referrers lists the TokenRequests whose credential is the object.
 func (r *TokenRequestReconciler) referrers(kind string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
-		return r.list(ctx, o.GetNamespace(), indexCredential, kind+"/"+o.GetName())
+		reqs := r.list(ctx, o.GetNamespace(), indexCredential, kind+"/"+o.GetName())
+		return append(reqs, r.usersOfIssuersUsing(ctx, o.GetNamespace(), kind+"/"+o.GetName())...)
 	}
 }
 
@@ -110,7 +191,8 @@ func (r *TokenRequestReconciler) referrers(kind string) handler.MapFunc {
 // as a credential or want its name for their output.
 func (r *TokenRequestReconciler) secretReferrers(ctx context.Context, o *metav1.PartialObjectMetadata) []reconcile.Request {
 	reqs := r.list(ctx, o.GetNamespace(), indexCredential, "Secret/"+o.GetName())
-	return append(reqs, r.list(ctx, o.GetNamespace(), indexOutputSecret, o.GetName())...)
+	reqs = append(reqs, r.list(ctx, o.GetNamespace(), indexOutputSecret, o.GetName())...)
+	return append(reqs, r.usersOfIssuersUsing(ctx, o.GetNamespace(), "Secret/"+o.GetName())...)
 }
 
 func (r *TokenRequestReconciler) list(ctx context.Context, namespace, index, value string) []reconcile.Request {
@@ -144,3 +226,116 @@ func StripForCache(obj any) (any, error) {
 }
 
 var errNoMetadataCache = errors.New("SetupOptions.SecretMetadata is required")
+
+// issuerUsers maps an issuer to the TokenRequests that name it.
+func (r *TokenRequestReconciler) issuerUsers(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		return r.list(ctx, o.GetNamespace(), indexIssuer, kind+"/"+o.GetName())
+	}
+}
+
+// clusterIssuerUsersIn maps a namespace whose labels changed to its
+// TokenRequests that name a ClusterTokenIssuer, whose allowedNamespaces
+// selector may now decide otherwise.
+func (r *TokenRequestReconciler) clusterIssuerUsersIn(ctx context.Context, ns *metav1.PartialObjectMetadata) []reconcile.Request {
+	var trs v1.TokenRequestList
+	if err := r.Client.List(ctx, &trs, client.InNamespace(ns.Name)); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing TokenRequests", "namespace", ns.Name)
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, tr := range trs.Items {
+		if ref := tr.Spec.IssuerRef; ref != nil && issuerKind(ref) == v1.KindClusterTokenIssuer {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&tr)})
+		}
+	}
+	return reqs
+}
+
+// issuersUsingCredential lists the issuers of kind whose credential is
+// source ("Secret/<name>") in namespace: TokenIssuers of that namespace,
+// ClusterTokenIssuers when it is the cluster resource namespace.
+func (r *TokenRequestReconciler) issuersUsingCredential(ctx context.Context, kind, namespace, source string) []client.Object {
+	var objs []client.Object
+	switch {
+	case kind == v1.KindTokenIssuer:
+		var list v1.TokenIssuerList
+		if err := r.Client.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexIssuerCredential: source}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "listing TokenIssuers")
+			return nil
+		}
+		for i := range list.Items {
+			objs = append(objs, &list.Items[i])
+		}
+	case namespace == r.ClusterResourceNamespace:
+		var list v1.ClusterTokenIssuerList
+		if err := r.Client.List(ctx, &list, client.MatchingFields{indexIssuerCredential: source}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "listing ClusterTokenIssuers")
+			return nil
+		}
+		for i := range list.Items {
+			objs = append(objs, &list.Items[i])
+		}
+	}
+	return objs
+}
+
+// usersOfIssuersUsing maps a credential to the TokenRequests of every issuer that uses it.
+func (r *TokenRequestReconciler) usersOfIssuersUsing(ctx context.Context, namespace, source string) []reconcile.Request {
+	var reqs []reconcile.Request
+	for _, kind := range []string{v1.KindTokenIssuer, v1.KindClusterTokenIssuer} {
+		for _, is := range r.issuersUsingCredential(ctx, kind, namespace, source) {
+			reqs = append(reqs, r.issuerUsers(kind)(ctx, is)...)
+		}
+	}
+	return reqs
+}
+
+// issuersUsingSecret maps a Secret to the issuers of kind that hold their credential in it.
+func (r *TokenRequestReconciler) issuersUsingSecret(kind string) handler.TypedMapFunc[*metav1.PartialObjectMetadata, reconcile.Request] {
+	return func(ctx context.Context, o *metav1.PartialObjectMetadata) []reconcile.Request {
+		return requestsFor(r.issuersUsingCredential(ctx, kind, o.Namespace, "Secret/"+o.Name))
+	}
+}
+
+// issuersUsing maps a credential object of sourceKind to the issuers of kind that use it.
+func (r *TokenRequestReconciler) issuersUsing(kind, sourceKind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		return requestsFor(r.issuersUsingCredential(ctx, kind, o.GetNamespace(), sourceKind+"/"+o.GetName()))
+	}
+}
+
+func requestsFor(objs []client.Object) []reconcile.Request {
+	reqs := make([]reconcile.Request, 0, len(objs))
+	for _, o := range objs {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
+	}
+	return reqs
+}
+
+// issuerOf maps a TokenRequest to the issuer of kind it names, so the
+// issuer's count follows TokenRequests as they come and go.
+func issuerOf(kind string) handler.MapFunc {
+	return func(_ context.Context, o client.Object) []reconcile.Request {
+		ref := o.(*v1.TokenRequest).Spec.IssuerRef
+		if ref == nil || issuerKind(ref) != kind {
+			return nil
+		}
+		key := types.NamespacedName{Name: ref.Name}
+		if kind == v1.KindTokenIssuer {
+			key.Namespace = o.GetNamespace()
+		}
+		return []reconcile.Request{{NamespacedName: key}}
+	}
+}
+
+// issuerRefChanged passes TokenRequests created, deleted, or moved to
+// another issuer: the events that change an issuer's count.
+type issuerRefChanged struct{ predicate.Funcs }
+
+func (issuerRefChanged) Update(e event.UpdateEvent) bool {
+	before, after := e.ObjectOld.(*v1.TokenRequest).Spec.IssuerRef, e.ObjectNew.(*v1.TokenRequest).Spec.IssuerRef
+	return !equality.Semantic.DeepEqual(before, after)
+}
+
+func (issuerRefChanged) Generic(event.GenericEvent) bool { return false }

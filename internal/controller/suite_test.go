@@ -66,11 +66,17 @@ func startManager(t testing.TB, tweak ...func(*operator.Options)) (stop func()) 
 	o.TokenRequestTimeout = 5 * time.Second
 	// Tests use tokens and hints of seconds; the storm floor has its own tests.
 	o.MinRefreshInterval = time.Second
+	o.ClusterResourceNamespace = testenv.OperatorNamespace
 	for _, f := range tweak {
 		f(&o)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := operator.NewManager(ctx, env.Config, o)
+	// The manager acts as its service account with the generated roles only.
+	cfg, err := env.OperatorConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := operator.NewManager(ctx, cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +141,7 @@ func entraRequest(ns, name, clientID, credSecret string) *v1.TokenRequest {
 			Authority:  sts.Authority("contoso"),
 			ClientID:   clientID,
 			Scopes:     []string{"api://" + clientID + "/.default"},
-			Credential: v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: credSecret}},
+			Credential: &v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: credSecret}},
 		},
 	}
 }

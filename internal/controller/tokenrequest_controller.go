@@ -38,11 +38,15 @@ type TokenRequestReconciler struct {
 	Client client.Client
 	// APIReader reads credential Secrets directly, so their data is never cached.
 	APIReader client.Reader
-	Scheme    *runtime.Scheme
-	Recorder  events.EventRecorder
-	Tokens    TokenService
-	Clock     clock.PassiveClock
-	Metrics   *metrics.Collectors
+	// Metadata reads cached object metadata (namespace labels); SetupWithManager sets it.
+	Metadata client.Reader
+	// ClusterResourceNamespace holds the credentials of ClusterTokenIssuers.
+	ClusterResourceNamespace string
+	Scheme                   *runtime.Scheme
+	Recorder                 events.EventRecorder
+	Tokens                   TokenService
+	Clock                    clock.PassiveClock
+	Metrics                  *metrics.Collectors
 	// MinRemaining is the validity a refreshed Secret keeps at least, for kubelet to propagate it.
 	MinRemaining time.Duration
 	// MinRefreshInterval is the shortest time from a token's issue to its
@@ -155,7 +159,7 @@ func (r *TokenRequestReconciler) gather(ctx context.Context, tr *v1.TokenRequest
 		}
 		o.secret = &state
 	}
-	treq, credVersion, credErr := r.buildRequest(ctx, tr)
+	treq, credVersion, credIdentity, credErr := r.request(ctx, tr, &o)
 	if credErr == nil {
 		credErr = checkTemplate(tr)
 	}
@@ -164,11 +168,26 @@ func (r *TokenRequestReconciler) gather(ctx context.Context, tr *v1.TokenRequest
 	}
 	o.credentialOK = credErr == nil
 	if o.credentialOK {
-		o.inputHash = inputHash(treq, credVersion)
+		o.inputHash = inputHash(treq, credIdentity)
 		o.legacyInputHash = treq.CacheKey()
-		o.attemptHash = attemptHash(o.inputHash, treq.AllowedHosts)
+		attempt := o.inputHash
+		if credIdentity != credVersion {
+			attempt += "|" + credVersion // a rotated issuer credential retries a failure at once
+		}
+		o.attemptHash = attemptHash(attempt, treq.AllowedHosts)
 	}
 	return o, treq, nil
+}
+
+// request resolves tr's issuer and builds its token request.
+func (r *TokenRequestReconciler) request(ctx context.Context, tr *v1.TokenRequest, o *observed) (tokensource.Request, string, string, error) {
+	from, err := r.resolve(ctx, tr)
+	o.from = from
+	if err != nil {
+		return tokensource.Request{}, "", "", err
+	}
+	o.clientID = from.spec.ClientID
+	return r.buildRequest(ctx, from, tr.Spec.Scopes)
 }
 
 func (r *TokenRequestReconciler) policy(tr *v1.TokenRequest) renewal.Policy {
@@ -245,7 +264,7 @@ func (r *TokenRequestReconciler) fetch(ctx context.Context, tr *v1.TokenRequest,
 	defer release()
 	tok, err := r.Tokens.Token(ctx, user, treq, fresh)
 	if err != nil {
-		err = consentError(tr, treq.AllowedHosts, err)
+		err = o.from.wrap(consentError(o.from, treq.AllowedHosts, err))
 		reason, _, _ := classify(err)
 		log.FromContext(ctx).Info("getting a token failed", "reason", reason, "error", err.Error(), "attempt", tr.Status.FailedAttempts+1)
 	}

@@ -64,6 +64,11 @@ type Options struct {
 	// ("host", "host:port", "*.example.com"); empty means no ceiling.
 	AllowedIssuerHosts   []string
 	MinRemainingLifetime time.Duration
+	// ClusterResourceNamespace holds the credentials of ClusterTokenIssuers.
+	ClusterResourceNamespace string
+	// CountIssuerRequests writes each issuer's TokenRequest count; a shard
+	// sees only its own TokenRequests, so one instance should do it.
+	CountIssuerRequests bool
 	// CABundleFiles are PEM files of extra CAs trusted for token endpoints.
 	CABundleFiles []string
 	// RootCAs replaces the system roots plus CABundleFiles when set (tests).
@@ -86,6 +91,7 @@ func Defaults() Options {
 		TokenRequestTimeout:       30 * time.Second,
 		MinRemainingLifetime:      2 * time.Minute,
 		MinRefreshInterval:        30 * time.Second,
+		CountIssuerRequests:       true,
 		Clock:                     clock.RealClock{},
 	}
 }
@@ -168,18 +174,20 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		AllowHTTPLoopback: o.AllowHTTPLoopback, AllowedIssuerHosts: o.AllowedIssuerHosts,
 	})
 	r := &controller.TokenRequestReconciler{
-		Client:             mgr.GetClient(),
-		APIReader:          mgr.GetAPIReader(),
-		Scheme:             scheme,
-		Recorder:           mgr.GetEventRecorder("token-operator"),
-		Tokens:             controller.NewSharedTokens(engine, o.Clock, o.TokenRequestTimeout, m),
-		Clock:              o.Clock,
-		Metrics:            m,
-		MinRemaining:       o.MinRemainingLifetime,
-		MinRefreshInterval: o.MinRefreshInterval,
+		Client:                   mgr.GetClient(),
+		APIReader:                mgr.GetAPIReader(),
+		Scheme:                   scheme,
+		Recorder:                 mgr.GetEventRecorder("token-operator"),
+		Tokens:                   controller.NewSharedTokens(engine, o.Clock, o.TokenRequestTimeout, m),
+		Clock:                    o.Clock,
+		Metrics:                  m,
+		MinRemaining:             o.MinRemainingLifetime,
+		MinRefreshInterval:       o.MinRefreshInterval,
+		ClusterResourceNamespace: o.ClusterResourceNamespace,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.SetupOptions{
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles, MaxTokenCallsPerNamespace: o.MaxTokenCallsPerNamespace, SecretMetadata: secretMeta,
+		CountIssuerRequests: o.CountIssuerRequests,
 	}); err != nil {
 		return nil, err
 	}

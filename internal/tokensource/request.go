@@ -39,6 +39,9 @@ type Request struct {
 	// credential may be sent to; nil means no restriction. An entry without
 	// a port matches only the scheme's default port.
 	AllowedHosts []string
+	// ScopesLater skips the scope rules: an issuer is checked on its own,
+	// before any TokenRequest names scopes.
+	ScopesLater bool
 }
 
 // CacheKey identifies the token a request yields: issuer, client, credential
@@ -207,6 +210,9 @@ var (
 const entraScopeRule = `Microsoft Entra ID client credentials take exactly one scope "<resource>/.default", where <resource> is an application ID URI (https://graph.microsoft.com, api://<app-id>, https://management.core.windows.net/) or an application ID (GUID)`
 
 func (r Request) checkScopes() *ConfigError {
+	if r.ScopesLater {
+		return nil
+	}
 	for _, s := range r.Scopes {
 		if s == "" || strings.ContainsAny(s, " \t\r\n") {
 			return &ConfigError{Field: "scopes", Message: fmt.Sprintf("scope %q is empty or contains white space", s)}

@@ -198,7 +198,7 @@ func genericRequest(ns, name, cred string, set func(*v1.TokenRequestSpec)) *v1.T
 		Spec: v1.TokenRequestSpec{
 			ClientID:   "client-" + randomHex(4),
 			Scopes:     []string{"read"},
-			Credential: v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: cred}},
+			Credential: &v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: cred}},
 		},
 	}
 	set(&tr.Spec)
@@ -255,7 +255,7 @@ func entraRequest(ns, name, clientID, cred string) *v1.TokenRequest {
 			Authority:  sts.Authority("contoso"),
 			ClientID:   clientID,
 			Scopes:     []string{"api://" + clientID + "/.default"},
-			Credential: v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: cred}},
+			Credential: &v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: cred}},
 		},
 	}
 }

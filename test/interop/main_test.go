@@ -172,7 +172,7 @@ func tokenRequest(ns, name, clientID string, scopes []string, ep endpoint) *v1.T
 		Spec: v1.TokenRequestSpec{
 			ClientID:   clientID,
 			Scopes:     scopes,
-			Credential: v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: name + "-cred"}},
+			Credential: &v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: name + "-cred"}},
 		},
 	}
 	ep.set(&tr.Spec)

@@ -23,38 +23,38 @@ func TestEachClientAuthenticationGetsAnActiveTokenFromHydra(t *testing.T) {
 		name string
 		// prepare creates the credential Secret name+"-cred" in ns, and
 		// returns Hydra's registration and the spec's credential.
-		prepare func(t *testing.T, ns, name, id string) (hydra.Client, v1.Credential)
+		prepare func(t *testing.T, ns, name, id string) (hydra.Client, *v1.Credential)
 	}{
 		{
 			name: "client_secret_basic with a secret holding %, +, : and spaces",
-			prepare: func(t *testing.T, ns, name, id string) (hydra.Client, v1.Credential) {
+			prepare: func(t *testing.T, ns, name, id string) (hydra.Client, *v1.Credential) {
 				clientSecretCredential(t, ns, name+"-cred", oddSecret)
 				return hydra.Client{ID: id, Secret: oddSecret, AuthMethod: "client_secret_basic", Scopes: []string{"read", "write"}},
-					v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: name + "-cred"}}
+					&v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: name + "-cred"}}
 			},
 		},
 		{
 			name: "client_secret_post",
-			prepare: func(t *testing.T, ns, name, id string) (hydra.Client, v1.Credential) {
+			prepare: func(t *testing.T, ns, name, id string) (hydra.Client, *v1.Credential) {
 				clientSecretCredential(t, ns, name+"-cred", oddSecret)
 				return hydra.Client{ID: id, Secret: oddSecret, AuthMethod: "client_secret_post", Scopes: []string{"read", "write"}},
-					v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: name + "-cred", AuthMethod: v1.ClientSecretPost}}
+					&v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: name + "-cred", AuthMethod: v1.ClientSecretPost}}
 			},
 		},
 		{
 			name: "private_key_jwt with an RSA certificate signing RS256 by default",
-			prepare: func(t *testing.T, ns, name, id string) (hydra.Client, v1.Credential) {
+			prepare: func(t *testing.T, ns, name, id string) (hydra.Client, *v1.Credential) {
 				jwk := certificateCredential(t, ns, name+"-cred", testcert.RSA(t, 2048), "RS256")
 				return hydra.Client{ID: id, AuthMethod: "private_key_jwt", SigningAlg: "RS256", JWKS: []jose.JSONWebKey{jwk}, Scopes: []string{"read", "write"}},
-					v1.Credential{Certificate: &v1.CertificateCredential{SecretName: name + "-cred"}}
+					&v1.Credential{Certificate: &v1.CertificateCredential{SecretName: name + "-cred"}}
 			},
 		},
 		{
 			name: "private_key_jwt with a P-256 certificate signing ES256",
-			prepare: func(t *testing.T, ns, name, id string) (hydra.Client, v1.Credential) {
+			prepare: func(t *testing.T, ns, name, id string) (hydra.Client, *v1.Credential) {
 				jwk := certificateCredential(t, ns, name+"-cred", testcert.EC(t), "ES256")
 				return hydra.Client{ID: id, AuthMethod: "private_key_jwt", SigningAlg: "ES256", JWKS: []jose.JSONWebKey{jwk}, Scopes: []string{"read", "write"}},
-					v1.Credential{Certificate: &v1.CertificateCredential{SecretName: name + "-cred", SigningAlgorithm: "ES256"}}
+					&v1.Credential{Certificate: &v1.CertificateCredential{SecretName: name + "-cred", SigningAlgorithm: "ES256"}}
 			},
 		},
 	}

@@ -3,16 +3,23 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
 
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/authentication/serviceaccount"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	tokensv1alpha1 "github.com/token-operator/token-operator/api/v1alpha1"
 )
@@ -91,4 +98,57 @@ func (e *Env) WriteKubeconfig(dir string) (string, error) {
 	}
 	path := filepath.Join(dir, "kubeconfig")
 	return path, os.WriteFile(path, data, 0o600)
+}
+
+// Operator identity: the service account the manager runs as in tests,
+// bound to exactly the generated roles, as a deployment binds it.
+const (
+	OperatorNamespace      = "token-operator-system"
+	OperatorServiceAccount = "controller-manager"
+)
+
+// OperatorConfig returns a configuration that acts as the operator's
+// service account, bound to the generated ClusterRole (config/rbac/role.yaml)
+// and the leader-election Role, so that a missing or extra verb shows in a
+// test. The objects are created once; later calls reuse them.
+func (e *Env) OperatorConfig(ctx context.Context) (*rest.Config, error) {
+	sa := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: OperatorServiceAccount, Namespace: OperatorNamespace}
+	objs := []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: OperatorNamespace}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa.Name, Namespace: sa.Namespace}},
+	}
+	role := &rbacv1.ClusterRole{}
+	election := &rbacv1.Role{}
+	for path, obj := range map[string]client.Object{"role.yaml": role, "leader_election_role.yaml": election} {
+		data, err := os.ReadFile(filepath.Join(RepoRoot(), "config", "rbac", path))
+		if err != nil {
+			return nil, err
+		}
+		if err := yaml.Unmarshal(data, obj); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	election.Namespace = OperatorNamespace
+	objs = append(objs, role, election,
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+			Subjects:   []rbacv1.Subject{sa},
+		},
+		&rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: election.Name, Namespace: OperatorNamespace},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: election.Name},
+			Subjects:   []rbacv1.Subject{sa},
+		})
+	for _, o := range objs {
+		if err := e.Client.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("creating %T %s: %w", o, o.GetName(), err)
+		}
+	}
+	cfg := rest.CopyConfig(e.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{
+		UserName: serviceaccount.MakeUsername(sa.Namespace, sa.Name),
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + sa.Namespace, "system:authenticated"},
+	}
+	return cfg, nil
 }

@@ -1,0 +1,65 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+)
+
+func validIssuerSpec() v1.IssuerSpec {
+	return v1.IssuerSpec{
+		Authority:     "https://login.microsoftonline.com/contoso.onmicrosoft.com",
+		ClientID:      "00001111-aaaa-2222-bbbb-3333cccc4444",
+		Credential:    v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: "corp-app"}},
+		AllowedScopes: []string{"api://orders/*"},
+	}
+}
+
+func TestIssuersAreValidatedAtAdmission(t *testing.T) {
+	cases := []struct {
+		name    string
+		mutate  func(*v1.IssuerSpec, *v1.ClusterTokenIssuerSpec)
+		message string // empty: accepted
+	}{
+		{"a valid issuer", func(*v1.IssuerSpec, *v1.ClusterTokenIssuerSpec) {}, ""},
+		{"allowed namespaces by name and selector", func(_ *v1.IssuerSpec, c *v1.ClusterTokenIssuerSpec) {
+			c.AllowedNamespaces = &v1.AllowedNamespaces{Names: []string{"orders"}, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "x"}}}
+		}, ""},
+		{"no token issuer", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) { s.Authority = "" }, "exactly one token issuer"},
+		{"two token issuers", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) { s.TokenURL = "https://idp.example.com/token" }, "exactly one token issuer"},
+		{"no credential", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) { s.Credential = v1.Credential{} }, "set exactly one credential"},
+		{"a region with a generic issuer", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
+			s.Authority, s.TokenURL, s.AzureRegion = "", "https://idp.example.com/token", "westus2"
+		}, "azureRegion applies only with authority"},
+		{"plain http to a remote host", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) { s.Authority = "http://login.example.com/t" }, "authority must be an https URL"},
+		{"an empty allowedNamespaces", func(_ *v1.IssuerSpec, c *v1.ClusterTokenIssuerSpec) { c.AllowedNamespaces = &v1.AllowedNamespaces{} }, "set names, selector or both"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := validIssuerSpec()
+			cs := v1.ClusterTokenIssuerSpec{}
+			tc.mutate(&spec, &cs)
+			cs.IssuerSpec = spec
+			objs := []client.Object{&v1.ClusterTokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "corp"}, Spec: cs}}
+			if cs.AllowedNamespaces == nil {
+				objs = append(objs, &v1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "team", Namespace: "default"}, Spec: v1.TokenIssuerSpec{IssuerSpec: spec}})
+			}
+			for _, o := range objs {
+				err := k8s.Create(context.Background(), o, client.DryRunAll)
+				switch {
+				case tc.message == "" && err != nil:
+					t.Fatalf("%T refused: %v", o, err)
+				case tc.message != "" && err == nil:
+					t.Fatalf("%T accepted", o)
+				case tc.message != "" && !strings.Contains(err.Error(), tc.message):
+					t.Fatalf("%T: error %q does not contain %q", o, err, tc.message)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,185 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+)
+
+// issuing is where a TokenRequest's token comes from: its own spec, or a
+// TokenIssuer or ClusterTokenIssuer it names.
+type issuing struct {
+	spec                v1.IssuerSpec
+	credential          *v1.Credential
+	credentialNamespace string
+	// issuer identifies the issuer object (kind/namespace/name/uid); empty inline.
+	issuer string
+	// label names the issuer in messages, for example ClusterTokenIssuer "corp".
+	label string
+	// scopesLater: the issuer is checked on its own, without a TokenRequest's scopes.
+	scopesLater bool
+}
+
+// wrap puts an issuer's credential or configuration problem in terms the
+// TokenRequest's owner can act on: the issuer is not ready.
+func (from issuing) wrap(err error) error {
+	var ce *credentialError
+	if from.issuer == "" || !errors.As(err, &ce) {
+		return err
+	}
+	return &credentialError{Reason: v1.ReasonIssuerNotReady, Message: fmt.Sprintf("%s is not ready: %s: %s", from.label, ce.Reason, ce.Message)}
+}
+
+// issuerKind is the kind an IssuerReference names; TokenIssuer by default.
+func issuerKind(ref *v1.IssuerReference) string {
+	if ref.Kind == v1.KindClusterTokenIssuer {
+		return v1.KindClusterTokenIssuer
+	}
+	return v1.KindTokenIssuer
+}
+
+// resolve finds what tr's token comes from and whether tr may use it. A
+// refusal is a *credentialError, found before any call to a token service.
+func (r *TokenRequestReconciler) resolve(ctx context.Context, tr *v1.TokenRequest) (issuing, error) {
+	ref := tr.Spec.IssuerRef
+	if ref == nil {
+		s := tr.Spec
+		return issuing{
+			spec: v1.IssuerSpec{Authority: s.Authority, IssuerURL: s.IssuerURL, TokenURL: s.TokenURL, AzureRegion: s.AzureRegion,
+				ClientID: s.ClientID, ExtraParameters: s.ExtraParameters},
+			credential: s.Credential, credentialNamespace: tr.Namespace,
+		}, nil
+	}
+	var from issuing
+	var err error
+	if issuerKind(ref) == v1.KindClusterTokenIssuer {
+		from, err = r.clusterIssuer(ctx, tr, ref.Name)
+	} else {
+		from, err = r.namespacedIssuer(ctx, tr, ref.Name)
+	}
+	if err != nil {
+		return from, err
+	}
+	if bad, ok := firstScopeNotAllowed(from.spec.AllowedScopes, tr.Spec.Scopes); !ok {
+		msg := fmt.Sprintf("%s does not allow the scope %q", from.label, bad)
+		if bad == "" {
+			msg = fmt.Sprintf("%s allows only the scopes it lists; name one in spec.scopes", from.label)
+		}
+		return from, &credentialError{Reason: v1.ReasonScopeNotAllowed, Message: msg}
+	}
+	return from, nil
+}
+
+func (r *TokenRequestReconciler) clusterIssuer(ctx context.Context, tr *v1.TokenRequest, name string) (issuing, error) {
+	label := fmt.Sprintf("ClusterTokenIssuer %q", name)
+	ci := &v1.ClusterTokenIssuer{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Name: name}, ci); err != nil {
+		return issuing{}, issuerGetError(err, label)
+	}
+	from := issuing{
+		spec: ci.Spec.IssuerSpec, credential: &ci.Spec.Credential, credentialNamespace: r.ClusterResourceNamespace,
+		issuer: strings.Join([]string{v1.KindClusterTokenIssuer, name, string(ci.UID)}, "/"), label: label,
+	}
+	allowed, err := r.namespaceAllowed(ctx, ci.Spec.AllowedNamespaces, tr.Namespace)
+	if err != nil {
+		return from, err
+	}
+	if !allowed {
+		return from, &credentialError{Reason: v1.ReasonIssuerNotAllowed, Message: fmt.Sprintf("%s does not allow namespace %q", label, tr.Namespace)}
+	}
+	return from, nil
+}
+
+func (r *TokenRequestReconciler) namespacedIssuer(ctx context.Context, tr *v1.TokenRequest, name string) (issuing, error) {
+	label := fmt.Sprintf("TokenIssuer %q", name)
+	ti := &v1.TokenIssuer{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: name}, ti); err != nil {
+		return issuing{}, issuerGetError(err, label+" in namespace "+tr.Namespace)
+	}
+	return issuing{
+		spec: ti.Spec.IssuerSpec, credential: &ti.Spec.Credential, credentialNamespace: ti.Namespace,
+		issuer: strings.Join([]string{v1.KindTokenIssuer, ti.Namespace, name, string(ti.UID)}, "/"), label: label,
+	}, nil
+}
+
+func issuerGetError(err error, label string) error {
+	if apierrors.IsNotFound(err) {
+		return &credentialError{Reason: v1.ReasonIssuerNotFound, Message: label + " not found"}
+	}
+	return err
+}
+
+// namespaceAllowed applies a ClusterTokenIssuer's allowedNamespaces; the
+// namespace's labels come from the metadata cache.
+func (r *TokenRequestReconciler) namespaceAllowed(ctx context.Context, allowed *v1.AllowedNamespaces, namespace string) (bool, error) {
+	if allowed == nil {
+		return true, nil
+	}
+	if slices.Contains(allowed.Names, namespace) {
+		return true, nil
+	}
+	if allowed.Selector == nil {
+		return false, nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(allowed.Selector)
+	if err != nil {
+		return false, &credentialError{Reason: v1.ReasonIssuerNotReady, Message: fmt.Sprintf("allowedNamespaces.selector: %v", err)}
+	}
+	ns := &metav1.PartialObjectMetadata{}
+	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := r.Metadata.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	return sel.Matches(labels.Set(ns.Labels)), nil
+}
+
+// firstScopeNotAllowed returns the first requested scope no pattern allows;
+// with patterns set, a request for no scope at all is refused too (it would
+// get whatever the client may have).
+func firstScopeNotAllowed(patterns, scopes []string) (string, bool) {
+	if patterns == nil {
+		return "", true
+	}
+	if len(scopes) == 0 {
+		return "", false
+	}
+	for _, s := range scopes {
+		if !slices.ContainsFunc(patterns, func(p string) bool { return globMatch(p, s) }) {
+			return s, false
+		}
+	}
+	return "", true
+}
+
+// globMatch reports whether s matches pattern, where * matches any run of
+// characters (slashes included) and everything else matches itself.
+func globMatch(pattern, s string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return strings.HasSuffix(s, last)
+}

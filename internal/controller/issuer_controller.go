@@ -1,0 +1,126 @@
+package controller
+
+import (
+	"context"
+	"errors"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+)
+
+// +kubebuilder:rbac:groups=tokens.token-operator.io,resources=tokenissuers;clustertokenissuers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=tokens.token-operator.io,resources=tokenissuers/status;clustertokenissuers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
+// IssuerReconciler keeps the status of one issuer kind: whether its
+// configuration and credential can be used (checked without asking for a
+// token), and how many TokenRequests name it.
+type IssuerReconciler struct {
+	// Requests is the TokenRequest reconciler, whose credential loading and
+	// policy checks the issuer shares.
+	Requests *TokenRequestReconciler
+	// Kind is TokenIssuer or ClusterTokenIssuer.
+	Kind string
+	// CountRequests writes status.tokenRequests; a sharded manager sees only
+	// its shard's TokenRequests and leaves the count to the main instance.
+	CountRequests bool
+}
+
+// issuerObject is an issuer of either kind with its spec and status.
+type issuerObject struct {
+	client.Object
+	spec              *v1.IssuerSpec
+	status            *v1.IssuerStatus
+	allowedNamespaces *v1.AllowedNamespaces
+}
+
+func (r *IssuerReconciler) newObject() issuerObject {
+	if r.Kind == v1.KindClusterTokenIssuer {
+		c := &v1.ClusterTokenIssuer{}
+		return issuerObject{Object: c, spec: &c.Spec.IssuerSpec, status: &c.Status}
+	}
+	t := &v1.TokenIssuer{}
+	return issuerObject{Object: t, spec: &t.Spec.IssuerSpec, status: &t.Status}
+}
+
+// Reconcile checks one issuer and writes its status.
+func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	obj := r.newObject()
+	if err := r.Requests.Client.Get(ctx, req.NamespacedName, obj.Object); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if c, ok := obj.Object.(*v1.ClusterTokenIssuer); ok {
+		obj.allowedNamespaces = c.Spec.AllowedNamespaces
+	}
+	orig := obj.DeepCopyObject().(client.Object)
+	st := obj.status
+	ready, err := r.check(ctx, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	ready.ObservedGeneration = obj.GetGeneration()
+	meta.SetStatusCondition(&st.Conditions, ready)
+	st.ObservedGeneration = obj.GetGeneration()
+	if r.CountRequests {
+		n, err := r.countRequests(ctx, obj)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		st.TokenRequests = n
+	}
+	if equality.Semantic.DeepEqual(orig, obj.Object) {
+		return ctrl.Result{}, nil
+	}
+	err = r.Requests.Client.Status().Patch(ctx, obj.Object, client.MergeFrom(orig))
+	if apierrors.IsNotFound(err) {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+// check says whether the issuer's configuration and credential can be used.
+func (r *IssuerReconciler) check(ctx context.Context, obj issuerObject) (metav1.Condition, error) {
+	spec := obj.spec
+	from := issuing{spec: *spec, credential: &spec.Credential, credentialNamespace: obj.GetNamespace(), scopesLater: true}
+	if r.Kind == v1.KindClusterTokenIssuer {
+		from.credentialNamespace = r.Requests.ClusterResourceNamespace
+		if sel := obj.allowedNamespaces; sel != nil && sel.Selector != nil {
+			if _, err := metav1.LabelSelectorAsSelector(sel.Selector); err != nil {
+				return notReady(v1.ReasonInvalidSpec, "allowedNamespaces.selector: "+err.Error()), nil
+			}
+		}
+	}
+	_, _, _, err := r.Requests.buildRequest(ctx, from, nil)
+	var ce *credentialError
+	switch {
+	case err == nil:
+		return metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1.ReasonIssuerChecked,
+			Message: "the configuration and the credential can be used"}, nil
+	case errors.As(err, &ce):
+		return notReady(ce.Reason, ce.Message), nil
+	}
+	return metav1.Condition{}, err
+}
+
+func notReady(reason, message string) metav1.Condition {
+	return metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason, Message: message}
+}
+
+// countRequests counts the TokenRequests (of this manager's shard) that name the issuer.
+func (r *IssuerReconciler) countRequests(ctx context.Context, obj issuerObject) (int32, error) {
+	var trs v1.TokenRequestList
+	opts := []client.ListOption{client.MatchingFields{indexIssuer: r.Kind + "/" + obj.GetName()}}
+	if r.Kind == v1.KindTokenIssuer {
+		opts = append(opts, client.InNamespace(obj.GetNamespace()))
+	}
+	if err := r.Requests.Client.List(ctx, &trs, opts...); err != nil {
+		return 0, err
+	}
+	return int32(len(trs.Items)), nil
+}
