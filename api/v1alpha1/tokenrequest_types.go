@@ -23,7 +23,7 @@ type TokenRequestSpec struct {
 	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
 
 	// Authority is a Microsoft Entra ID authority, handled through MSAL Go:
-	// https://login.microsoftonline.com/<tenant> (or a sovereign cloud, B2C/CIAM or ADFS authority).
+	// https://login.microsoftonline.com/<tenant> or a sovereign cloud's.
 	// Exactly one of authority, issuerURL and tokenURL is set.
 	// Plain http is accepted only for localhost, 127.0.0.1 and [::1].
 	// +optional

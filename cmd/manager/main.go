@@ -56,7 +56,7 @@ func main() {
 	flag.DurationVar(&o.TokenRequestTimeout, "token-request-timeout", o.TokenRequestTimeout, "Timeout of one call to a token service.")
 	flag.DurationVar(&o.MinRemainingLifetime, "min-remaining-lifetime", o.MinRemainingLifetime, "Validity a token keeps at least when refreshed, so kubelet can propagate the Secret to pods.")
 	flag.DurationVar(&o.MinRefreshInterval, "min-refresh-interval", o.MinRefreshInterval, "Shortest time from a token's issue to its refresh (at most half the token's lifetime), whatever hints or renewal settings say: a safety net against refresh storms.")
-	flag.Var(&caBundles, "ca-bundle", "PEM file of extra CA certificates trusted for token endpoints (ADFS, Azure Stack, private servers); repeatable.")
+	flag.Var(&caBundles, "ca-bundle", "PEM file of extra CA certificates trusted for token endpoints (servers with a private CA); repeatable.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
