@@ -41,6 +41,14 @@ func (from issuing) wrap(err error) error {
 	return &credentialError{Reason: v1.ReasonIssuerNotReady, Message: fmt.Sprintf("%s is not ready: %s: %s", from.label, ce.Reason, ce.Message)}
 }
 
+// via names the issuer for an event, empty for a TokenRequest's own spec.
+func (from issuing) via() string {
+	if from.label == "" {
+		return ""
+	}
+	return ", from " + from.label
+}
+
 // issuerKind is the kind an IssuerReference names; TokenIssuer by default.
 func issuerKind(ref *v1.IssuerReference) string {
 	if ref.Kind == v1.KindClusterTokenIssuer {

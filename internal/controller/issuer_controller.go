@@ -53,6 +53,9 @@ func (r *IssuerReconciler) newObject() issuerObject {
 func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	obj := r.newObject()
 	if err := r.Requests.Client.Get(ctx, req.NamespacedName, obj.Object); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Requests.Metrics.ForgetIssuer(r.Kind, req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if c, ok := obj.Object.(*v1.ClusterTokenIssuer); ok {
@@ -74,6 +77,7 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		st.TokenRequests = n
 	}
+	r.Requests.Metrics.SetIssuer(r.Kind, req.Namespace, req.Name, ready.Status == metav1.ConditionTrue, int(st.TokenRequests))
 	if equality.Semantic.DeepEqual(orig, obj.Object) {
 		return ctrl.Result{}, nil
 	}

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/operator"
 	"github.com/token-operator/token-operator/internal/testing/entraserver"
 	"github.com/token-operator/token-operator/internal/testing/kube"
 	"github.com/token-operator/token-operator/internal/testing/testenv"
@@ -60,7 +61,8 @@ func waitIssuerReady(t *testing.T, obj client.Object, conditions func() []metav1
 }
 
 func TestAClusterIssuerServesManyNamespacesWithOneCall(t *testing.T) {
-	startManager(t)
+	addr := freePort(t)
+	startManager(t, func(o *operator.Options) { o.MetricsBindAddress = addr })
 	issuer, clientID := clusterIssuer(t, nil)
 	scope := "api://" + clientID + "/.default"
 	a, b := k8s.NewNamespace(t), k8s.NewNamespace(t)
@@ -86,6 +88,13 @@ func TestAClusterIssuerServesManyNamespacesWithOneCall(t *testing.T) {
 		}
 		return isTrue(ci.Status.Conditions, v1.ConditionReady) && ci.Status.TokenRequests == 2 && ci.Status.ObservedGeneration == ci.Generation
 	})
+	if notes := waitEvent(t, a, "orders", v1.ReasonIssued); !contains(notes[0], `ClusterTokenIssuer "`+issuer+`"`) {
+		t.Errorf("Issued event does not name the issuer: %q", notes[0])
+	}
+	series := `token_operator_issuer_token_requests{kind="ClusterTokenIssuer",name="` + issuer + `",namespace=""} 2`
+	if m := scrape(t, addr); !contains(m, series) || !contains(m, `token_operator_issuer_ready{kind="ClusterTokenIssuer",name="`+issuer+`",namespace=""} 1`) {
+		t.Errorf("metrics lack the issuer's series %s", series)
+	}
 }
 
 func TestAClusterIssuerRefusesOtherNamespacesAndScopesWithoutACall(t *testing.T) {

@@ -268,7 +268,7 @@ func announce(tr *v1.TokenRequest, o observed, t secretdata.Token, newToken bool
 	}
 	markIssued(tr, t, o.secretName, reason)
 	if newToken {
-		addEvent(ev, corev1.EventTypeNormal, reason, fmt.Sprintf("wrote a new token into Secret %q, valid until %s", o.secretName, formatTime(t.ExpiresAt)))
+		addEvent(ev, corev1.EventTypeNormal, reason, fmt.Sprintf("wrote a new token into Secret %q, valid until %s%s", o.secretName, formatTime(t.ExpiresAt), o.from.via()))
 		// Owed until done, and recorded so that an operator restart never repeats them.
 		tr.Status.PendingRestarts = slices.Clone(tr.Spec.RolloutRestartTargets)
 		if markLifetime(tr, t.ExpiresAt.Sub(t.IssuedAt), o.policy.MinRemaining) {

@@ -20,6 +20,9 @@ type Collectors struct {
 	ServiceRequests *prometheus.CounterVec
 	ServiceDuration *prometheus.HistogramVec
 	CacheRequests   *prometheus.CounterVec
+	// IssuerReady and IssuerRequests describe TokenIssuers and ClusterTokenIssuers.
+	IssuerReady    *prometheus.GaugeVec
+	IssuerRequests *prometheus.GaugeVec
 
 	hosts hostLabels
 }
@@ -83,8 +86,16 @@ func New(reg prometheus.Registerer) *Collectors {
 			Name: "token_operator_token_cache_requests_total",
 			Help: "Lookups in the shared token cache: hit, miss (this lookup called the token service) or shared (joined a call under way).",
 		}, []string{"result"}),
+		IssuerReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "token_operator_issuer_ready",
+			Help: "1 when a TokenIssuer's or ClusterTokenIssuer's configuration and credential can be used, else 0 (namespace empty for a ClusterTokenIssuer).",
+		}, []string{"kind", "namespace", "name"}),
+		IssuerRequests: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "token_operator_issuer_token_requests",
+			Help: "TokenRequests that name an issuer (those this manager serves).",
+		}, []string{"kind", "namespace", "name"}),
 	}
-	reg.MustRegister(c.Expiration, c.Renewal, c.Ready, c.ServiceRequests, c.ServiceDuration, c.CacheRequests)
+	reg.MustRegister(c.Expiration, c.Renewal, c.Ready, c.ServiceRequests, c.ServiceDuration, c.CacheRequests, c.IssuerReady, c.IssuerRequests)
 	return c
 }
 
@@ -118,6 +129,22 @@ func (c *Collectors) Forget(namespace, name string) {
 	for _, g := range []*prometheus.GaugeVec{c.Expiration, c.Renewal, c.Ready} {
 		g.DeleteLabelValues(namespace, name)
 	}
+}
+
+// SetIssuer records an issuer's readiness and how many TokenRequests name it.
+func (c *Collectors) SetIssuer(kind, namespace, name string, ready bool, requests int) {
+	v := 0.0
+	if ready {
+		v = 1
+	}
+	c.IssuerReady.WithLabelValues(kind, namespace, name).Set(v)
+	c.IssuerRequests.WithLabelValues(kind, namespace, name).Set(float64(requests))
+}
+
+// ForgetIssuer removes a deleted issuer's series.
+func (c *Collectors) ForgetIssuer(kind, namespace, name string) {
+	c.IssuerReady.DeleteLabelValues(kind, namespace, name)
+	c.IssuerRequests.DeleteLabelValues(kind, namespace, name)
 }
 
 // ObserveServiceCall records one call to a token service. result must come
