@@ -253,7 +253,7 @@ func TestDocsLinks(t *testing.T) {
 	}
 }
 
-// TestMetricsDocNamesEveryMetric: docs/metrics.md documents the seven metrics
+// TestMetricsDocNamesEveryMetric: docs/metrics.md documents every metric
 // and names no metric the operator lacks.
 func TestMetricsDocNamesEveryMetric(t *testing.T) {
 	text := readFile(t, "docs", "metrics.md")

@@ -20,6 +20,7 @@ func operatorMetricNames(t *testing.T) map[string]bool {
 	c.SetToken("ns", "name", time.Now(), time.Now(), true)
 	c.ObserveServiceCall("issuer.example.com", "success", time.Second)
 	c.ObserveCache("hit")
+	c.SetIssuer("ClusterTokenIssuer", "", "corp", true, 1)
 	metrics.RegisterBuildInfo(reg, version.Get())
 	families, err := reg.Gather()
 	if err != nil {
@@ -34,8 +35,8 @@ func operatorMetricNames(t *testing.T) map[string]bool {
 			}
 		}
 	}
-	if len(families) != 7 {
-		t.Fatalf("want the seven operator metrics, got %d", len(families))
+	if len(families) != 9 {
+		t.Fatalf("want the nine operator metrics, got %d", len(families))
 	}
 	return names
 }
