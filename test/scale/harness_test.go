@@ -48,7 +48,9 @@ type config struct {
 	// profileDir, when set, receives a CPU and a heap profile of the
 	// manager taken while the TokenRequests are created.
 	profileDir string
-	logf       func(format string, args ...any)
+	// managerFlags are added to the manager's flags.
+	managerFlags []string
+	logf         func(format string, args ...any)
 }
 
 // result holds what one run measured.
@@ -163,13 +165,13 @@ func run(tb testing.TB, cfg config) *result {
 	// Refresh at about two thirds of the lifetime; the floors below stay
 	// out of the way.
 	short := (cfg.lifetime / 6).Round(time.Second)
-	mgr, err := managerproc.Start(bin,
+	mgr, err := managerproc.Start(bin, append([]string{
 		"--kubeconfig", kubeconfig,
 		"--insecure-allow-http-loopback",
 		"--pprof-bind-address", pprofAddr,
 		"--min-refresh-interval", short.String(),
 		"--min-remaining-lifetime", short.String(),
-	)
+	}, cfg.managerFlags...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -5,8 +5,9 @@
 // a few credentials: time to Ready against a plain client's write floor,
 // token-service calls, memory, API writes per refresh window and the cost
 // of a restart. `make bench` prints the table; SCALE_SIZES chooses the
-// sizes (default 50), SCALE_TOKEN_LIFETIME the tokens' lifetime and
-// SCALE_PROFILE a folder for CPU and heap profiles of the manager.
+// sizes (default 50), SCALE_TOKEN_LIFETIME the tokens' lifetime,
+// SCALE_MANAGER_FLAGS extra manager flags and SCALE_PROFILE a folder for
+// CPU and heap profiles of the manager.
 package scale_test
 
 import (
@@ -65,6 +66,7 @@ func BenchmarkScale(b *testing.B) {
 			cfg := config{n: n, lifetime: lifetimeFor(n), profileDir: os.Getenv("SCALE_PROFILE"), logf: func(format string, args ...any) {
 				fmt.Printf(time.Now().UTC().Format(time.TimeOnly)+" "+format+"\n", args...)
 			}}
+			cfg.managerFlags = strings.Fields(os.Getenv("SCALE_MANAGER_FLAGS"))
 			if v := os.Getenv("SCALE_TOKEN_LIFETIME"); v != "" {
 				if cfg.lifetime, err = time.ParseDuration(v); err != nil {
 					b.Fatal(err)
@@ -112,7 +114,7 @@ func envSizes() ([]int, error) {
 // lifetimeFor is a token lifetime whose refresh wave (at about two thirds
 // of it) comes after the creation and restart phases at size n.
 func lifetimeFor(n int) time.Duration {
-	return 120*time.Second + time.Duration(n)*90*time.Millisecond
+	return 120*time.Second + time.Duration(n)*150*time.Millisecond
 }
 
 // table renders the results as a markdown table, one column per size.
