@@ -104,8 +104,15 @@ func startOperator(env *testenv.Env) (stop func(), err error) {
 	// would refresh them at half their life; 3 s keeps the usual schedule.
 	o.MinRemainingLifetime = 3 * time.Second
 	o.TokenRequestTimeout = 10 * time.Second
+	o.ClusterResourceNamespace = testenv.OperatorNamespace
 	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := operator.NewManager(ctx, env.Config, o)
+	// As its service account, bound to the generated roles only.
+	cfg, err := env.OperatorConfig(ctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	mgr, err := operator.NewManager(ctx, cfg, o)
 	if err != nil {
 		cancel()
 		return nil, err
