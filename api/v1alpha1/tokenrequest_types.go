@@ -220,6 +220,15 @@ type CertificateCredential struct {
 	// +optional
 	SendX5C bool `json:"sendX5C,omitempty"`
 
+	// KeyID is the kid header of the client assertions. Default: the
+	// certificate's SHA-256 thumbprint, base64url-encoded (also sent as
+	// x5t#S256). Set it for servers that look keys up by an id of their own,
+	// such as the kid a server assigned when the key was registered.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[!-~]+$`
+	KeyID string `json:"keyID,omitempty"`
+
 	// SigningAlgorithm signs assertions for a generic OAuth2 server: RS256
 	// (default for RSA keys), PS256, or ES256 (P-256 keys). Microsoft Entra ID
 	// accepts RSA keys only.

@@ -177,6 +177,7 @@ func (r *TokenRequestReconciler) loadCertificate(ctx context.Context, ns string,
 	}
 	cert.SendX5C = ref.SendX5C
 	cert.Algorithm = ref.SigningAlgorithm
+	cert.KeyID = ref.KeyID
 	return cert, allowedHosts(s.Annotations), s, nil
 }
 

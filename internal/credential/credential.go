@@ -40,6 +40,8 @@ type Certificate struct {
 	SendX5C bool
 	// Algorithm is the JWS algorithm (RS256, PS256, ES256); empty picks one from the key.
 	Algorithm string
+	// KeyID is the kid header; empty sends the SHA-256 thumbprint.
+	KeyID string
 }
 
 // Assertion is a client assertion obtained from elsewhere at call time, such

@@ -43,7 +43,7 @@ func (c *Certificate) Fingerprint() string {
 	if c.SendX5C {
 		sendX5C = []byte("x5c=true")
 	}
-	parts = append(parts, sendX5C, []byte(c.Algorithm))
+	parts = append(parts, sendX5C, []byte(c.Algorithm), []byte("kid="+c.KeyID))
 	return fingerprint(kindCertificate, parts...)
 }
 

@@ -48,7 +48,8 @@ func signingAlgorithm(c *credential.Certificate) (jose.SignatureAlgorithm, error
 
 // signAssertion builds a private_key_jwt client assertion (RFC 7523 §3).
 // Both x5t and x5t#S256 are sent: Entra and AD FS look for x5t, newer
-// servers for x5t#S256; kid repeats the SHA-256 thumbprint.
+// servers for x5t#S256; kid repeats the SHA-256 thumbprint unless the
+// credential names its own key ID.
 func signAssertion(c *credential.Certificate, clientID, tokenURL string, now time.Time) (string, error) {
 	alg, err := signingAlgorithm(c)
 	if err != nil {
@@ -57,8 +58,12 @@ func signAssertion(c *credential.Certificate, clientID, tokenURL string, now tim
 	leaf := c.Chain[0].Raw
 	s1, s256 := sha1.Sum(leaf), sha256.Sum256(leaf) //nolint:gosec // thumbprint
 	thumb := base64.RawURLEncoding.EncodeToString(s256[:])
+	kid := thumb
+	if c.KeyID != "" {
+		kid = c.KeyID
+	}
 	opts := (&jose.SignerOptions{}).WithType("JWT").
-		WithHeader("kid", thumb).
+		WithHeader("kid", kid).
 		WithHeader("x5t", base64.RawURLEncoding.EncodeToString(s1[:])).
 		WithHeader("x5t#S256", thumb)
 	if c.SendX5C {

@@ -57,6 +57,16 @@ func TestEachClientAuthenticationGetsAnActiveTokenFromHydra(t *testing.T) {
 					&v1.Credential{Certificate: &v1.CertificateCredential{SecretName: name + "-cred", SigningAlgorithm: "ES256"}}
 			},
 		},
+		{
+			// Hydra picks the client's key by kid: only the configured key ID finds it.
+			name: "private_key_jwt with a key ID the server knows the key by",
+			prepare: func(t *testing.T, ns, name, id string) (hydra.Client, *v1.Credential) {
+				jwk := certificateCredential(t, ns, name+"-cred", testcert.RSA(t, 2048), "RS256")
+				jwk.KeyID = "partner-key-" + id
+				return hydra.Client{ID: id, AuthMethod: "private_key_jwt", SigningAlg: "RS256", JWKS: []jose.JSONWebKey{jwk}, Scopes: []string{"read", "write"}},
+					&v1.Credential{Certificate: &v1.CertificateCredential{SecretName: name + "-cred", KeyID: "partner-key-" + id}}
+			},
+		},
 	}
 	ns := k8s.NewNamespace(t)
 	for _, tc := range cases {
