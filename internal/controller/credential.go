@@ -154,31 +154,26 @@ func secretValue(s *corev1.Secret, key string) ([]byte, error) {
 }
 
 func (r *TokenRequestReconciler) loadClientSecret(ctx context.Context, ns string, ref *v1.ClientSecretCredential) (credential.Credential, []string, metav1.Object, error) {
-	s, err := r.readSecret(ctx, ns, ref.Name)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	v, err := secretValue(s, orDefault(ref.Key, defaultClientSecretKey))
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	method := credential.ClientAuthMethod(ref.AuthMethod)
-	return &credential.ClientSecret{Secret: strings.TrimRight(string(v), "\r\n"), AuthMethod: method}, allowedHosts(s.Annotations), s, nil
+	return r.secretCredential(ctx, ns, ref.Name, ref, func(s *corev1.Secret) (credential.Credential, error) {
+		v, err := secretValue(s, orDefault(ref.Key, defaultClientSecretKey))
+		if err != nil {
+			return nil, err
+		}
+		return &credential.ClientSecret{Secret: strings.TrimRight(string(v), "\r\n"), AuthMethod: credential.ClientAuthMethod(ref.AuthMethod)}, nil
+	})
 }
 
 func (r *TokenRequestReconciler) loadCertificate(ctx context.Context, ns string, ref *v1.CertificateCredential) (credential.Credential, []string, metav1.Object, error) {
-	s, err := r.readSecret(ctx, ns, ref.SecretName)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	cert, err := parseCertificateSecret(s, ref)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	cert.SendX5C = ref.SendX5C
-	cert.Algorithm = ref.SigningAlgorithm
-	cert.KeyID = ref.KeyID
-	return cert, allowedHosts(s.Annotations), s, nil
+	return r.secretCredential(ctx, ns, ref.SecretName, ref, func(s *corev1.Secret) (credential.Credential, error) {
+		cert, err := parseCertificateSecret(s, ref)
+		if err != nil {
+			return nil, err
+		}
+		cert.SendX5C = ref.SendX5C
+		cert.Algorithm = ref.SigningAlgorithm
+		cert.KeyID = ref.KeyID
+		return cert, nil
+	})
 }
 
 func parseCertificateSecret(s *corev1.Secret, ref *v1.CertificateCredential) (*credential.Certificate, error) {
@@ -219,8 +214,7 @@ func parseCertificateSecret(s *corev1.Secret, ref *v1.CertificateCredential) (*c
 // ServiceAccount gives consent the way a Secret does, with the
 // allowed-issuers annotation, because its token proves the workload's identity.
 func (r *TokenRequestReconciler) loadServiceAccount(ctx context.Context, ns string, ref *v1.ServiceAccountCredential) (credential.Credential, []string, error) {
-	sa := &corev1.ServiceAccount{}
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, sa)
+	sa, err := r.serviceAccountMeta(ctx, ns, ref.Name)
 	if apierrors.IsNotFound(err) {
 		return nil, nil, &credentialError{Reason: v1.ReasonCredentialNotFound, Message: fmt.Sprintf("ServiceAccount %q not found in namespace %q", ref.Name, ns)}
 	}
@@ -231,13 +225,29 @@ func (r *TokenRequestReconciler) loadServiceAccount(ctx context.Context, ns stri
 	provide := func(ctx context.Context) (string, error) {
 		expiry := int64(serviceAccountTokenSeconds)
 		treq := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: &expiry}}
-		if err := r.Client.SubResource("token").Create(ctx, sa, treq); err != nil {
+		account := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: sa.Namespace, Name: sa.Name}}
+		if err := r.Client.SubResource("token").Create(ctx, account, treq); err != nil {
 			return "", fmt.Errorf("creating a token for ServiceAccount %q: %w", ref.Name, err)
 		}
 		return treq.Status.Token, nil
 	}
 	id := strings.Join([]string{ns, ref.Name, string(sa.UID), audience}, "/")
 	return &credential.Assertion{ID: id, Provide: provide}, allowedHosts(sa.Annotations), nil
+}
+
+// serviceAccountMeta reads a ServiceAccount's metadata from the watch
+// cache, and directly when the cache has not seen it yet.
+func (r *TokenRequestReconciler) serviceAccountMeta(ctx context.Context, ns, name string) (*metav1.PartialObjectMetadata, error) {
+	key := types.NamespacedName{Namespace: ns, Name: name}
+	m := metadataOf("ServiceAccount")
+	if err := r.Client.Get(ctx, key, m); err == nil {
+		return m, nil
+	}
+	sa := &corev1.ServiceAccount{}
+	if err := r.APIReader.Get(ctx, key, sa); err != nil {
+		return nil, err
+	}
+	return &metav1.PartialObjectMetadata{ObjectMeta: sa.ObjectMeta}, nil
 }
 
 // allowedHosts parses the consent annotation; no annotation allows nothing.

@@ -54,6 +54,8 @@ type TokenRequestReconciler struct {
 	// renewal setting can make a TokenRequest call its token service in a loop.
 	MinRefreshInterval time.Duration
 
+	// credentials holds parsed credentials by Secret version.
+	credentials parsedCredentials
 	// slots bounds each namespace's token calls under way (nil: no bound).
 	slots *callSlots
 	// restarts rate-limits rollout restarts per workload.
@@ -211,7 +213,7 @@ func (r *TokenRequestReconciler) outputSecret(ctx context.Context, namespace, na
 	s := &corev1.Secret{}
 	err := r.Client.Get(ctx, key, s)
 	if apierrors.IsNotFound(err) {
-		err = r.APIReader.Get(ctx, key, s)
+		err = r.readUnmanagedSecret(ctx, key, s)
 	}
 	if apierrors.IsNotFound(err) {
 		return nil, nil
@@ -220,6 +222,18 @@ func (r *TokenRequestReconciler) outputSecret(ctx context.Context, namespace, na
 		return nil, err
 	}
 	return s, nil
+}
+
+// readUnmanagedSecret reads a Secret the managed cache does not hold. The
+// metadata cache says first whether one exists at all, so that a new
+// TokenRequest costs no direct read.
+func (r *TokenRequestReconciler) readUnmanagedSecret(ctx context.Context, key types.NamespacedName, s *corev1.Secret) error {
+	if r.Metadata != nil {
+		if err := r.Metadata.Get(ctx, key, metadataOf("Secret")); apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return r.APIReader.Get(ctx, key, s)
 }
 
 func managedBy(s *corev1.Secret, tr *v1.TokenRequest) bool {

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"time"
@@ -159,8 +160,14 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	if err != nil {
 		return nil, err
 	}
+	metaNamespaces := namespaces
+	if len(namespaces) > 0 && o.ClusterResourceNamespace != "" {
+		// ClusterTokenIssuers' credentials: watched for rotation too.
+		metaNamespaces = maps.Clone(namespaces)
+		metaNamespaces[o.ClusterResourceNamespace] = cache.Config{}
+	}
 	secretMeta, err := cache.New(mgr.GetConfig(), cache.Options{
-		Scheme: scheme, Mapper: mgr.GetRESTMapper(), DefaultNamespaces: namespaces, DefaultTransform: controller.StripForCache,
+		Scheme: scheme, Mapper: mgr.GetRESTMapper(), DefaultNamespaces: metaNamespaces, DefaultTransform: controller.StripForCache,
 	})
 	if err != nil {
 		return nil, err
