@@ -104,6 +104,7 @@ type AllowedNamespaces struct {
 type IssuerStatus struct {
 	// Conditions: Ready is True when the configuration and the credential
 	// are valid (parsed and consented to); no token is requested to check.
+	// Stalled mirrors it for kstatus (Flux, kpt); Reconciling is False once checked.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -135,8 +136,11 @@ type TokenIssuer struct {
 	// Spec is the issuer's configuration.
 	Spec TokenIssuerSpec `json:"spec"`
 
-	// Status is what the operator observed.
+	// Status is what the operator observed. It reads observedGeneration 0
+	// until the operator first checks the issuer, which kstatus takes as
+	// "in progress".
 	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
 	Status IssuerStatus `json:"status,omitempty"`
 }
 
@@ -167,8 +171,11 @@ type ClusterTokenIssuer struct {
 	// Spec is the issuer's configuration.
 	Spec ClusterTokenIssuerSpec `json:"spec"`
 
-	// Status is what the operator observed.
+	// Status is what the operator observed. It reads observedGeneration 0
+	// until the operator first checks the issuer, which kstatus takes as
+	// "in progress".
 	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
 	Status IssuerStatus `json:"status,omitempty"`
 }
 

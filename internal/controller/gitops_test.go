@@ -22,8 +22,13 @@ import (
 // server serves it.
 func kstatusOf(t *testing.T, ns, name string) *status.Result {
 	t.Helper()
+	return kstatusOfKind(t, "TokenRequest", ns, name)
+}
+
+func kstatusOfKind(t *testing.T, kind, ns, name string) *status.Result {
+	t.Helper()
 	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(v1.GroupVersion.WithKind("TokenRequest"))
+	u.SetGroupVersionKind(v1.GroupVersion.WithKind(kind))
 	if err := env.Client.Get(context.Background(), objectKey(ns, name), u); err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,9 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	ready.ObservedGeneration = obj.GetGeneration()
 	meta.SetStatusCondition(&st.Conditions, ready)
+	meta.SetStatusCondition(&st.Conditions, stalledFor(ready))
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1.ConditionReconciling, Status: metav1.ConditionFalse,
+		Reason: v1.ReasonUpToDate, Message: "checked", ObservedGeneration: ready.ObservedGeneration})
 	st.ObservedGeneration = obj.GetGeneration()
 	if r.CountRequests {
 		n, err := r.countRequests(ctx, obj)
@@ -110,6 +113,17 @@ func (r *IssuerReconciler) check(ctx context.Context, obj issuerObject) (metav1.
 		return notReady(ce.Reason, ce.Message), nil
 	}
 	return metav1.Condition{}, err
+}
+
+// stalledFor mirrors Ready for kstatus (Flux, kpt): an issuer that cannot
+// be used waits for a person, so it is Stalled.
+func stalledFor(ready metav1.Condition) metav1.Condition {
+	c := metav1.Condition{Type: v1.ConditionStalled, Status: metav1.ConditionFalse, Reason: v1.ReasonUpToDate,
+		Message: "the issuer can be used", ObservedGeneration: ready.ObservedGeneration}
+	if ready.Status != metav1.ConditionTrue {
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ready.Reason, ready.Message
+	}
+	return c
 }
 
 func notReady(reason, message string) metav1.Condition {

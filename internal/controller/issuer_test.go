@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
@@ -226,6 +227,20 @@ func TestAnIssuerWithoutConsentIsNotReadyAndItsRequestsSayWhy(t *testing.T) {
 	if n := sts.TokenCalls(clientID); n != 0 {
 		t.Errorf("%d token calls without consent", n)
 	}
+	if res := kstatusOfKind(t, "TokenIssuer", ns, "team"); res.Status != status.FailedStatus {
+		t.Errorf("kstatus of an issuer that cannot be used: %s (%s), want Failed", res.Status, res.Message)
+	}
+
+	// Consent given: the issuer turns Current and its request gets a token.
+	cred := k8s.GetSecret(t, ns, "no-consent")
+	cred.Annotations = map[string]string{v1.AnnotationAllowedIssuers: sts.Host()}
+	if err := k8s.Update(context.Background(), cred); err != nil {
+		t.Fatal(err)
+	}
+	k8s.WaitReady(t, ns, "app")
+	kube.Eventually(t, 10*time.Second, "the issuer to be Current for kstatus", func() bool {
+		return kstatusOfKind(t, "TokenIssuer", ns, "team").Status == status.CurrentStatus
+	})
 }
 
 func TestRotatingAnIssuerCredentialReachesRequestsAtTheirNextRefresh(t *testing.T) {
