@@ -28,7 +28,7 @@ func TestScaleSmall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts an API server and the manager")
 	}
-	r := run(t, config{n: 30, lifetime: 30 * time.Second, logf: t.Logf})
+	r := run(t, config{n: 30, lifetime: 40 * time.Second, logf: t.Logf})
 	if r.creationCalls != credentials {
 		t.Errorf("%d token calls for %d TokenRequests over %d credentials; want %d", r.creationCalls, r.n, credentials, credentials)
 	}
