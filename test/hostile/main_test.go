@@ -79,7 +79,8 @@ func startManagerProcess(env *testenv.Env, work string) (*managerProcess, error)
 	if err != nil {
 		return nil, err
 	}
-	kubeconfig, err := env.WriteKubeconfig(work)
+	// As its service account, bound to the generated roles only.
+	kubeconfig, err := env.WriteOperatorKubeconfig(context.Background(), work)
 	if err != nil {
 		return nil, err
 	}

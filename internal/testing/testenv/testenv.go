@@ -17,6 +17,7 @@ import (
 	"k8s.io/apiserver/pkg/authentication/serviceaccount"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
@@ -151,4 +152,30 @@ func (e *Env) OperatorConfig(ctx context.Context) (*rest.Config, error) {
 		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + sa.Namespace, "system:authenticated"},
 	}
 	return cfg, nil
+}
+
+// WriteOperatorKubeconfig writes a kubeconfig into dir that acts as the
+// operator's service account (see OperatorConfig), for a manager run as its
+// own process.
+func (e *Env) WriteOperatorKubeconfig(ctx context.Context, dir string) (string, error) {
+	cfg, err := e.OperatorConfig(ctx)
+	if err != nil {
+		return "", err
+	}
+	path, err := e.WriteKubeconfig(dir)
+	if err != nil {
+		return "", err
+	}
+	kc, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		return "", err
+	}
+	for _, user := range kc.AuthInfos {
+		user.Impersonate = cfg.Impersonate.UserName
+		user.ImpersonateGroups = cfg.Impersonate.Groups
+	}
+	for _, c := range kc.Contexts {
+		c.Namespace = OperatorNamespace
+	}
+	return path, clientcmd.WriteToFile(*kc, path)
 }
