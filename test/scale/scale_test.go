@@ -114,7 +114,7 @@ func envSizes() ([]int, error) {
 // lifetimeFor is a token lifetime whose refresh wave (at about two thirds
 // of it) comes after the creation and restart phases at size n.
 func lifetimeFor(n int) time.Duration {
-	return 120*time.Second + time.Duration(n)*150*time.Millisecond
+	return 120*time.Second + time.Duration(n)*60*time.Millisecond
 }
 
 // table renders the results as a markdown table, one column per size.
