@@ -85,9 +85,9 @@ func Defaults() Options {
 		MetricsBindAddress:        ":8080",
 		HealthProbeBindAddress:    ":8081",
 		LeaderElectionID:          DefaultLeaderElectionID,
-		KubeAPIQPS:                50,
-		KubeAPIBurst:              100,
-		MaxConcurrentReconciles:   8,
+		KubeAPIQPS:                500,
+		KubeAPIBurst:              1000,
+		MaxConcurrentReconciles:   16,
 		MaxTokenCallsPerNamespace: 2,
 		TokenRequestTimeout:       30 * time.Second,
 		MinRemainingLifetime:      2 * time.Minute,
@@ -175,6 +175,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	if err := mgr.Add(secretMeta); err != nil {
 		return nil, err
 	}
+	recorder, err := newEventRecorder(ctx, cfg, scheme)
+	if err != nil {
+		return nil, err
+	}
 	m := metrics.Default()
 	engine := tokensource.New(tokensource.Options{
 		RootCAs: roots, Timeout: o.TokenRequestTimeout, Clock: o.Clock,
@@ -184,7 +188,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		Client:                   mgr.GetClient(),
 		APIReader:                mgr.GetAPIReader(),
 		Scheme:                   scheme,
-		Recorder:                 mgr.GetEventRecorder("token-operator"),
+		Recorder:                 recorder,
 		Tokens:                   controller.NewSharedTokens(engine, o.Clock, o.TokenRequestTimeout, m),
 		Clock:                    o.Clock,
 		Metrics:                  m,
