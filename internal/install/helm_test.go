@@ -238,8 +238,8 @@ func TestChartWithDefaultValues(t *testing.T) {
 	checkArgsAreFlags(t, "chart Deployment", c.Args)
 	containsAll(t, "chart Deployment", c.Args,
 		"--leader-elect", "--health-probe-bind-address=:8081", "--metrics-bind-address=:8443", "--metrics-secure",
-		"--zap-log-level=info", "--max-concurrent-reconciles=8", "--max-token-calls-per-namespace=2", "--token-request-timeout=30s", "--min-remaining-lifetime=2m", "--min-refresh-interval=30s",
-		"--kube-api-qps=50", "--kube-api-burst=100")
+		"--zap-log-level=info", "--max-concurrent-reconciles=16", "--max-token-calls-per-namespace=2", "--token-request-timeout=30s", "--min-remaining-lifetime=2m", "--min-refresh-interval=30s",
+		"--kube-api-qps=500", "--kube-api-burst=1000")
 	containsNone(t, "chart Deployment", c.Args, "--namespace", "--ca-bundle", "--allowed-issuer-hosts", "--insecure-allow-http-loopback", "--watch-label-selector")
 	if len(d.Spec.Template.Spec.Volumes) != 0 {
 		t.Errorf("volumes without extraCABundle: %+v", d.Spec.Template.Spec.Volumes)
