@@ -4,6 +4,8 @@ package scale_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -58,8 +60,9 @@ type result struct {
 	n        int
 	lifetime time.Duration
 
-	floor time.Duration // N creates + N updates by a plain client
-	ready time.Duration // N TokenRequests created until every Secret holds a token
+	floor         time.Duration // N creates + N updates by a plain client
+	operatorFloor time.Duration // the operator's writes for N TokenRequests (TokenRequest create, Secret create, status update) by a plain client
+	ready         time.Duration // N TokenRequests created until every Secret holds a token
 
 	creationCalls        int
 	creationSecretWrites int                // Secret creates and updates seen until settled
@@ -116,7 +119,11 @@ func run(tb testing.TB, cfg config) *result {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	kubeconfig, err := env.WriteKubeconfig(work)
+	// The manager runs as its service account, bound to the generated
+	// roles only, as in the hostile suite; the kubeconfig's context
+	// namespace (testenv.OperatorNamespace) is its running namespace, so
+	// the cluster resource namespace defaults to it.
+	kubeconfig, err := env.WriteOperatorKubeconfig(ctx, work)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -139,6 +146,11 @@ func run(tb testing.TB, cfg config) *result {
 
 	ts := newTokenServer(int(cfg.lifetime / time.Second))
 	defer ts.Close()
+
+	// The second yardstick: the writes the operator's job consists of, per
+	// TokenRequest, by the same 8 writers, before the manager starts.
+	res.operatorFloor = operatorFloor(ctx, tb, c, cfg.n, ts.TokenURL(), cfg.lifetime)
+	logf("N=%d: operator floor %s", cfg.n, res.operatorFloor.Round(time.Millisecond))
 	var nss []string
 	for k := range credentials {
 		ns := namespace(ctx, tb, c, "scale-")
@@ -345,6 +357,86 @@ func run(tb testing.TB, cfg config) *result {
 	}
 	return res
 }
+
+// operatorFloor creates n TokenRequests in a namespace of their own, and
+// for each an output Secret like the operator's and a status update like
+// the operator's (Ready, expiry, Secret name), by writers goroutines with
+// the plain client c, and returns how long that took. It deletes the
+// objects and waits until they are gone, so that a manager started later
+// never sees them.
+func operatorFloor(ctx context.Context, tb testing.TB, c client.Client, n int, tokenURL string, lifetime time.Duration) time.Duration {
+	ns := namespace(ctx, tb, c, "scale-operator-floor-")
+	d := parallel(tb, n, func(i int) error {
+		tr := tokenRequest(ns, i, tokenURL)
+		if err := c.Create(ctx, tr); err != nil {
+			return err
+		}
+		now := time.Now()
+		expires := now.Add(lifetime)
+		// An access token as long as the test token service's: "at-"
+		// and 24 random bytes in hex.
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		s := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: ns, Name: tr.Name,
+				Labels:          map[string]string{v1.LabelManagedBy: v1.ManagedByValue, v1.LabelTokenRequest: tr.Name},
+				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(tr, v1.GroupVersion.WithKind("TokenRequest"))},
+			},
+			Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{
+				v1.KeyAccessToken: []byte("at-" + hex.EncodeToString(b)),
+				v1.KeyTokenType:   []byte("Bearer"),
+				v1.KeyExpiresAt:   []byte(expires.UTC().Format(time.RFC3339)),
+			},
+		}
+		if err := c.Create(ctx, s); err != nil {
+			return err
+		}
+		tr.Status = v1.TokenRequestStatus{
+			Conditions: []metav1.Condition{
+				{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1.ReasonIssued, Message: "the Secret holds a token", ObservedGeneration: tr.Generation, LastTransitionTime: metav1.NewTime(now)},
+				{Type: v1.ConditionReconciling, Status: metav1.ConditionFalse, Reason: v1.ReasonIssued, ObservedGeneration: tr.Generation, LastTransitionTime: metav1.NewTime(now)},
+				{Type: v1.ConditionStalled, Status: metav1.ConditionFalse, Reason: v1.ReasonIssued, ObservedGeneration: tr.Generation, LastTransitionTime: metav1.NewTime(now)},
+			},
+			SecretName:         s.Name,
+			TokenType:          "Bearer",
+			Scopes:             tr.Spec.Scopes,
+			ExpiresAt:          ptr(metav1.NewTime(expires)),
+			RefreshAt:          ptr(metav1.NewTime(now.Add(lifetime * 2 / 3))),
+			LastRefreshTime:    ptr(metav1.NewTime(now)),
+			ObservedGeneration: tr.Generation,
+		}
+		return c.Status().Update(ctx, tr)
+	})
+	if err := c.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(ns)); err != nil {
+		tb.Fatal(err)
+	}
+	if err := c.DeleteAllOf(ctx, &v1.TokenRequest{}, client.InNamespace(ns)); err != nil {
+		tb.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var secrets corev1.SecretList
+		var trs v1.TokenRequestList
+		if err := c.List(ctx, &secrets, client.InNamespace(ns)); err != nil {
+			tb.Fatal(err)
+		}
+		if err := c.List(ctx, &trs, client.InNamespace(ns)); err != nil {
+			tb.Fatal(err)
+		}
+		if len(secrets.Items) == 0 && len(trs.Items) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the operator floor's objects are not gone after a minute: %d Secrets, %d TokenRequests left", len(secrets.Items), len(trs.Items))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return d
+}
+
+func ptr[T any](v T) *T { return &v }
 
 func clientID(k int) string     { return fmt.Sprintf("scale-client-%02d", k) }
 func clientSecret(k int) string { return fmt.Sprintf("scale-secret-%02d-0123456789abcdef", k) }
