@@ -4,9 +4,11 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -73,6 +75,14 @@ func main() {
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	// A Go memory limit just under the container's makes the collector
+	// work harder before the kernel would kill the pod; GOMEMLIMIT or
+	// AUTOMEMLIMIT=off in the environment take precedence.
+	if limit, err := memlimit.Set(memlimit.WithRatio(0.9)); err != nil {
+		log.Info("no Go memory limit from the container's", "reason", err.Error())
+	} else if limit > 0 && limit < math.MaxInt64 {
+		log.Info("Go memory limit", "bytes", limit)
+	}
 	ctx := ctrl.SetupSignalHandler()
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
