@@ -70,6 +70,7 @@ type result struct {
 	roundTrips           map[string]float64 // manager's API requests by method, creation phase
 	codes                map[string]float64 // ... by status code
 	peakRSS, settledRSS  int64
+	settledAnon, goHeap  int64 // RssAnon and the Go heap in use after settle
 
 	restartCalls        int
 	restartSecretWrites int
@@ -238,10 +239,14 @@ func run(tb testing.TB, cfg config) *result {
 	if res.settledRSS, err = mgr.RSS(); err != nil {
 		tb.Fatal(err)
 	}
+	if res.settledAnon, err = mgr.RSSAnon(); err != nil {
+		tb.Fatal(err)
+	}
 	text, err := mgr.Scrape(ctx)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	res.goHeap = int64(sum(text, "go_memstats_heap_inuse_bytes", nil))
 	res.roundTrips = byLabel(text, "rest_client_requests_total", "method", nil)
 	res.codes = byLabel(text, "rest_client_requests_total", "code", nil)
 	firstCall := ts.Calls()[0]

@@ -144,6 +144,8 @@ func table(rs []*result) string {
 	})
 	row("manager peak RSS (VmHWM)", func(r *result) string { return mib(r.peakRSS) })
 	row("manager RSS after settle (VmRSS)", func(r *result) string { return mib(r.settledRSS) })
+	row("of which the process's own memory (RssAnon; the rest is the binary)", func(r *result) string { return mib(r.settledAnon) })
+	row("Go heap in use after settle", func(r *result) string { return mib(r.goHeap) })
 	row("refresh window: token calls", func(r *result) string { return strconv.Itoa(r.waveCalls) })
 	row("refresh window: Secret writes per TokenRequest", func(r *result) string {
 		return fmt.Sprintf("%.2f (max %d)", float64(r.waveSecretWrites)/float64(r.n), r.waveMaxPerSecret)

@@ -118,6 +118,10 @@ func (p *Process) PeakRSS() (int64, error) { return p.status("VmHWM") }
 // RSS is the manager's current resident set size (VmRSS), in bytes.
 func (p *Process) RSS() (int64, error) { return p.status("VmRSS") }
 
+// RSSAnon is the part of RSS that is the process's own memory (heap,
+// stacks), in bytes; the rest is mostly the binary's pages.
+func (p *Process) RSSAnon() (int64, error) { return p.status("RssAnon") }
+
 // status reads a kB field of /proc/<pid>/status.
 func (p *Process) status(field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
