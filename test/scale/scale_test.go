@@ -19,7 +19,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
+
+// The API server's test harness logs through controller-runtime; the
+// benchmark prints its own figures.
+func init() { ctrllog.SetLogger(logr.Discard()) }
 
 // TestScaleSmall runs the harness at a small size and checks behaviour
 // only: every Secret gets a token, one token call per credential, a
