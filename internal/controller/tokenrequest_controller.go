@@ -64,7 +64,20 @@ type TokenRequestReconciler struct {
 	retryNotBefore sync.Map
 	// pendingEvents holds each reconcile's events (*v1.TokenRequest → []pendingEvent).
 	pendingEvents sync.Map
+	// replaced remembers the resourceVersion each status patch replaced
+	// (namespace/name → replacedVersion), to tell a cache that is behind.
+	replaced sync.Map
 }
+
+// replacedVersion is a TokenRequest version a status patch made outdated.
+type replacedVersion struct {
+	resourceVersion string
+	at              time.Time
+}
+
+// cacheWaitLimit is how long a reconcile waits for the cache to show its
+// own status patch before it decides from what the cache has.
+const cacheWaitLimit = 5 * time.Second
 
 // +kubebuilder:rbac:groups=tokens.token-operator.io,resources=tokenrequests,verbs=get;list;watch
 // +kubebuilder:rbac:groups=tokens.token-operator.io,resources=tokenrequests/status,verbs=get;update;patch
@@ -90,6 +103,11 @@ func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
+	if r.cacheBehind(req.NamespacedName, tr) {
+		// The Secret written by the last pass woke us before the status
+		// patch reached the cache: deciding now would be refused anyway.
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
 	orig := tr.DeepCopy()
 	res, err := r.reconcile(ctx, tr)
 	perr := r.patchStatus(ctx, orig, tr)
@@ -108,7 +126,23 @@ func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	return res, err
 }
 
+// cacheBehind reports whether the cache still serves the version that this
+// operator's last status patch of tr replaced, for at most cacheWaitLimit.
+func (r *TokenRequestReconciler) cacheBehind(nn types.NamespacedName, tr *v1.TokenRequest) bool {
+	v, ok := r.replaced.Load(nn)
+	if !ok {
+		return false
+	}
+	rv := v.(replacedVersion)
+	if rv.resourceVersion == tr.ResourceVersion && r.Clock.Since(rv.at) < cacheWaitLimit {
+		return true
+	}
+	r.replaced.Delete(nn)
+	return false
+}
+
 func (r *TokenRequestReconciler) forget(nn types.NamespacedName) {
+	r.replaced.Delete(nn)
 	r.Tokens.Forget(nn.String())
 	r.Metrics.Forget(nn.Namespace, nn.Name)
 	r.retryNotBefore.Delete(nn.String())
@@ -405,6 +439,9 @@ func (r *TokenRequestReconciler) patchStatus(ctx context.Context, orig, tr *v1.T
 	err := r.Client.Status().Patch(ctx, tr, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 	if apierrors.IsNotFound(err) {
 		return nil
+	}
+	if err == nil {
+		r.replaced.Store(client.ObjectKeyFromObject(tr), replacedVersion{resourceVersion: orig.ResourceVersion, at: r.Clock.Now()})
 	}
 	return err
 }

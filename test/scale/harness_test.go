@@ -78,6 +78,7 @@ type result struct {
 	restartReconciled   time.Duration // process start until every TokenRequest was reconciled once
 	restartReconciles   float64
 	restartRoundTrips   map[string]float64
+	restartCodes        map[string]float64
 
 	waveCalls        int
 	waveSecretWrites int
@@ -88,6 +89,7 @@ type result struct {
 	peakCallsPerSec  int
 	peakWritesPerSec int
 	waveRoundTrips   map[string]float64
+	waveCodes        map[string]float64
 
 	throttleLines int // "client-side throttling" lines in the manager logs
 	refusedCalls  int
@@ -284,6 +286,7 @@ func run(tb testing.TB, cfg config) *result {
 		tb.Fatal(err)
 	}
 	res.restartRoundTrips = byLabel(text, "rest_client_requests_total", "method", nil)
+	res.restartCodes = byLabel(text, "rest_client_requests_total", "code", nil)
 	logf("N=%d: restart reconciled every TokenRequest %s after the process start; %d token calls, %d Secret writes",
 		cfg.n, res.restartReconciled.Round(time.Millisecond), res.restartCalls, res.restartSecretWrites)
 	if earliest := firstCall.Add(cfg.lifetime * 6 / 10); time.Now().After(earliest) {
@@ -350,6 +353,7 @@ func run(tb testing.TB, cfg config) *result {
 		tb.Fatal(err)
 	}
 	res.waveRoundTrips = subtract(byLabel(text, "rest_client_requests_total", "method", nil), res.restartRoundTrips)
+	res.waveCodes = subtract(byLabel(text, "rest_client_requests_total", "code", nil), res.restartCodes)
 	logf("N=%d: refresh wave %s after the first token call, window of %s from %s: %d token calls, %d Secret writes, %d TokenRequest writes",
 		cfg.n, time.Since(firstCall).Round(time.Second), res.waveDuration.Round(time.Millisecond), windowFrom.Format(time.TimeOnly), res.waveCalls, res.waveSecretWrites, res.waveTRWrites)
 

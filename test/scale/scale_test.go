@@ -180,6 +180,7 @@ func details(w io.Writer, r *result) {
 		r.restartTRWrites, perObject(r.restartRoundTrips, r.n), r.restartReconciles)
 	fmt.Fprintf(w, "  refresh window: API requests per TokenRequest by method %s, %d Secrets got a new token\n",
 		perObject(r.waveRoundTrips, r.n), r.waveRewritten)
+	fmt.Fprintf(w, "  refresh window: API requests per TokenRequest by code %s\n", perObject(r.waveCodes, r.n))
 	fmt.Fprintf(w, "  manager log lines about client-side throttling: %d; token calls refused: %d\n", r.throttleLines, r.refusedCalls)
 }
 
