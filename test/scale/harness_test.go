@@ -232,6 +232,9 @@ func run(tb testing.TB, cfg config) *result {
 	logf("N=%d: every Secret holds a token after %s (creates took %s)", cfg.n, res.ready.Round(time.Millisecond), time.Duration(createdAll.Load()).Round(time.Millisecond))
 	profiles.Wait()
 	settle(ctx, rec)
+	if cfg.profileDir != "" {
+		save(ctx, tb, "http://"+pprofAddr+"/debug/pprof/heap?gc=1", filepath.Join(cfg.profileDir, fmt.Sprintf("heap-settled-%d.pprof", cfg.n)))
+	}
 	res.creationCalls = len(ts.Calls())
 	secrets, trs := rec.since(created)
 	res.creationSecretWrites, res.creationTRWrites = len(secrets), count(trs, watch.Modified)
