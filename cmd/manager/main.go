@@ -76,14 +76,14 @@ func main() {
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
-	// A Go memory limit just under the container's makes the collector
-	// work harder before the kernel would kill the pod; GOMEMLIMIT or
-	// AUTOMEMLIMIT=off in the environment take precedence.
 	if _, set := os.LookupEnv("GOGC"); !set {
 		// Idle between refresh waves: collecting at half the heap's growth
 		// costs little CPU and keeps the footprint smaller.
 		debug.SetGCPercent(50)
 	}
+	// A Go memory limit just under the container's makes the collector
+	// work harder before the kernel would kill the pod; GOMEMLIMIT or
+	// AUTOMEMLIMIT=off in the environment take precedence.
 	if limit, err := memlimit.Set(memlimit.WithRatio(0.9)); err != nil {
 		log.Info("no Go memory limit from the container's", "reason", err.Error())
 	} else if limit > 0 && limit < math.MaxInt64 {
