@@ -28,7 +28,7 @@ func TestAStandbyReplicaTakesOverWithoutReissuing(t *testing.T) {
 
 	trVersion := k8s.GetTR(t, ns, "ha").ResourceVersion
 	secretVersion := k8s.GetSecret(t, ns, "ha").ResourceVersion
-	metrics.Default().Ready.Reset()
+	metrics.Default().ResetTokens()
 	stopLeader()
 	kube.Eventually(t, 30*time.Second, "the standby to take over", func() bool {
 		return reconciledSince(t, ns, []string{"ha"})

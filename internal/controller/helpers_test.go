@@ -3,8 +3,6 @@ package controller_test
 import (
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/token-operator/token-operator/internal/metrics"
 )
 
@@ -13,7 +11,7 @@ import (
 func reconciledSince(t *testing.T, ns string, names []string) bool {
 	t.Helper()
 	for _, n := range names {
-		if testutil.ToFloat64(metrics.Default().Ready.WithLabelValues(ns, n)) != 1 {
+		if v, ok := metrics.Default().TokenReady(ns, n); !ok || v != 1 {
 			return false
 		}
 	}

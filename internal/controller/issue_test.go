@@ -116,7 +116,7 @@ func TestARestartedOperatorCausesNoCallsAndNoWritesWhileTokensAreValid(t *testin
 		versions["secret/"+n] = k8s.GetSecret(t, ns, n).ResourceVersion
 	}
 	calls := sts.TokenCalls(clientID)
-	metrics.Default().Ready.Reset()
+	metrics.Default().ResetTokens()
 
 	startManager(t)
 	// A new process has reconciled everything once it reports readiness for each.

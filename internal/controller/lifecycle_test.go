@@ -306,7 +306,7 @@ func TestARolloutTargetCreatedAfterTheTokenIsRestartedOnceAndNotAgainByANewOpera
 	// A new operator process owes nothing and patches nothing.
 	stop()
 	d = getDeployment(t, ns, "api")
-	metrics.Default().Ready.Reset()
+	metrics.Default().ResetTokens()
 	startManager(t)
 	kube.Eventually(t, 20*time.Second, "the new manager to reconcile", func() bool {
 		return reconciledSince(t, ns, []string{"late"})

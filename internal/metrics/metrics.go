@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/token-operator/token-operator/internal/version"
@@ -14,9 +15,8 @@ import (
 
 // Collectors are the operator's metrics. Labels never carry token material.
 type Collectors struct {
-	Expiration      *prometheus.GaugeVec
-	Renewal         *prometheus.GaugeVec
-	Ready           *prometheus.GaugeVec
+	// tokens are the per-TokenRequest gauges: expiration, renewal, ready.
+	tokens          *tokenGauges
 	ServiceRequests *prometheus.CounterVec
 	ServiceDuration *prometheus.HistogramVec
 	CacheRequests   *prometheus.CounterVec
@@ -61,18 +61,7 @@ func (h *hostLabels) label(host string) string {
 // New creates the collectors and registers them with reg.
 func New(reg prometheus.Registerer) *Collectors {
 	c := &Collectors{
-		Expiration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "token_operator_token_expiration_timestamp_seconds",
-			Help: "When the token in a TokenRequest's Secret expires, as a Unix timestamp.",
-		}, []string{"namespace", "name"}),
-		Renewal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "token_operator_token_renewal_timestamp_seconds",
-			Help: "When the operator plans to refresh a TokenRequest's token, as a Unix timestamp.",
-		}, []string{"namespace", "name"}),
-		Ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "token_operator_token_ready",
-			Help: "1 when a TokenRequest's Secret holds an unexpired token matching its spec, else 0.",
-		}, []string{"namespace", "name"}),
+		tokens: newTokenGauges(),
 		ServiceRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "token_operator_token_service_requests_total",
 			Help: "Calls to token services, by issuer host (at most 32, then \"other\") and result (success, a standard OAuth2 error code, an operator code, or \"other\").",
@@ -95,7 +84,7 @@ func New(reg prometheus.Registerer) *Collectors {
 			Help: "TokenRequests that name an issuer (those this manager serves).",
 		}, []string{"kind", "namespace", "name"}),
 	}
-	reg.MustRegister(c.Expiration, c.Renewal, c.Ready, c.ServiceRequests, c.ServiceDuration, c.CacheRequests, c.IssuerReady, c.IssuerRequests)
+	reg.MustRegister(c.tokens, c.ServiceRequests, c.ServiceDuration, c.CacheRequests, c.IssuerReady, c.IssuerRequests)
 	return c
 }
 
@@ -109,35 +98,29 @@ func Default() *Collectors {
 	return registered
 }
 
-// SetToken records a TokenRequest's token times and readiness.
+// SetToken records a TokenRequest's token times and readiness; a zero time
+// leaves that gauge as it was.
 func (c *Collectors) SetToken(namespace, name string, expiresAt, refreshAt time.Time, ready bool) {
-	if !expiresAt.IsZero() {
-		c.Expiration.WithLabelValues(namespace, name).Set(float64(expiresAt.Unix()))
-	}
-	if !refreshAt.IsZero() {
-		c.Renewal.WithLabelValues(namespace, name).Set(float64(refreshAt.Unix()))
-	}
-	v := 0.0
-	if ready {
-		v = 1
-	}
-	c.Ready.WithLabelValues(namespace, name).Set(v)
+	c.tokens.set(types.NamespacedName{Namespace: namespace, Name: name}, expiresAt, refreshAt, ready)
 }
 
 // Forget removes a deleted TokenRequest's series.
 func (c *Collectors) Forget(namespace, name string) {
-	for _, g := range []*prometheus.GaugeVec{c.Expiration, c.Renewal, c.Ready} {
-		g.DeleteLabelValues(namespace, name)
-	}
+	c.tokens.forget(types.NamespacedName{Namespace: namespace, Name: name})
 }
+
+// TokenReady is the token_operator_token_ready value of a TokenRequest, and
+// whether it has one.
+func (c *Collectors) TokenReady(namespace, name string) (float64, bool) {
+	return c.tokens.ready(types.NamespacedName{Namespace: namespace, Name: name})
+}
+
+// ResetTokens removes every TokenRequest's series.
+func (c *Collectors) ResetTokens() { c.tokens.reset() }
 
 // SetIssuer records an issuer's readiness and how many TokenRequests name it.
 func (c *Collectors) SetIssuer(kind, namespace, name string, ready bool, requests int) {
-	v := 0.0
-	if ready {
-		v = 1
-	}
-	c.IssuerReady.WithLabelValues(kind, namespace, name).Set(v)
+	c.IssuerReady.WithLabelValues(kind, namespace, name).Set(readyValue(ready))
 	c.IssuerRequests.WithLabelValues(kind, namespace, name).Set(float64(requests))
 }
 
