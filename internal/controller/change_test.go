@@ -181,3 +181,27 @@ func TestAnUnparsableCertificateIsInvalidCredential(t *testing.T) {
 	k8s.WaitReason(t, ns, "badcert", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonInvalidCredential)
 	waitEvent(t, ns, "badcert", v1.ReasonInvalidCredential)
 }
+
+// The operator's own Secrets live only in its Secret cache, not in the
+// metadata cache: a TokenRequest waiting for another one's Secret name must
+// still hear when that Secret goes.
+func TestATokenRequestWaitingForAnotherOnesSecretNameGetsItWhenItIsFreed(t *testing.T) {
+	startManager(t)
+	ns := k8s.NewNamespace(t)
+	clientID, secret := app(t, 3600)
+	credentialSecret(t, ns, "cred", secret, sts.Host())
+	holder := entraRequest(ns, "holder", clientID, "cred")
+	holder.Spec.SecretName = "shared"
+	k8s.MustCreate(t, holder)
+	k8s.WaitReady(t, ns, "holder")
+	waiter := entraRequest(ns, "waiter", clientID, "cred")
+	waiter.Spec.SecretName = "shared"
+	k8s.MustCreate(t, waiter)
+	k8s.WaitReason(t, ns, "waiter", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonSecretConflict)
+
+	k8s.UpdateTR(t, ns, "holder", func(tr *v1.TokenRequest) { tr.Spec.SecretName = "elsewhere" })
+	k8s.WaitReady(t, ns, "waiter")
+	if s := k8s.GetSecret(t, ns, "shared"); s.Labels[v1.LabelTokenRequest] != "waiter" || !issuedBySTS(string(s.Data[v1.KeyAccessToken])) {
+		t.Errorf("the freed name went to %q", s.Labels[v1.LabelTokenRequest])
+	}
+}

@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -42,9 +44,10 @@ type SetupOptions struct {
 	// under way, so that a slow token service cannot take every worker; 0
 	// means no bound.
 	MaxTokenCallsPerNamespace int
-	// SecretMetadata is a cache of Secret metadata with no label selector;
-	// it sees credential Secrets (and foreign Secrets in the way) without
-	// ever holding their data.
+	// SecretMetadata is a cache of the metadata of every Secret but the
+	// operator's own (UnmanagedSecretSelector), which the manager's cache
+	// holds whole; it sees credential Secrets (and foreign Secrets in the
+	// way) without ever holding their data.
 	SecretMetadata cache.Cache
 	// CountIssuerRequests writes how many TokenRequests name each issuer;
 	// off in a shard that sees only part of them.
@@ -55,6 +58,16 @@ type SetupOptions struct {
 // operator writes.
 func ManagedSecretSelector() map[string]string {
 	return map[string]string{v1.LabelManagedBy: v1.ManagedByValue}
+}
+
+// UnmanagedSecretSelector is every other Secret: the metadata cache's
+// share, so that no Secret is cached twice.
+func UnmanagedSecretSelector() labels.Selector {
+	req, err := labels.NewRequirement(v1.LabelManagedBy, selection.NotEquals, []string{v1.ManagedByValue})
+	if err != nil {
+		panic(err) // a constant key and value
+	}
+	return labels.NewSelector().Add(*req)
 }
 
 // SetupWithManager registers indexes and watches.
@@ -72,7 +85,7 @@ func (r *TokenRequestReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("tokenrequest").
 		For(&v1.TokenRequest{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(managedSecretOwner)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.managedSecretUsers)).
 		WatchesMetadata(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.referrers("ServiceAccount")),
 			builder.WithPredicates(predicate.Or(predicate.AnnotationChangedPredicate{}, predicate.ResourceVersionChangedPredicate{}))).
 		WatchesRawSource(source.Kind(opts.SecretMetadata, secretMeta, handler.TypedEnqueueRequestsFromMapFunc(r.secretReferrers))).
@@ -114,6 +127,7 @@ func (r *TokenRequestReconciler) setupIssuers(mgr ctrl.Manager, opts SetupOption
 			For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 			Watches(&v1.TokenRequest{}, handler.EnqueueRequestsFromMapFunc(issuerOf(kind)), builder.WithPredicates(issuerRefChanged{})).
 			WatchesRawSource(source.Kind(opts.SecretMetadata, secretMeta, handler.TypedEnqueueRequestsFromMapFunc(r.issuersUsingSecret(kind)))).
+			Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.issuersUsing(kind, "Secret"))).
 			WatchesMetadata(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.issuersUsing(kind, "ServiceAccount")),
 				builder.WithPredicates(predicate.Or(predicate.AnnotationChangedPredicate{}, predicate.ResourceVersionChangedPredicate{}))).
 			Complete(ir)
@@ -187,12 +201,23 @@ func (r *TokenRequestReconciler) referrers(kind string) handler.MapFunc {
 	}
 }
 
-// secretReferrers maps any Secret's metadata to the TokenRequests that use it
-// as a credential or want its name for their output.
+// secretReferrers maps any other Secret's metadata to the TokenRequests that
+// use it as a credential or want its name for their output.
 func (r *TokenRequestReconciler) secretReferrers(ctx context.Context, o *metav1.PartialObjectMetadata) []reconcile.Request {
-	reqs := r.list(ctx, o.GetNamespace(), indexCredential, "Secret/"+o.GetName())
-	reqs = append(reqs, r.list(ctx, o.GetNamespace(), indexOutputSecret, o.GetName())...)
-	return append(reqs, r.usersOfIssuersUsing(ctx, o.GetNamespace(), "Secret/"+o.GetName())...)
+	return r.secretUsers(ctx, o.GetNamespace(), o.GetName())
+}
+
+// managedSecretUsers maps one of the operator's Secrets to its TokenRequest
+// and to the ones secretReferrers would find, since the metadata cache does
+// not see it.
+func (r *TokenRequestReconciler) managedSecretUsers(ctx context.Context, o client.Object) []reconcile.Request {
+	return append(managedSecretOwner(ctx, o), r.secretUsers(ctx, o.GetNamespace(), o.GetName())...)
+}
+
+func (r *TokenRequestReconciler) secretUsers(ctx context.Context, namespace, name string) []reconcile.Request {
+	reqs := r.list(ctx, namespace, indexCredential, "Secret/"+name)
+	reqs = append(reqs, r.list(ctx, namespace, indexOutputSecret, name)...)
+	return append(reqs, r.usersOfIssuersUsing(ctx, namespace, "Secret/"+name)...)
 }
 
 func (r *TokenRequestReconciler) list(ctx context.Context, namespace, index, value string) []reconcile.Request {
