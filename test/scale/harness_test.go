@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -131,6 +132,21 @@ func run(tb testing.TB, cfg config) *result {
 		tb.Fatal(err)
 	}
 
+	quietDown := func(phase string) {
+		d, err := waitForQuietControlPlane(time.Minute)
+		switch {
+		case errors.Is(err, errStillBusy):
+			logf("N=%d: control plane still busy after %s (%s); going on", cfg.n, d.Round(time.Second), phase)
+		case err != nil:
+			tb.Fatal(err)
+		default:
+			logf("N=%d: control plane quiet after %s (%s)", cfg.n, d.Round(time.Second), phase)
+		}
+	}
+	// Every phase starts on an idle API server, so the floors and the
+	// manager meet the same one.
+	quietDown("start")
+
 	// The yardstick: one create and one update per object by 8 writers.
 	floorNS := namespace(ctx, tb, c, "scale-floor-")
 	res.floor = parallel(tb, cfg.n, func(i int) error {
@@ -152,6 +168,7 @@ func run(tb testing.TB, cfg config) *result {
 
 	// The second yardstick: the writes the operator's job consists of, per
 	// TokenRequest, by the same 8 writers, before the manager starts.
+	quietDown("write floor")
 	res.operatorFloor = operatorFloor(ctx, tb, c, cfg.n, ts.TokenURL(), cfg.lifetime)
 	logf("N=%d: operator floor %s", cfg.n, res.operatorFloor.Round(time.Millisecond))
 	var nss []string
@@ -176,6 +193,7 @@ func run(tb testing.TB, cfg config) *result {
 		tb.Fatal(err)
 	}
 
+	quietDown("operator floor")
 	pprofAddr := managerproc.FreeAddr()
 	// Refresh at about two thirds of the lifetime; the floors below stay
 	// out of the way.
