@@ -4,8 +4,6 @@ package scale_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -51,6 +49,8 @@ type config struct {
 	// profileDir, when set, receives a CPU and a heap profile of the
 	// manager taken while the TokenRequests are created.
 	profileDir string
+	// tokenSize is the length of the access tokens, in bytes.
+	tokenSize int
 	// managerFlags are added to the manager's flags.
 	managerFlags []string
 	logf         func(format string, args ...any)
@@ -163,13 +163,13 @@ func run(tb testing.TB, cfg config) *result {
 	}
 	logf("N=%d: write floor %s", cfg.n, res.floor.Round(time.Millisecond))
 
-	ts := newTokenServer(int(cfg.lifetime / time.Second))
+	ts := newTokenServer(int(cfg.lifetime/time.Second), cfg.tokenSize)
 	defer ts.Close()
 
 	// The second yardstick: the writes the operator's job consists of, per
 	// TokenRequest, by the same 8 writers, before the manager starts.
 	quietDown("write floor")
-	res.operatorFloor = operatorFloor(ctx, tb, c, cfg.n, ts.TokenURL(), cfg.lifetime)
+	res.operatorFloor = operatorFloor(ctx, tb, c, cfg.n, ts.TokenURL(), cfg.lifetime, cfg.tokenSize)
 	logf("N=%d: operator floor %s", cfg.n, res.operatorFloor.Round(time.Millisecond))
 	var nss []string
 	for k := range credentials {
@@ -394,7 +394,7 @@ func run(tb testing.TB, cfg config) *result {
 // the plain client c, and returns how long that took. It deletes the
 // objects and waits until they are gone, so that a manager started later
 // never sees them.
-func operatorFloor(ctx context.Context, tb testing.TB, c client.Client, n int, tokenURL string, lifetime time.Duration) time.Duration {
+func operatorFloor(ctx context.Context, tb testing.TB, c client.Client, n int, tokenURL string, lifetime time.Duration, tokenSize int) time.Duration {
 	ns := namespace(ctx, tb, c, "scale-operator-floor-")
 	d := parallel(tb, n, func(i int) error {
 		tr := tokenRequest(ns, i, tokenURL)
@@ -403,10 +403,6 @@ func operatorFloor(ctx context.Context, tb testing.TB, c client.Client, n int, t
 		}
 		now := time.Now()
 		expires := now.Add(lifetime)
-		// An access token as long as the test token service's: "at-"
-		// and 24 random bytes in hex.
-		b := make([]byte, 24)
-		_, _ = rand.Read(b)
 		s := &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace: ns, Name: tr.Name,
@@ -415,7 +411,7 @@ func operatorFloor(ctx context.Context, tb testing.TB, c client.Client, n int, t
 			},
 			Type: corev1.SecretTypeOpaque,
 			Data: map[string][]byte{
-				v1.KeyAccessToken: []byte("at-" + hex.EncodeToString(b)),
+				v1.KeyAccessToken: []byte(accessToken(tokenSize)), // as long as the token service's
 				v1.KeyTokenType:   []byte("Bearer"),
 				v1.KeyExpiresAt:   []byte(expires.UTC().Format(time.RFC3339)),
 			},

@@ -7,6 +7,7 @@
 // TokenRequest), token-service calls, memory, API writes per refresh
 // window and the cost of a restart. `make bench` prints the table; SCALE_SIZES chooses the
 // sizes (default 50), SCALE_TOKEN_LIFETIME the tokens' lifetime,
+// SCALE_TOKEN_BYTES the access tokens' length (default 51; Entra's are about 1,500),
 // SCALE_MANAGER_FLAGS extra manager flags and SCALE_PROFILE a folder for
 // CPU and heap profiles of the manager.
 package scale_test
@@ -36,7 +37,7 @@ func TestScaleSmall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts an API server and the manager")
 	}
-	r := run(t, config{n: 30, lifetime: 40 * time.Second, logf: t.Logf})
+	r := run(t, config{n: 30, lifetime: 40 * time.Second, tokenSize: defaultTokenSize, logf: t.Logf})
 	if r.creationCalls != credentials {
 		t.Errorf("%d token calls for %d TokenRequests over %d credentials; want %d", r.creationCalls, r.n, credentials, credentials)
 	}
@@ -71,13 +72,18 @@ func BenchmarkScale(b *testing.B) {
 	var results []*result
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
-			cfg := config{n: n, lifetime: lifetimeFor(n), profileDir: os.Getenv("SCALE_PROFILE"), logf: func(format string, args ...any) {
+			cfg := config{n: n, lifetime: lifetimeFor(n), tokenSize: defaultTokenSize, profileDir: os.Getenv("SCALE_PROFILE"), logf: func(format string, args ...any) {
 				fmt.Printf(time.Now().UTC().Format(time.TimeOnly)+" "+format+"\n", args...)
 			}}
 			cfg.managerFlags = strings.Fields(os.Getenv("SCALE_MANAGER_FLAGS"))
 			if v := os.Getenv("SCALE_TOKEN_LIFETIME"); v != "" {
 				if cfg.lifetime, err = time.ParseDuration(v); err != nil {
 					b.Fatal(err)
+				}
+			}
+			if v := os.Getenv("SCALE_TOKEN_BYTES"); v != "" {
+				if cfg.tokenSize, err = strconv.Atoi(v); err != nil || cfg.tokenSize < 4 {
+					b.Fatalf("SCALE_TOKEN_BYTES: %q is not a length of at least 4", v)
 				}
 			}
 			if cfg.profileDir != "" {

@@ -21,12 +21,13 @@ type tokenServer struct {
 	mu        sync.Mutex
 	clients   map[string]string // client ID to secret
 	expiresIn int               // token lifetime in seconds
+	size      int               // access token length in bytes
 	calls     []time.Time       // accepted token calls
 	refused   int
 }
 
-func newTokenServer(expiresIn int) *tokenServer {
-	s := &tokenServer{clients: map[string]string{}, expiresIn: expiresIn}
+func newTokenServer(expiresIn, size int) *tokenServer {
+	s := &tokenServer{clients: map[string]string{}, expiresIn: expiresIn, size: size}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.token))
 	return s
 }
@@ -80,12 +81,10 @@ func (s *tokenServer) token(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusUnauthorized, "invalid_client")
 		return
 	}
-	b := make([]byte, 24)
-	_, _ = rand.Read(b)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(map[string]any{
-		"access_token": "at-" + hex.EncodeToString(b),
+		"access_token": accessToken(s.size),
 		"token_type":   "Bearer",
 		"expires_in":   expiresIn,
 	})
@@ -98,4 +97,15 @@ func (s *tokenServer) fail(w http.ResponseWriter, status int, code string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code})
+}
+
+// defaultTokenSize is the length of the access tokens the benchmark hands
+// out unless SCALE_TOKEN_BYTES says otherwise.
+const defaultTokenSize = 51
+
+// accessToken is a random token of size bytes: "at-" and hex digits.
+func accessToken(size int) string {
+	b := make([]byte, (max(size, 4)-3+1)/2)
+	_, _ = rand.Read(b)
+	return ("at-" + hex.EncodeToString(b))[:max(size, 4)]
 }
