@@ -250,6 +250,19 @@ func StripForCache(obj any) (any, error) {
 	return obj, nil
 }
 
+// KeepSecretIdentity is the metadata cache's transform for Secrets. The
+// operator asks it only whether a Secret exists and at which version (it
+// reads a credential's data and annotations directly), so everything else,
+// labels and annotations of any size included, is dropped.
+func KeepSecretIdentity(obj any) (any, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return StripForCache(obj)
+	}
+	m.ObjectMeta = metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion}
+	return m, nil
+}
+
 var errNoMetadataCache = errors.New("SetupOptions.SecretMetadata is required")
 
 // issuerUsers maps an issuer to the TokenRequests that name it.

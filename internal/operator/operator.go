@@ -167,7 +167,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	}
 	secretMeta, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme: scheme, Mapper: mgr.GetRESTMapper(), DefaultNamespaces: metaNamespaces, DefaultTransform: controller.StripForCache,
-		ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: controller.UnmanagedSecretSelector()}},
+		ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: controller.UnmanagedSecretSelector(), Transform: controller.KeepSecretIdentity}},
 	})
 	if err != nil {
 		return nil, err

@@ -49,6 +49,9 @@ type config struct {
 	// profileDir, when set, receives a CPU and a heap profile of the
 	// manager taken while the TokenRequests are created.
 	profileDir string
+	// unrelated is how many Secrets no TokenRequest uses are created at the
+	// end, to see what they cost the manager (it caches their metadata).
+	unrelated int
 	// tokenSize is the length of the access tokens, in bytes.
 	tokenSize int
 	// managerFlags are added to the manager's flags.
@@ -91,6 +94,9 @@ type result struct {
 	peakWritesPerSec int
 	waveRoundTrips   map[string]float64
 	waveCodes        map[string]float64
+
+	unrelated       int
+	unrelatedGrowth float64 // manager RSS after creating the unrelated Secrets, over RSS before
 
 	throttleLines int // "client-side throttling" lines in the manager logs
 	refusedCalls  int
@@ -378,6 +384,12 @@ func run(tb testing.TB, cfg config) *result {
 	logf("N=%d: refresh wave %s after the first token call, window of %s from %s: %d token calls, %d Secret writes, %d TokenRequest writes",
 		cfg.n, time.Since(firstCall).Round(time.Second), res.waveDuration.Round(time.Millisecond), windowFrom.Format(time.TimeOnly), res.waveCalls, res.waveSecretWrites, res.waveTRWrites)
 
+	if cfg.unrelated > 0 {
+		res.unrelated = cfg.unrelated
+		res.unrelatedGrowth = unrelatedSecretsGrowth(ctx, tb, c, mgr, cfg.unrelated)
+		logf("N=%d: %d unrelated Secrets grew the manager's RSS by a factor of %.2f", cfg.n, cfg.unrelated, res.unrelatedGrowth)
+	}
+
 	for _, p := range logs {
 		res.throttleLines += strings.Count(p.Log.String(), "client-side throttling")
 	}
@@ -386,6 +398,30 @@ func run(tb testing.TB, cfg config) *result {
 		tb.Errorf("watch errors: %v", errs)
 	}
 	return res
+}
+
+// unrelatedSecretsGrowth creates n Secrets of 1 KiB no TokenRequest uses, in
+// a namespace of their own, and returns the manager's RSS once they are
+// settled over its RSS before.
+func unrelatedSecretsGrowth(ctx context.Context, tb testing.TB, c client.Client, mgr *managerproc.Process, n int) float64 {
+	before, err := mgr.RSS()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ns := namespace(ctx, tb, c, "scale-unrelated-")
+	payload := make([]byte, 1024)
+	parallel(tb, n, func(i int) error {
+		return c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("unrelated-%05d", i)}, Data: map[string][]byte{"data": payload}})
+	})
+	if _, err := waitForQuietControlPlane(time.Minute); err != nil && !errors.Is(err, errStillBusy) {
+		tb.Fatal(err)
+	}
+	time.Sleep(quiet) // the manager's watch delivers the last of them
+	after, err := mgr.RSS()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return float64(after) / float64(before)
 }
 
 // operatorFloor creates n TokenRequests in a namespace of their own, and
