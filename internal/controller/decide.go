@@ -20,6 +20,8 @@ type observed struct {
 	secret *secretdata.State
 	// foreign is true when a Secret of that name exists that the operator may not touch.
 	foreign bool
+	// tooLarge is true when that Secret holds more than the operator ever writes.
+	tooLarge bool
 	// inputHash identifies what would produce the token; empty when the credential failed.
 	inputHash string
 	// legacyInputHash is inputHash as operators before v2 of the hash wrote

@@ -111,6 +111,9 @@ func addEvent(ev *[]pendingEvent, eventType, reason, message string) {
 
 func settleConflict(tr *v1.TokenRequest, o observed, ev *[]pendingEvent) {
 	msg := fmt.Sprintf("Secret %q exists and is not managed by this TokenRequest; delete it, choose another spec.secretName, or annotate it with %s=true to let the operator take it over", o.secretName, v1.AnnotationAllowAdoption)
+	if o.tooLarge {
+		msg = fmt.Sprintf("Secret %q holds more data than this operator ever writes, so it is not taken for this TokenRequest's and is left as it is; delete it or choose another spec.secretName", o.secretName)
+	}
 	if problemReason(tr) != v1.ReasonSecretConflict {
 		addEvent(ev, corev1.EventTypeWarning, v1.ReasonSecretConflict, msg)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"strings"
 	"sync"
 	"testing"
@@ -58,6 +59,14 @@ func TestMain(m *testing.M) {
 // or stop is called.
 func startManager(t testing.TB, tweak ...func(*operator.Options)) (stop func()) {
 	t.Helper()
+	_, stop = startManagerWithCache(t, tweak...)
+	return stop
+}
+
+// startManagerWithCache is startManager that also returns the manager's
+// cache, for tests of what it holds.
+func startManagerWithCache(t testing.TB, tweak ...func(*operator.Options)) (cache.Cache, func()) {
+	t.Helper()
 	o := operator.Defaults()
 	o.MetricsBindAddress = "0"
 	o.HealthProbeBindAddress = "0"
@@ -88,14 +97,14 @@ func startManager(t testing.TB, tweak ...func(*operator.Options)) (stop func()) 
 		}
 	}()
 	var once sync.Once
-	stop = func() {
+	stop := func() {
 		once.Do(func() {
 			cancel()
 			<-done
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	return mgr.GetCache(), stop
 }
 
 func randomHex(n int) string {

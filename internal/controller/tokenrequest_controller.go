@@ -40,6 +40,9 @@ type TokenRequestReconciler struct {
 	APIReader client.Reader
 	// Metadata reads cached object metadata (namespace labels); SetupWithManager sets it.
 	Metadata client.Reader
+	// MaxSecretBytes is the most an output Secret of ours holds (see
+	// MaxOwnSecretBytes); a larger Secret in the way is a conflict.
+	MaxSecretBytes int
 	// ClusterResourceNamespace holds the credentials of ClusterTokenIssuers.
 	ClusterResourceNamespace string
 	Scheme                   *runtime.Scheme
@@ -186,9 +189,13 @@ func (r *TokenRequestReconciler) gather(ctx context.Context, tr *v1.TokenRequest
 		if o.former, err = r.outputSecret(ctx, tr.Namespace, prev); err != nil {
 			return o, tokensource.Request{}, err
 		}
+		if o.former != nil && cachedWithoutData(o.former) != "" {
+			o.former = nil // larger than ours: left as it is
+		}
 	}
 	if secret != nil {
-		o.foreign = !mayWrite(secret, tr)
+		o.tooLarge = cachedWithoutData(secret) == withoutDataTooLarge
+		o.foreign = o.tooLarge || !mayWrite(secret, tr)
 		state := secretdata.Read(secret)
 		if !managedBy(secret, tr) {
 			state = secretdata.State{} // an adoptable Secret holds no token of ours
@@ -246,7 +253,12 @@ func (r *TokenRequestReconciler) outputSecret(ctx context.Context, namespace, na
 	key := types.NamespacedName{Namespace: namespace, Name: name}
 	s := &corev1.Secret{}
 	err := r.Client.Get(ctx, key, s)
-	if apierrors.IsNotFound(err) {
+	switch {
+	case err == nil && cachedWithoutData(s) == withoutDataUnclaimed:
+		// Cached before this TokenRequest wanted the name: read it whole.
+		s = &corev1.Secret{}
+		err = r.APIReader.Get(ctx, key, s)
+	case apierrors.IsNotFound(err):
 		err = r.readUnmanagedSecret(ctx, key, s)
 	}
 	if apierrors.IsNotFound(err) {
@@ -255,7 +267,19 @@ func (r *TokenRequestReconciler) outputSecret(ctx context.Context, namespace, na
 	if err != nil {
 		return nil, err
 	}
+	if cachedWithoutData(s) == "" && secretBytes(s) > r.maxSecretBytes() {
+		return withoutData(s, withoutDataTooLarge), nil
+	}
 	return s, nil
+}
+
+// maxSecretBytes is the most an output Secret of this operator holds; a
+// larger one is not ours, whatever its labels say.
+func (r *TokenRequestReconciler) maxSecretBytes() int {
+	if r.MaxSecretBytes > 0 {
+		return r.MaxSecretBytes
+	}
+	return MaxOwnSecretBytes(DefaultMaxTokenBytes)
 }
 
 // readUnmanagedSecret reads a Secret the managed cache does not hold. The

@@ -137,6 +137,11 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	if o.MetricsSecure {
 		metricsOpts.FilterProvider = metricsAuth
 	}
+	// The own-Secret cache asks the TokenRequest cache which Secrets are
+	// wanted; that cache exists once the manager does, before either starts.
+	var requests client.Reader
+	claimed := func(namespace, name string) bool { return controller.OutputClaims(requests)(namespace, name) }
+	maxSecretBytes := controller.MaxOwnSecretBytes(controller.DefaultMaxTokenBytes)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
@@ -151,7 +156,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 			DefaultNamespaces: namespaces,
 			DefaultTransform:  controller.StripForCache,
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}:               {Label: labels.SelectorFromSet(controller.ManagedSecretSelector())},
+				&corev1.Secret{}: {
+					Label:     labels.SelectorFromSet(controller.ManagedSecretSelector()),
+					Transform: controller.OwnSecretTransform(claimed, maxSecretBytes),
+				},
 				&tokensv1alpha1.TokenRequest{}: {Label: shard},
 			},
 		},
@@ -159,6 +167,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	if err != nil {
 		return nil, err
 	}
+	requests = mgr.GetCache()
 	metaNamespaces := namespaces
 	if len(namespaces) > 0 && o.ClusterResourceNamespace != "" {
 		// ClusterTokenIssuers' credentials: watched for rotation too.
@@ -192,6 +201,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		Tokens:                   controller.NewSharedTokens(engine, o.Clock, o.TokenRequestTimeout, m),
 		Clock:                    o.Clock,
 		Metrics:                  m,
+		MaxSecretBytes:           maxSecretBytes,
 		MinRemaining:             o.MinRemainingLifetime,
 		MinRefreshInterval:       o.MinRefreshInterval,
 		ClusterResourceNamespace: o.ClusterResourceNamespace,
