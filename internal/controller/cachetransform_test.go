@@ -134,3 +134,25 @@ func TestTheOwnSecretLimitHoldsWhatTheOperatorWrites(t *testing.T) {
 		t.Errorf("MaxOwnSecretBytes = %d, not above the %d bytes a render may write", got, least)
 	}
 }
+
+func TestTheOwnSecretTransformGivesTheSameAnswerTwice(t *testing.T) {
+	// Informers may pass an object through the transform again.
+	transform := OwnSecretTransform(func(string, string) bool { return true }, 4096)
+	big := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "out", Namespace: "team-a", Labels: map[string]string{v1.LabelManagedBy: v1.ManagedByValue}},
+		Data:       map[string][]byte{v1.KeyAccessToken: make([]byte, 5000)},
+	}
+	once, _ := transform(big)
+	twice, _ := transform(once)
+	if why := cachedWithoutData(twice.(*corev1.Secret)); why != withoutDataTooLarge {
+		t.Errorf("a second pass turned a too-large Secret into %q", why)
+	}
+	// A marker someone wrote on a Secret with data is not taken for ours.
+	forged := big.DeepCopy()
+	forged.Data = map[string][]byte{v1.KeyAccessToken: []byte("small")}
+	forged.Annotations = map[string]string{annotationCachedWithoutData: withoutDataUnclaimed}
+	got, _ := transform(forged)
+	if s := got.(*corev1.Secret); cachedWithoutData(s) != "" || string(s.Data[v1.KeyAccessToken]) != "small" {
+		t.Errorf("a forged marker decided what the cache kept: %q, %d data keys", cachedWithoutData(s), len(s.Data))
+	}
+}

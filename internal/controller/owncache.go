@@ -53,6 +53,9 @@ func OwnSecretTransform(claimed func(namespace, name string) bool, maxBytes int)
 		if _, err := StripForCache(s); err != nil {
 			return nil, err
 		}
+		if alreadyWithoutData(s) {
+			return s, nil // informers may transform an object twice
+		}
 		delete(s.Annotations, annotationCachedWithoutData) // only the cache sets it
 		switch {
 		case secretBytes(s) > maxBytes:
@@ -120,6 +123,17 @@ func withoutData(s *corev1.Secret, why string) *corev1.Secret {
 	}
 	return kept
 }
+
+// alreadyWithoutData: s is what withoutData returns. Someone else's
+// Secret may carry the marker too, but only with no data and a few bytes,
+// which is all the cache would keep of it anyway.
+func alreadyWithoutData(s *corev1.Secret) bool {
+	return cachedWithoutData(s) != "" && len(s.Data) == 0 && len(s.StringData) == 0 && secretBytes(s) <= maxWithoutDataBytes
+}
+
+// maxWithoutDataBytes bounds what withoutData keeps: two labels of at most
+// 63-byte values, two annotations of at most 253 bytes, and the marker.
+const maxWithoutDataBytes = 1024
 
 // cachedWithoutData says why the cache holds s without its data; empty when
 // it holds it whole.

@@ -60,6 +60,11 @@ func TestASecretCraftedAsAnOutputButLargerThanOursIsAConflictAndLeftAlone(t *tes
 	version := crafted.ResourceVersion
 
 	k8s.MustCreate(t, entraRequest(ns, "crafted", clientID, "cred"))
+	defer func() {
+		if t.Failed() {
+			t.Logf("Ready: %s", kube.Describe(kube.Condition(k8s.GetTR(t, ns, "crafted"), v1.ConditionReady)))
+		}
+	}()
 	kube.Eventually(t, 15*time.Second, "a SecretConflict naming the size", func() bool {
 		c := kube.Condition(k8s.GetTR(t, ns, "crafted"), v1.ConditionReady)
 		return c != nil && c.Reason == v1.ReasonSecretConflict && strings.Contains(c.Message, "more data than this operator ever writes")

@@ -253,12 +253,14 @@ func (r *TokenRequestReconciler) outputSecret(ctx context.Context, namespace, na
 	key := types.NamespacedName{Namespace: namespace, Name: name}
 	s := &corev1.Secret{}
 	err := r.Client.Get(ctx, key, s)
+	direct := false
 	switch {
 	case err == nil && cachedWithoutData(s) == withoutDataUnclaimed:
 		// Cached before this TokenRequest wanted the name: read it whole.
-		s = &corev1.Secret{}
+		s, direct = &corev1.Secret{}, true
 		err = r.APIReader.Get(ctx, key, s)
 	case apierrors.IsNotFound(err):
+		direct = true
 		err = r.readUnmanagedSecret(ctx, key, s)
 	}
 	if apierrors.IsNotFound(err) {
@@ -266,6 +268,9 @@ func (r *TokenRequestReconciler) outputSecret(ctx context.Context, namespace, na
 	}
 	if err != nil {
 		return nil, err
+	}
+	if direct {
+		delete(s.Annotations, annotationCachedWithoutData) // only the cache sets it
 	}
 	if cachedWithoutData(s) == "" && secretBytes(s) > r.maxSecretBytes() {
 		return withoutData(s, withoutDataTooLarge), nil
