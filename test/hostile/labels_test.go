@@ -38,12 +38,19 @@ func TestSecretsDressedAsTheOperatorsCostItsCacheNothing(t *testing.T) {
 
 	t.Run("20 Secrets of 900 KiB crafted as the outputs of 20 TokenRequests", func(t *testing.T) {
 		ns := k8s.NewNamespace(t)
+		probe := readyProbe(t, ns)
 		clientID, secret := entraApp(t)
 		credentialSecret(t, ns, "cred", secret, sts.Host())
 		before := settledRSS(t)
 		for i := range 20 {
 			name := fmt.Sprintf("crafted-%d", i)
 			k8s.MustCreate(t, dressedSecret(ns, name, name, 900<<10))
+		}
+		// Seen first, as they would be in a running cluster: a TokenRequest
+		// created in the same instant can be decided before its Secret is.
+		probe.seenAfter(t)
+		for i := range 20 {
+			name := fmt.Sprintf("crafted-%d", i)
 			k8s.MustCreate(t, entraRequest(ns, name, clientID, "cred"))
 		}
 		for i := range 20 {
