@@ -171,10 +171,31 @@ func tokenFromOAuth2(ot *oauth2.Token, requested []string, now time.Time) (Token
 	if r, ok := seconds(ot.Extra("refresh_in")); ok && r > 0 && r < exp {
 		t.RefreshAt = now.Add(r)
 	}
-	if s, _ := ot.Extra("scope").(string); strings.TrimSpace(s) != "" {
-		t.Scopes = strings.Fields(s)
+	if s, _ := ot.Extra("scope").(string); s != "" {
+		t.Scopes = grantedScopes(strings.Split(s, " "), requested)
 	}
 	return t, nil
+}
+
+// Bounds on the granted scopes kept for the status, as on requested ones.
+const (
+	maxGrantedScopes   = 64
+	maxGrantedScopeLen = 1024
+)
+
+// grantedScopes keeps the scope-tokens of a service's answer, bounded, or
+// the requested scopes when none is left: the service chooses this text.
+func grantedScopes(granted, requested []string) []string {
+	var kept []string
+	for _, s := range granted {
+		if len(kept) < maxGrantedScopes && len(s) <= maxGrantedScopeLen && ScopeToken(s) {
+			kept = append(kept, s)
+		}
+	}
+	if len(kept) == 0 {
+		return append([]string(nil), requested...)
+	}
+	return kept
 }
 
 // seconds reads a JSON number or a numeric string; x/oauth2 hands over

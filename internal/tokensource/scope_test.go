@@ -126,3 +126,28 @@ func TestValidateAcceptsEntraAndCommonScopes(t *testing.T) {
 		t.Errorf("generic scopes refused: %v", err)
 	}
 }
+
+func TestGrantedScopesKeepOnlyBoundedScopeTokens(t *testing.T) {
+	requested := []string{"orders.read"}
+	many := make([]string, 100)
+	for i := range many {
+		many[i] = fmt.Sprintf("s%d", i)
+	}
+	for _, tc := range []struct {
+		name    string
+		granted []string
+		want    []string
+	}{
+		{"valid scopes are kept", []string{"orders.read", "orders.write"}, []string{"orders.read", "orders.write"}},
+		{"smuggled characters are dropped", []string{"orders.read\u00a0admin", "ok", "a\x00b", ""}, []string{"ok"}},
+		{"nothing valid falls back to the request", []string{"\u3000", strings.Repeat("a", 2000)}, requested},
+		{"at most 64 are kept", many, many[:64]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := grantedScopes(tc.granted, requested)
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Errorf("grantedScopes = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
