@@ -214,10 +214,8 @@ func (r Request) checkScopes() *ConfigError {
 	if r.ScopesLater {
 		return nil
 	}
-	for i, s := range r.Scopes {
-		if !ScopeToken(s) {
-			return &ConfigError{Field: "scopes", Message: fmt.Sprintf("scope %d (%s) is not allowed: %s", i+1, quoteShort(s), ScopeTokenRule)}
-		}
+	if err := CheckScopes(r.Scopes); err != nil {
+		return err
 	}
 	if !r.entra() {
 		return nil
@@ -246,6 +244,17 @@ func ScopeToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// CheckScopes refuses, as a *ConfigError, the first scope that is not an
+// RFC 6749 scope-token.
+func CheckScopes(scopes []string) *ConfigError {
+	for i, s := range scopes {
+		if !ScopeToken(s) {
+			return &ConfigError{Field: "scopes", Message: fmt.Sprintf("scope %d (%s) is not allowed: %s", i+1, quoteShort(s), ScopeTokenRule)}
+		}
+	}
+	return nil
 }
 
 // quoteShort quotes a spec value for a message: ASCII only, at most about
