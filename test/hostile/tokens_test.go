@@ -26,11 +26,11 @@ import (
 // over the default --max-token-bytes.
 const hugeTokenBytes = 900 << 10
 
-// tokenService is a consented token service that answers well-formed token
-// responses. Clients named "huge-…" always get a 900 KiB access token;
+// consentedTokenService is a token service the credentials consent to; it
+// answers well-formed token responses. Clients named "huge-…" always get a 900 KiB access token;
 // "later-…" get an ordinary one first and 900 KiB ones afterwards; others
 // get ordinary tokens. It counts calls and keeps the scope parameters.
-type tokenService struct {
+type consentedTokenService struct {
 	srv *httptest.Server
 
 	mu     sync.Mutex
@@ -39,27 +39,27 @@ type tokenService struct {
 }
 
 var (
-	tokensOnce sync.Once
-	tokens     *tokenService
+	consentedTokenServiceOnce sync.Once
+	consentedTokens           *consentedTokenService
 )
 
-// tokenSvc starts the service once; it serves until the test binary ends,
+// consentedTokenSvc starts the service once; it serves until the test binary ends,
 // since the TokenRequests aimed at it stay while later steps run.
-func tokenSvc() *tokenService {
-	tokensOnce.Do(func() {
-		tokens = &tokenService{calls: map[string]int{}}
+func consentedTokenSvc() *consentedTokenService {
+	consentedTokenServiceOnce.Do(func() {
+		consentedTokens = &consentedTokenService{calls: map[string]int{}}
 		huge := strings.Repeat("h", hugeTokenBytes)
-		tokens.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		consentedTokens.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if err := r.ParseForm(); err != nil || r.URL.Path != "/token" {
 				http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
 				return
 			}
 			id, _, _ := r.BasicAuth()
-			tokens.mu.Lock()
-			tokens.calls[id]++
-			n := tokens.calls[id]
-			tokens.scopes = append(tokens.scopes, r.PostForm.Get("scope"))
-			tokens.mu.Unlock()
+			consentedTokens.mu.Lock()
+			consentedTokens.calls[id]++
+			n := consentedTokens.calls[id]
+			consentedTokens.scopes = append(consentedTokens.scopes, r.PostForm.Get("scope"))
+			consentedTokens.mu.Unlock()
 			access := "ordinary-token-" + randomHex(16)
 			if strings.HasPrefix(id, "huge-") || (strings.HasPrefix(id, "later-") && n > 1) {
 				access = huge
@@ -68,16 +68,16 @@ func tokenSvc() *tokenService {
 			fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600}`, access)
 		}))
 	})
-	return tokens
+	return consentedTokens
 }
 
-func (s *tokenService) callsOf(id string) int {
+func (s *consentedTokenService) callsOf(id string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[id]
 }
 
-func (s *tokenService) scopesSent() []string {
+func (s *consentedTokenService) scopesSent() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.scopes...)
@@ -88,7 +88,7 @@ func (s *tokenService) scopesSent() []string {
 // forced refresh got a 900 KiB one. None is written; the manager does not
 // grow by what it refused; the ordinary token stays in its Secret.
 func hugeTokens(t *testing.T) (string, []string) {
-	svc := tokenSvc()
+	svc := consentedTokenSvc()
 	ns := k8s.NewNamespace(t)
 
 	// The ordinary token first, so that its Secret exists.
@@ -100,7 +100,7 @@ func hugeTokens(t *testing.T) (string, []string) {
 	k8s.WaitReady(t, ns, "later")
 	good := string(k8s.GetSecret(t, ns, "later").Data[v1.KeyAccessToken])
 
-	settle()
+	settleManager()
 	before, err := mgr.RSS()
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +137,7 @@ func hugeTokens(t *testing.T) (string, []string) {
 		t.Errorf("later: Ready is %s while its Secret still holds a valid token", kube.Describe(c))
 	}
 
-	settle()
+	settleManager()
 	after, err := mgr.RSS()
 	if err != nil {
 		t.Fatal(err)
@@ -149,9 +149,9 @@ func hugeTokens(t *testing.T) (string, []string) {
 	return ns, names
 }
 
-// settle gives the manager a moment to finish what it was doing and
+// settleManager gives the manager a moment to finish what it was doing and
 // collect what its last calls left.
-func settle() { time.Sleep(2 * time.Second) }
+func settleManager() { time.Sleep(2 * time.Second) }
 
 // smuggledScopes: a ClusterTokenIssuer allows orders.*; TokenRequests try
 // scopes that token services split into orders.read and admin. The API
@@ -159,7 +159,7 @@ func settle() { time.Sleep(2 * time.Second) }
 // relaxing the CRD for a moment) are refused by the operator. No smuggled
 // scope reaches the token service.
 func smuggledScopes(t *testing.T) (string, []string) {
-	svc := tokenSvc()
+	svc := consentedTokenSvc()
 	ctx := context.Background()
 	id := "smuggle-" + randomHex(4)
 	credentialSecret(t, testenv.OperatorNamespace, id+"-cred", "client-secret-"+randomHex(8), host(svc.srv.URL))
@@ -242,7 +242,7 @@ func smuggledScopes(t *testing.T) (string, []string) {
 	return ns, names
 }
 
-var crdGVK = schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}
+var tokenRequestCRDGVK = schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}
 
 // withoutScopeRule runs f while the TokenRequest CRD lacks the scope-token
 // rule, as a cluster upgraded from an older release would have had it.
@@ -251,14 +251,14 @@ func withoutScopeRule(t *testing.T, f func()) {
 	ctx := context.Background()
 	const name = "tokenrequests.tokens.token-operator.io"
 	crd := &unstructured.Unstructured{}
-	crd.SetGroupVersionKind(crdGVK)
+	crd.SetGroupVersionKind(tokenRequestCRDGVK)
 	if err := k8s.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
 		t.Fatal(err)
 	}
 	original, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
 	relaxed := make([]any, len(original))
 	for i, v := range original {
-		ver := runtimeDeepCopy(v.(map[string]any))
+		ver := deepCopyMap(v.(map[string]any))
 		unstructured.RemoveNestedField(ver, "schema", "openAPIV3Schema", "properties", "spec", "properties", "scopes", "x-kubernetes-validations")
 		relaxed[i] = ver
 	}
@@ -266,7 +266,7 @@ func withoutScopeRule(t *testing.T, f func()) {
 		t.Helper()
 		kube.Eventually(t, 10*time.Second, "the CRD update", func() bool {
 			cur := &unstructured.Unstructured{}
-			cur.SetGroupVersionKind(crdGVK)
+			cur.SetGroupVersionKind(tokenRequestCRDGVK)
 			if err := k8s.Get(ctx, client.ObjectKey{Name: name}, cur); err != nil {
 				return false
 			}
@@ -298,6 +298,6 @@ func withoutScopeRule(t *testing.T, f func()) {
 	restore()
 }
 
-func runtimeDeepCopy(m map[string]any) map[string]any {
+func deepCopyMap(m map[string]any) map[string]any {
 	return (&unstructured.Unstructured{Object: m}).DeepCopy().Object
 }
