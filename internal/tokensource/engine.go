@@ -4,7 +4,8 @@
 //
 // Every outgoing request is checked against the operator's allowed issuer
 // hosts, the request's AllowedHosts and the scheme policy; every answer is
-// size-capped; every error text is safe to show in a Kubernetes status.
+// size-capped, and so is every token returned; every error text is safe to
+// show in a Kubernetes status.
 package tokensource
 
 import (
