@@ -54,12 +54,15 @@ type IssuerSpec struct {
 	// AllowedScopes are the scopes TokenRequests may ask for, as patterns in
 	// which * matches any run of characters (api://orders/*, *.read). A
 	// TokenRequest asking for any other scope, or for none, is refused
-	// without a token call. Absent: any scopes.
+	// without a token call. Absent: any scopes. Each pattern, like each
+	// scope, is an RFC 6749 scope-token: printable ASCII without space,
+	// double quote or backslash.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule=`self.all(s, s.matches(r'^[\x21\x23-\x5B\x5D-\x7E]+$'))`,message="each allowedScopes pattern must be an RFC 6749 scope-token: printable ASCII without space, double quote or backslash (* included)"
 	AllowedScopes []string `json:"allowedScopes,omitempty"`
 }
 

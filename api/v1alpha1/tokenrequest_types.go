@@ -63,12 +63,15 @@ type TokenRequestSpec struct {
 	ClientID string `json:"clientID,omitempty"`
 
 	// Scopes are requested with the token. Required with authority, where
-	// client credentials take exactly one '<resource>/.default' scope.
+	// client credentials take exactly one '<resource>/.default' scope. Each
+	// is an RFC 6749 scope-token: printable ASCII without space, double
+	// quote or backslash.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule=`self.all(s, s.matches(r'^[\x21\x23-\x5B\x5D-\x7E]+$'))`,message="each scope must be an RFC 6749 scope-token: printable ASCII without space, double quote or backslash"
 	Scopes []string `json:"scopes,omitempty"`
 
 	// ExtraParameters are extra form fields sent to a generic token endpoint,

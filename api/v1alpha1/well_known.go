@@ -82,6 +82,10 @@ const (
 	// ReasonTokenCallsBusy: the namespace's token calls have all been under
 	// way for a while (see --max-token-calls-per-namespace); retried shortly.
 	ReasonTokenCallsBusy = "TokenCallsBusy"
+	// ReasonTokenTooLarge: the token service answered a token larger than
+	// the operator's --max-token-bytes; it was not stored. Retried with the
+	// backoff of other terminal failures.
+	ReasonTokenTooLarge = "TokenTooLarge"
 	// ReasonUpToDate: nothing to do (Reconciling and Stalled False).
 	ReasonUpToDate = "UpToDate"
 	// ReasonShortLifetime: tokens live shorter than --min-remaining-lifetime (Warning).

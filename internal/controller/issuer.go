@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/tokensource"
 )
 
 // issuing is where a TokenRequest's token comes from: its own spec, or a
@@ -60,6 +61,11 @@ func issuerKind(ref *v1.IssuerReference) string {
 // resolve finds what tr's token comes from and whether tr may use it. A
 // refusal is a *credentialError, found before any call to a token service.
 func (r *TokenRequestReconciler) resolve(ctx context.Context, tr *v1.TokenRequest) (issuing, error) {
+	// Before any allowedScopes pattern sees them (objects stored before
+	// the API refused such scopes).
+	if err := tokensource.CheckScopes(tr.Spec.Scopes); err != nil {
+		return issuing{}, specError(err)
+	}
 	ref := tr.Spec.IssuerRef
 	if ref == nil {
 		s := tr.Spec

@@ -106,7 +106,8 @@ func markKept(tr *v1.TokenRequest, o observed, refreshAt time.Time) {
 func stalls(reason string) bool {
 	switch reason {
 	case v1.ReasonTokenServiceRejected, v1.ReasonInvalidSpec, v1.ReasonInvalidTemplate, v1.ReasonInvalidCredential,
-		v1.ReasonCredentialNotAllowed, v1.ReasonSecretConflict, v1.ReasonIssuerNotAllowed, v1.ReasonScopeNotAllowed, v1.ReasonIssuerNotReady:
+		v1.ReasonCredentialNotAllowed, v1.ReasonSecretConflict, v1.ReasonIssuerNotAllowed, v1.ReasonScopeNotAllowed, v1.ReasonIssuerNotReady,
+		v1.ReasonTokenTooLarge:
 		return true
 	}
 	return false

@@ -429,7 +429,10 @@ func classify(err error) (reason string, retryable bool, retryAfter time.Duratio
 	var refused *tokensource.HostNotAllowedError
 	var cfg *tokensource.ConfigError
 	var ce *credentialError
+	var large *tokensource.TokenTooLargeError
 	switch {
+	case errors.As(err, &large):
+		return v1.ReasonTokenTooLarge, false, 0
 	case errors.As(err, &te):
 		if te.Retryable {
 			return v1.ReasonTokenServiceUnavailable, true, te.RetryAfter

@@ -34,6 +34,11 @@ type SharedTokens struct {
 	clock   clock.PassiveClock
 }
 
+// sharedTokenBytes bounds the tokens the shared cache holds, so that many
+// large tokens (each under --max-token-bytes) cannot grow the manager
+// without bound; past it, tokens are fetched again when needed.
+const sharedTokenBytes = 64 << 20
+
 // NewSharedTokens returns a SharedTokens over engine.
 func NewSharedTokens(engine *tokensource.Engine, clk clock.PassiveClock, timeout time.Duration, m *metrics.Collectors) *SharedTokens {
 	s := &SharedTokens{engine: engine, metrics: m, clock: clk}
@@ -42,6 +47,8 @@ func NewSharedTokens(engine *tokensource.Engine, clk clock.PassiveClock, timeout
 		Clock:        clk,
 		FetchTimeout: timeout,
 		OnEvict:      engine.Forget,
+		MaxBytes:     sharedTokenBytes,
+		Size:         tokensource.Token.Bytes,
 	})
 	return s
 }
@@ -88,9 +95,12 @@ func issuerHost(req tokensource.Request) string {
 func callResult(err error) string {
 	var te *tokensource.Error
 	var refused *tokensource.HostNotAllowedError
+	var large *tokensource.TokenTooLargeError
 	switch {
 	case err == nil:
 		return "success"
+	case errors.As(err, &large):
+		return "token_too_large"
 	case errors.As(err, &te):
 		return te.MetricCode()
 	case errors.As(err, &refused):

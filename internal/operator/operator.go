@@ -64,6 +64,9 @@ type Options struct {
 	// ("host", "host:port", "*.example.com"); empty means no ceiling.
 	AllowedIssuerHosts   []string
 	MinRemainingLifetime time.Duration
+	// MaxTokenBytes is the largest token (access_token plus token_type)
+	// stored; a larger one is refused with TokenTooLarge.
+	MaxTokenBytes int64
 	// ClusterResourceNamespace holds the credentials of ClusterTokenIssuers.
 	ClusterResourceNamespace string
 	// CountIssuerRequests writes each issuer's TokenRequest count; a shard
@@ -91,6 +94,7 @@ func Defaults() Options {
 		TokenRequestTimeout:       30 * time.Second,
 		MinRemainingLifetime:      2 * time.Minute,
 		MinRefreshInterval:        30 * time.Second,
+		MaxTokenBytes:             tokensource.DefaultMaxTokenBytes,
 		CountIssuerRequests:       true,
 		Clock:                     clock.RealClock{},
 	}
@@ -192,6 +196,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	engine := tokensource.New(tokensource.Options{
 		RootCAs: roots, Timeout: o.TokenRequestTimeout, Clock: o.Clock,
 		AllowHTTPLoopback: o.AllowHTTPLoopback, AllowedIssuerHosts: o.AllowedIssuerHosts,
+		MaxTokenBytes: o.MaxTokenBytes,
 	})
 	r := &controller.TokenRequestReconciler{
 		Client:                   mgr.GetClient(),

@@ -4,6 +4,7 @@
 package tokencache
 
 import (
+	"container/list"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -41,23 +42,42 @@ type Options[V any] struct {
 	// OnEvict is called, outside the cache lock, when the last user of a key
 	// lets it go and everything cached for the key is dropped.
 	OnEvict func(key string)
+	// MaxBytes bounds the bytes of the cached values, as Size counts them,
+	// on top of the bound by users: a store that goes over it drops the
+	// values stored longest ago (their users fetch again), and a value
+	// larger than MaxBytes is not kept. Zero means no byte bound.
+	MaxBytes int64
+	// Size is a value's size in bytes; MaxBytes needs it.
+	Size func(V) int64
+}
+
+// entry is a cached value, its size and its place in the store order.
+type entry[V any] struct {
+	v     V
+	size  int64
+	order *list.Element // of the key, in c.order
 }
 
 // Cache maps keys to values held on behalf of users. A user holds one key
 // at a time; a key no user holds is dropped, so memory is bounded by the
-// number of live users. Errors are never cached.
+// number of live users, and by Options.MaxBytes when set. Errors are never
+// cached.
 type Cache[V any] struct {
 	expired      func(V, time.Time) bool
 	clock        clock.PassiveClock
 	fetchTimeout time.Duration
 	onEvict      func(key string)
+	maxBytes     int64
+	size         func(V) int64
 
 	group singleflight.Group
 
 	mu      sync.RWMutex
-	entries map[string]V      // key → last successful fetch
-	users   map[string]string // user → key it holds
-	holders map[string]int    // key → number of users holding it
+	entries map[string]*entry[V] // key → last successful fetch
+	users   map[string]string    // user → key it holds
+	holders map[string]int       // key → number of users holding it
+	order   *list.List           // keys of entries, stored longest ago first
+	bytes   int64                // sum of the entries' sizes
 
 	// joined, when set by tests, runs after a caller has attached to the
 	// fetch of its key, so tests can release the fetch deterministically.
@@ -71,9 +91,15 @@ func New[V any](opts Options[V]) *Cache[V] {
 		clock:        opts.Clock,
 		fetchTimeout: opts.FetchTimeout,
 		onEvict:      opts.OnEvict,
-		entries:      map[string]V{},
+		maxBytes:     opts.MaxBytes,
+		size:         opts.Size,
+		entries:      map[string]*entry[V]{},
 		users:        map[string]string{},
 		holders:      map[string]int{},
+		order:        list.New(),
+	}
+	if c.size == nil {
+		c.maxBytes = 0
 	}
 	if c.expired == nil {
 		c.expired = func(V, time.Time) bool { return false }
@@ -126,30 +152,41 @@ func (c *Cache[V]) Len() int {
 	return len(c.entries)
 }
 
+// Bytes returns the size of the cached values, as Options.Size counts them.
+func (c *Cache[V]) Bytes() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.bytes
+}
+
 // lookup records that user holds key and returns the cached value unless
 // it is missing or expired. The common case, a user asking again for the
 // key it already holds, only takes the read lock.
 func (c *Cache[V]) lookup(user, key string) (V, bool) {
 	c.mu.RLock()
-	v, cached := c.entries[key]
+	e, cached := c.entries[key]
 	held, known := c.users[user]
 	c.mu.RUnlock()
-	if known && held == key && cached && !c.expired(v, c.clock.Now()) {
-		return v, true
+	if known && held == key && cached && !c.expired(e.v, c.clock.Now()) {
+		return e.v, true
 	}
 
 	c.mu.Lock()
 	old, evicted := c.hold(user, key)
-	v, cached = c.entries[key]
-	if cached && c.expired(v, c.clock.Now()) {
-		delete(c.entries, key)
+	e, cached = c.entries[key]
+	if cached && c.expired(e.v, c.clock.Now()) {
+		c.drop(key)
 		cached = false
 	}
 	c.mu.Unlock()
 	if evicted {
 		c.notify(old)
 	}
-	return v, cached
+	if !cached {
+		var zero V
+		return zero, false
+	}
+	return e.v, true
 }
 
 // fetch runs or joins the single fetch for key and waits for it or ctx.
@@ -185,13 +222,37 @@ func (c *Cache[V]) fetch(ctx context.Context, key string, fetch func(context.Con
 }
 
 // store keeps a fetched value, unless every user let the key go while the
-// fetch ran: storing it then would leak an entry nobody can release.
+// fetch ran: storing it then would leak an entry nobody can release. Over
+// the byte budget, the values stored longest ago make room.
 func (c *Cache[V]) store(key string, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.holders[key] > 0 {
-		c.entries[key] = v
+	c.drop(key)
+	if c.holders[key] == 0 {
+		return
 	}
+	var size int64
+	if c.maxBytes > 0 {
+		if size = c.size(v); size > c.maxBytes {
+			return
+		}
+		for c.bytes+size > c.maxBytes {
+			c.drop(c.order.Front().Value.(string))
+		}
+	}
+	c.entries[key] = &entry[V]{v: v, size: size, order: c.order.PushBack(key)}
+	c.bytes += size
+}
+
+// drop removes key's value, if any. Needs c.mu.
+func (c *Cache[V]) drop(key string) {
+	e, ok := c.entries[key]
+	if !ok {
+		return
+	}
+	delete(c.entries, key)
+	c.order.Remove(e.order)
+	c.bytes -= e.size
 }
 
 // hold makes user hold key. If user held another key it is released, and
@@ -218,7 +279,7 @@ func (c *Cache[V]) release(user string) (string, bool) {
 		return key, false
 	}
 	delete(c.holders, key)
-	delete(c.entries, key)
+	c.drop(key)
 	return key, true
 }
 

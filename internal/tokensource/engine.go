@@ -4,7 +4,8 @@
 //
 // Every outgoing request is checked against the operator's allowed issuer
 // hosts, the request's AllowedHosts and the scheme policy; every answer is
-// size-capped; every error text is safe to show in a Kubernetes status.
+// size-capped, and so is every token returned; every error text is safe to
+// show in a Kubernetes status.
 package tokensource
 
 import (
@@ -34,11 +35,24 @@ type Token struct {
 	FromCache   bool      // MSAL served it from its cache
 }
 
+// Bytes is about how much memory t holds: its strings plus a fixed overhead.
+func (t Token) Bytes() int64 {
+	n := 128 + len(t.AccessToken) + len(t.TokenType)
+	for _, s := range t.Scopes {
+		n += 16 + len(s)
+	}
+	return int64(n)
+}
+
 // Defaults of Options.
 const (
 	DefaultTimeout               = 30 * time.Second
 	DefaultResponseHeaderTimeout = 10 * time.Second
 	DefaultMaxResponseBytes      = 1 << 20
+	// DefaultMaxTokenBytes is far above what real issuers produce: Entra
+	// access tokens are 1.5-4 KiB, 8-12 KiB with many groups or roles;
+	// Google's and AWS session tokens 1-2 KiB.
+	DefaultMaxTokenBytes = 64 << 10
 )
 
 // Options configure an Engine.
@@ -65,6 +79,10 @@ type Options struct {
 	// "*.domain[:port]". A request's AllowedHosts narrow it, never widen
 	// it. Empty means no ceiling; an invalid entry matches nothing.
 	AllowedIssuerHosts []string
+	// MaxTokenBytes caps an answer's access_token plus token_type (manager
+	// flag --max-token-bytes); a larger token is refused with
+	// *TokenTooLargeError and kept nowhere. Default 64 KiB.
+	MaxTokenBytes int64
 }
 
 // Engine fetches tokens. It keeps per-CacheKey state (MSAL clients and
@@ -73,6 +91,7 @@ type Engine struct {
 	timeout       time.Duration
 	headerTimeout time.Duration
 	maxBytes      int64
+	maxToken      int64
 	httpLocal     bool
 	ceiling       []string
 	clock         clock.PassiveClock
@@ -97,6 +116,7 @@ func New(o Options) *Engine {
 		timeout:       o.Timeout,
 		headerTimeout: o.ResponseHeaderTimeout,
 		maxBytes:      o.MaxResponseBytes,
+		maxToken:      o.MaxTokenBytes,
 		httpLocal:     o.AllowHTTPLoopback,
 		ceiling:       append([]string(nil), o.AllowedIssuerHosts...),
 		clock:         o.Clock,
@@ -111,6 +131,9 @@ func New(o Options) *Engine {
 	e.headerTimeout = min(e.headerTimeout, e.timeout)
 	if e.maxBytes <= 0 {
 		e.maxBytes = DefaultMaxResponseBytes
+	}
+	if e.maxToken <= 0 {
+		e.maxToken = DefaultMaxTokenBytes
 	}
 	if e.clock == nil {
 		e.clock = clock.RealClock{}
@@ -207,6 +230,12 @@ func (e *Engine) Fetch(ctx context.Context, req Request, fresh func(Token) bool)
 	}
 	if err != nil {
 		return Token{}, e.classify(ctx, callCtx, st, err, req.entra())
+	}
+	if size := int64(len(tok.AccessToken) + len(tok.TokenType)); size > e.maxToken {
+		if req.entra() {
+			e.Forget(req.CacheKey()) // MSAL's cache and ks.last hold it
+		}
+		return Token{}, &TokenTooLargeError{Size: size, Max: e.maxToken}
 	}
 	return tok, nil
 }

@@ -162,7 +162,7 @@ func (ks *keyState) token(res confidential.AuthResult, now, realNow time.Time) (
 		TokenType:   "Bearer",
 		IssuedAt:    now,
 		ExpiresAt:   now.Add(res.ExpiresOn.Sub(realNow).Round(time.Second)),
-		Scopes:      append([]string(nil), res.GrantedScopes...),
+		Scopes:      grantedScopes(res.GrantedScopes, nil),
 		FromCache:   fromCache,
 	}
 	if !res.Metadata.RefreshOn.IsZero() {

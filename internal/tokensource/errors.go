@@ -44,6 +44,16 @@ func (e *HostNotAllowedError) Error() string {
 	return fmt.Sprintf("host %q is not in the allowed hosts for this credential; nothing was sent to it", e.Host)
 }
 
+// TokenTooLargeError is a token larger than the operator's limit
+// (Options.MaxTokenBytes). It was not kept: asking again gets the same.
+type TokenTooLargeError struct {
+	Size, Max int64
+}
+
+func (e *TokenTooLargeError) Error() string {
+	return fmt.Sprintf("the token service answered a token of %s, more than the operator's limit of %s (--max-token-bytes); it was not stored", byteSize(e.Size), byteSize(e.Max))
+}
+
 // Error is a failed call to the token service. Its text never holds a
 // secret, assertion, token or key, even when the service echoes one.
 type Error struct {

@@ -85,9 +85,7 @@ func (e *Engine) clientConfig(ctx context.Context, req Request, st *callState, t
 }
 
 // tokenEndpoint reads token_endpoint from the issuer's discovery document,
-// kept per key for an hour. The document's issuer is not compared with
-// IssuerURL: Entra names tenants by GUID where users write domains, and the
-// host check already decides where the credential may go.
+// kept per key for an hour.
 func (e *Engine) tokenEndpoint(ctx context.Context, req Request, st *callState) (string, error) {
 	ks := e.state(req.CacheKey())
 	now := e.clock.Now()
@@ -131,10 +129,14 @@ func (e *Engine) discover(ctx context.Context, issuer string) (string, error) {
 		return "", he
 	}
 	var doc struct {
+		Issuer        string `json:"issuer"`
 		TokenEndpoint string `json:"token_endpoint"`
 	}
 	if json.Unmarshal(body, &doc) != nil {
 		return "", &Error{Retryable: true, StatusCode: 200, Code: "malformed_response", Description: "the discovery document at " + docURL + " is not valid JSON"}
+	}
+	if !sameIssuer(doc.Issuer, issuer) {
+		return "", &ConfigError{Field: "issuerURL", Message: fmt.Sprintf("the discovery document names issuer %s, which is not this issuerURL; OpenID Connect Discovery 1.0 §4.3 requires them to be identical, so nothing was sent to its token endpoint", quoteShort(scrub(doc.Issuer, nil)))}
 	}
 	// The credential follows token_endpoint, so it keeps the issuer's scheme
 	// (no https to http downgrade); the guard checks its host.
@@ -144,6 +146,14 @@ func (e *Engine) discover(ctx context.Context, issuer string) (string, error) {
 		return "", &Error{StatusCode: 200, Code: "malformed_response", Description: "the discovery document at " + docURL + " has no " + iu.Scheme + " token_endpoint"}
 	}
 	return doc.TokenEndpoint, nil
+}
+
+// sameIssuer is the mix-up defence of OpenID Connect Discovery 1.0 §4.3:
+// the document's issuer is the configured one, exactly. A single trailing
+// slash may differ, since both forms read the same document (Hydra, for
+// one, names its issuer with the slash).
+func sameIssuer(doc, configured string) bool {
+	return doc != "" && (doc == configured || doc == configured+"/" || doc+"/" == configured)
 }
 
 // readBody reads an answer; the guard transport caps its size.
@@ -171,10 +181,31 @@ func tokenFromOAuth2(ot *oauth2.Token, requested []string, now time.Time) (Token
 	if r, ok := seconds(ot.Extra("refresh_in")); ok && r > 0 && r < exp {
 		t.RefreshAt = now.Add(r)
 	}
-	if s, _ := ot.Extra("scope").(string); strings.TrimSpace(s) != "" {
-		t.Scopes = strings.Fields(s)
+	if s, _ := ot.Extra("scope").(string); s != "" {
+		t.Scopes = grantedScopes(strings.Split(s, " "), requested)
 	}
 	return t, nil
+}
+
+// Bounds on the granted scopes kept for the status, as on requested ones.
+const (
+	maxGrantedScopes   = 64
+	maxGrantedScopeLen = 1024
+)
+
+// grantedScopes keeps the scope-tokens of a service's answer, bounded, or
+// the requested scopes when none is left: the service chooses this text.
+func grantedScopes(granted, requested []string) []string {
+	var kept []string
+	for _, s := range granted {
+		if len(kept) < maxGrantedScopes && len(s) <= maxGrantedScopeLen && ScopeToken(s) {
+			kept = append(kept, s)
+		}
+	}
+	if len(kept) == 0 {
+		return append([]string(nil), requested...)
+	}
+	return kept
 }
 
 // seconds reads a JSON number or a numeric string; x/oauth2 hands over

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/token-operator/token-operator/internal/credential"
@@ -213,10 +214,8 @@ func (r Request) checkScopes() *ConfigError {
 	if r.ScopesLater {
 		return nil
 	}
-	for _, s := range r.Scopes {
-		if s == "" || strings.ContainsAny(s, " \t\r\n") {
-			return &ConfigError{Field: "scopes", Message: fmt.Sprintf("scope %q is empty or contains white space", s)}
-		}
+	if err := CheckScopes(r.Scopes); err != nil {
+		return err
 	}
 	if !r.entra() {
 		return nil
@@ -225,6 +224,43 @@ func (r Request) checkScopes() *ConfigError {
 		return &ConfigError{Field: "scopes", Message: fmt.Sprintf("%s; got %q", entraScopeRule, r.Scopes)}
 	}
 	return nil
+}
+
+// ScopeTokenRule names RFC 6749 §3.3's scope-token grammar in messages; the
+// CRDs' validation message says the same.
+const ScopeTokenRule = "each scope must be an RFC 6749 scope-token: printable ASCII without space, double quote or backslash"
+
+// ScopeToken reports whether s is an RFC 6749 scope-token,
+// 1*( %x21 / %x23-5B / %x5D-7E ). Token services split the scope parameter
+// differently (on spaces only, or on any Unicode white space), so anything
+// else could smuggle a second scope past allowedScopes.
+func ScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckScopes refuses, as a *ConfigError, the first scope that is not an
+// RFC 6749 scope-token.
+func CheckScopes(scopes []string) *ConfigError {
+	for i, s := range scopes {
+		if !ScopeToken(s) {
+			return &ConfigError{Field: "scopes", Message: fmt.Sprintf("scope %d (%s) is not allowed: %s", i+1, quoteShort(s), ScopeTokenRule)}
+		}
+	}
+	return nil
+}
+
+// quoteShort quotes a spec value for a message: ASCII only, at most about
+// 64 bytes.
+func quoteShort(s string) string {
+	return strconv.QuoteToASCII(truncate(s, 64))
 }
 
 func entraResourceScope(s string) bool {

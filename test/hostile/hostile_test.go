@@ -52,6 +52,8 @@ func TestHostileNamespacesCannotStallReadOrBloatTheOperator(t *testing.T) {
 			regexp.MustCompile(`token service answered 400`), 30 * time.Second},
 		{"a plain-http loopback service needs the operator's opt-in", plainLoopback, []string{v1.ReasonInvalidSpec},
 			regexp.MustCompile(`--insecure-allow-http-loopback`), 20 * time.Second},
+		{"access tokens over --max-token-bytes are written nowhere", hugeTokens, []string{v1.ReasonTokenTooLarge}, regexp.MustCompile(`--max-token-bytes`), 30 * time.Second},
+		{"scopes smuggled past allowedScopes never reach the token service", smuggledScopes, []string{v1.ReasonInvalidSpec}, regexp.MustCompile(`RFC 6749 scope-token`), 20 * time.Second},
 	}
 	for _, step := range steps {
 		t.Run(step.name, func(t *testing.T) {
@@ -88,7 +90,7 @@ func TestHostileNamespacesCannotStallReadOrBloatTheOperator(t *testing.T) {
 		allowed := map[string]bool{"success": true, "other": true, "invalid_request": true, "invalid_client": true, "invalid_grant": true,
 			"unauthorized_client": true, "unsupported_grant_type": true, "invalid_scope": true, "temporarily_unavailable": true,
 			"server_error": true, "access_denied": true, "network": true, "timeout": true, "malformed_response": true,
-			"credential_unavailable": true, "host_not_allowed": true, "error": true, "redirect": true, "response_too_large": true}
+			"credential_unavailable": true, "host_not_allowed": true, "error": true, "redirect": true, "response_too_large": true, "token_too_large": true}
 		for _, m := range regexp.MustCompile(`token_operator_token_service_requests_total\{[^}]*result="([^"]*)"`).FindAllStringSubmatch(text, -1) {
 			if !allowed[m[1]] {
 				t.Errorf("result label %q is not one of the fixed values", m[1])
