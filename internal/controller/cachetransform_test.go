@@ -3,6 +3,7 @@ package controller
 import (
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/secretdata"
+	"github.com/token-operator/token-operator/internal/tokensource"
 	"k8s.io/apimachinery/pkg/types"
 	"testing"
 
@@ -130,7 +131,7 @@ func TestLabelsAndAnnotationsCountTowardsAnOwnSecretsSize(t *testing.T) {
 func TestTheOwnSecretLimitHoldsWhatTheOperatorWrites(t *testing.T) {
 	// A token at the cap, every template key at its limits, and all
 	// template annotations: what a render may produce at most.
-	if got, least := MaxOwnSecretBytes(DefaultMaxTokenBytes), DefaultMaxTokenBytes+secretdata.MaxRenderedBytes+secretdata.MaxAnnotationBytes; got <= least {
+	if got, least := MaxOwnSecretBytes(0), tokensource.DefaultMaxTokenBytes+secretdata.MaxRenderedBytes+secretdata.MaxAnnotationBytes; got <= least {
 		t.Errorf("MaxOwnSecretBytes = %d, not above the %d bytes a render may write", got, least)
 	}
 }

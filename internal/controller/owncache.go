@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/secretdata"
+	"github.com/token-operator/token-operator/internal/tokensource"
 )
 
 // The cache of the operator's own Secrets selects them by a label any
@@ -37,8 +38,11 @@ const ownSecretMetadataAllowance = 64 << 10
 // annotations, keys included) when the operator wrote it with tokens of at
 // most maxTokenBytes: the token, the template's output and annotations, and
 // an allowance for others' metadata.
-func MaxOwnSecretBytes(maxTokenBytes int) int {
-	return maxTokenBytes + secretdata.MaxRenderedBytes + secretdata.MaxAnnotationBytes + ownSecretMetadataAllowance
+func MaxOwnSecretBytes(maxTokenBytes int64) int {
+	if maxTokenBytes <= 0 {
+		maxTokenBytes = tokensource.DefaultMaxTokenBytes
+	}
+	return int(maxTokenBytes) + secretdata.MaxRenderedBytes + secretdata.MaxAnnotationBytes + ownSecretMetadataAllowance
 }
 
 // OwnSecretTransform is the transform of the cache of the operator's own
@@ -140,6 +144,3 @@ const maxWithoutDataBytes = 1024
 func cachedWithoutData(s *corev1.Secret) string {
 	return s.Annotations[annotationCachedWithoutData]
 }
-
-// DefaultMaxTokenBytes is the default of --max-token-bytes.
-const DefaultMaxTokenBytes = 64 << 10

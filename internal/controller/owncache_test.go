@@ -55,7 +55,7 @@ func TestASecretCraftedAsAnOutputButLargerThanOursIsAConflictAndLeftAlone(t *tes
 	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	credentialSecret(t, ns, "cred", secret, sts.Host())
-	crafted := lookalike(ns, "crafted", controller.MaxOwnSecretBytes(controller.DefaultMaxTokenBytes)+1)
+	crafted := lookalike(ns, "crafted", controller.MaxOwnSecretBytes(0)+1)
 	k8s.MustCreate(t, crafted)
 	version := crafted.ResourceVersion
 

@@ -284,7 +284,7 @@ func (r *TokenRequestReconciler) maxSecretBytes() int {
 	if r.MaxSecretBytes > 0 {
 		return r.MaxSecretBytes
 	}
-	return MaxOwnSecretBytes(DefaultMaxTokenBytes)
+	return MaxOwnSecretBytes(0)
 }
 
 // readUnmanagedSecret reads a Secret the managed cache does not hold. The

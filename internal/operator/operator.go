@@ -145,7 +145,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	// wanted; that cache exists once the manager does, before either starts.
 	var requests client.Reader
 	claimed := func(namespace, name string) bool { return controller.OutputClaims(requests)(namespace, name) }
-	maxSecretBytes := controller.MaxOwnSecretBytes(controller.DefaultMaxTokenBytes)
+	maxSecretBytes := controller.MaxOwnSecretBytes(o.MaxTokenBytes)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
