@@ -54,6 +54,8 @@ func main() {
 	flag.Var(&namespaces, "namespace", "Watch only this namespace; repeat or comma-separate for several (default: all namespaces).")
 	flag.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "TokenRequests reconciled in parallel.")
 	flag.IntVar(&o.MaxTokenCallsPerNamespace, "max-token-calls-per-namespace", o.MaxTokenCallsPerNamespace, "Token calls one namespace may have under way; its other TokenRequests wait, so a slow token service cannot hold every worker (0: no limit).")
+	flag.Float64Var(&o.TokenCallsPerNamespacePerSecond, "token-calls-per-namespace-per-second", o.TokenCallsPerNamespacePerSecond, "Token calls one namespace may make per second on average (a shared-cache hit is none); its other TokenRequests requeue for their turn, so many TokenRequests cannot storm a client they share (0: no limit).")
+	flag.IntVar(&o.TokenCallBurstPerNamespace, "token-call-burst-per-namespace", o.TokenCallBurstPerNamespace, "Token calls one namespace may make at once above --token-calls-per-namespace-per-second.")
 	flag.BoolVar(&o.AllowHTTPLoopback, "insecure-allow-http-loopback", false, "Allow plain-http token services on localhost, 127.0.0.1 and [::1] (development only: a namespace could aim credentials at the operator pod's own loopback services).")
 	flag.Var(&issuerHosts, "allowed-issuer-hosts", "Token hosts the operator may send any credential to (host, host:port or *.example.com); repeatable or comma-separated. Per-Secret consent can narrow this, never widen it (default: no operator-wide limit).")
 	flag.DurationVar(&o.TokenRequestTimeout, "token-request-timeout", o.TokenRequestTimeout, "Timeout of one call to a token service.")

@@ -113,8 +113,13 @@ func issueReason(o observed) plan {
 	if !sameInputs(o) {
 		return plan{action: actIssue, why: "the issuer, client, scopes, parameters or credential changed"}
 	}
+	var deferred time.Time // a requested refresh that came too soon after the last call
 	if forcedRefresh(o.tr, s) {
-		return plan{action: actIssue, why: "a refresh was requested", newer: true, forced: true}
+		at := forcedRefreshAt(o)
+		if !o.now.Before(at) {
+			return plan{action: actIssue, why: "a refresh was requested", newer: true, forced: true}
+		}
+		deferred = at
 	}
 	if st := o.tr.Status; failedWithSameInputs(o.tr, o) && st.NextRetryTime != nil && st.LastFailureTime.After(s.IssuedAt) {
 		// A failed attempt to replace this token (a forced refresh, say)
@@ -132,7 +137,7 @@ func issueReason(o observed) plan {
 	if s.TemplateHash != secretdata.TemplateHash(o.tr.Spec.SecretTemplate) {
 		return plan{action: actIssue, why: "the secret template changed"}
 	}
-	return plan{action: actKeep, refreshAt: refreshAt}
+	return plan{action: actKeep, refreshAt: refreshAt, forcedAt: deferred}
 }
 
 // sameInputs: the Secret's token came from the current issuer, client,
@@ -147,6 +152,19 @@ func sameInputs(o observed) bool {
 func forcedRefresh(tr *v1.TokenRequest, s *secretdata.State) bool {
 	v := tr.Annotations[v1.AnnotationRefreshRequestedAt]
 	return v != "" && v != tr.Status.LastRefreshRequestedAt && (s == nil || v != s.RefreshRequest)
+}
+
+// forcedRefreshAt is when a requested refresh may call the token service:
+// --min-refresh-interval after the last call, whether it issued the token
+// in the Secret or failed. Requests that come sooner are merged into one,
+// made then, so that writing the annotation in a loop costs one call per
+// interval and a forced refresh never skips a backoff by more than that.
+func forcedRefreshAt(o observed) time.Time {
+	last := o.secret.IssuedAt
+	if lf := o.tr.Status.LastFailureTime; lf != nil && lf.After(last) {
+		last = lf.Time
+	}
+	return last.Add(o.policy.MinInterval)
 }
 
 // backingOff holds back a new attempt after failures with the same inputs.
