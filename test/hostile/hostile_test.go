@@ -52,6 +52,8 @@ func TestHostileNamespacesCannotStallReadOrBloatTheOperator(t *testing.T) {
 			regexp.MustCompile(`token service answered 400`), 30 * time.Second},
 		{"a plain-http loopback service needs the operator's opt-in", plainLoopback, []string{v1.ReasonInvalidSpec},
 			regexp.MustCompile(`--insecure-allow-http-loopback`), 20 * time.Second},
+		{"a credential reserved for an issuer cannot be used inline or by another issuer", reservedCredential, []string{v1.ReasonCredentialNotAllowed},
+			regexp.MustCompile(`reserved-for for TokenIssuer/team;`), 20 * time.Second},
 	}
 	for _, step := range steps {
 		t.Run(step.name, func(t *testing.T) {
@@ -140,9 +142,25 @@ func templateBombs(t *testing.T) (string, []string) {
 	return ns, names
 }
 
-// tarpit: 12 TokenRequests on a token service that accepts and never answers.
+// tarpit: more TokenRequests than the manager has workers on a token
+// service that accepts and never answers. Never more than the namespace's
+// call slots may be under way, and the others say they are waiting.
 func tarpit(t *testing.T) (string, []string) {
-	return genericRequests(t, 12, "tarpit", hostile.Tarpit.URL+"/token")
+	ns, names := genericRequests(t, 2*managerWorkers, "tarpit", hostile.Tarpit.URL+"/token")
+	kube.Eventually(t, 30*time.Second, "a tarpit TokenRequest to report "+v1.ReasonTokenCallsBusy, func() bool {
+		for _, name := range names {
+			if c := kube.Condition(k8s.GetTR(t, ns, name), v1.ConditionReconciling); c != nil && c.Reason == v1.ReasonTokenCallsBusy {
+				return true
+			}
+		}
+		return false
+	})
+	t.Cleanup(func() {
+		if peak := hostile.tarpitPeak.Load(); peak > callSlotsPerNamespace || peak == 0 {
+			t.Errorf("the tarpit held %d calls at once, want 1 to %d (--max-token-calls-per-namespace)", peak, callSlotsPerNamespace)
+		}
+	})
+	return ns, names
 }
 
 // oversized: 1 GiB answers on the generic path (token and discovery), a

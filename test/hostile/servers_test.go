@@ -40,6 +40,8 @@ type hostileServers struct {
 	Codes   []string
 	// PlainHTTPCalls counts requests that reached PlainHTTP.
 	PlainHTTPCalls atomic.Int64
+	// tarpitInFlight counts the requests Tarpit holds; tarpitPeak is its high-water mark.
+	tarpitInFlight, tarpitPeak atomic.Int64
 
 	release chan struct{}
 }
@@ -47,6 +49,10 @@ type hostileServers struct {
 func startHostileServers() *hostileServers {
 	h := &hostileServers{release: make(chan struct{})}
 	h.Tarpit = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := h.tarpitInFlight.Add(1)
+		defer h.tarpitInFlight.Add(-1)
+		for peak := h.tarpitPeak.Load(); n > peak && !h.tarpitPeak.CompareAndSwap(peak, n); peak = h.tarpitPeak.Load() {
+		}
 		select {
 		case <-h.release:
 		case <-r.Context().Done():
