@@ -96,7 +96,7 @@ func choose(o observed) plan {
 		return p
 	}
 	if retryAt, waiting := backingOff(o, p); waiting {
-		return plan{action: actWaitRetry, why: "backing off after a failed attempt", retryAt: retryAt}
+		return plan{action: actWaitRetry, why: "backing off after a failed attempt", retryAt: retryAt, forcedAt: p.forcedAt}
 	}
 	return p
 }
@@ -113,14 +113,22 @@ func issueReason(o observed) plan {
 	if !sameInputs(o) {
 		return plan{action: actIssue, why: "the issuer, client, scopes, parameters or credential changed"}
 	}
-	var deferred time.Time // a requested refresh that came too soon after the last call
 	if forcedRefresh(o.tr, s) {
 		at := forcedRefreshAt(o)
 		if !o.now.Before(at) {
 			return plan{action: actIssue, why: "a refresh was requested", newer: true, forced: true}
 		}
-		deferred = at
+		p := dueReason(o) // the request waits; anything else due goes ahead
+		p.forcedAt = at
+		return p
 	}
+	return dueReason(o)
+}
+
+// dueReason says whether a valid token for the same inputs needs writing
+// anyway, and why.
+func dueReason(o observed) plan {
+	s := o.secret
 	if st := o.tr.Status; failedWithSameInputs(o.tr, o) && st.NextRetryTime != nil && st.LastFailureTime.After(s.IssuedAt) {
 		// A failed attempt to replace this token (a forced refresh, say)
 		// is retried when its backoff ends, not forgotten. A failure older
@@ -137,7 +145,7 @@ func issueReason(o observed) plan {
 	if s.TemplateHash != secretdata.TemplateHash(o.tr.Spec.SecretTemplate) {
 		return plan{action: actIssue, why: "the secret template changed"}
 	}
-	return plan{action: actKeep, refreshAt: refreshAt, forcedAt: deferred}
+	return plan{action: actKeep, refreshAt: refreshAt}
 }
 
 // sameInputs: the Secret's token came from the current issuer, client,

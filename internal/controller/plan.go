@@ -28,7 +28,7 @@ type plan struct {
 	forced bool
 	// refreshAt is when the token in the Secret should be refreshed (actKeep).
 	refreshAt time.Time
-	// forcedAt is when a requested refresh that came too soon is made (actKeep).
+	// forcedAt is when a requested refresh that came too soon is made.
 	forcedAt time.Time
 	// retryAt is when a backing-off attempt may run (actWaitRetry).
 	retryAt time.Time
@@ -84,7 +84,7 @@ func decide(o observed) plan {
 	}
 	tr := o.tr.DeepCopy()
 	tr.Status.ObservedGeneration = tr.Generation
-	tr.Status.NextForcedRefreshTime = nil // settleKeep sets it while a requested refresh waits
+	tr.Status.NextForcedRefreshTime = metaTime(p.forcedAt) // a token written clears it
 	ev := &p.events
 	switch p.action {
 	case actConflict:
@@ -94,7 +94,7 @@ func decide(o observed) plan {
 		p.requeueAt = expiryIfValid(o)
 	case actWaitRetry:
 		markProblem(tr, o, problemReasonOr(tr, v1.ReasonRefreshFailed), problemMessage(tr))
-		p.requeueAt = earliest(p.retryAt, expiryIfValid(o))
+		p.requeueAt = earliest(earliest(p.retryAt, expiryIfValid(o)), p.forcedAt)
 	case actKeep:
 		settleKeep(tr, o, &p)
 	case actIssue:
@@ -136,7 +136,6 @@ func settleCredentialError(tr *v1.TokenRequest, o observed, ev *[]pendingEvent) 
 // it, and the Secret's metadata with the spec.
 func settleKeep(tr *v1.TokenRequest, o observed, p *plan) {
 	p.requeueAt = earliest(p.refreshAt, p.forcedAt)
-	tr.Status.NextForcedRefreshTime = metaTime(p.forcedAt)
 	if failedWithSameInputs(tr, o) {
 		// Nothing new to write, but the failure stands until a call succeeds.
 		markProblem(tr, o, problemReasonOr(tr, v1.ReasonRefreshFailed), problemMessage(tr))
