@@ -147,6 +147,11 @@ func templateBombs(t *testing.T) (string, []string) {
 // call slots may be under way, and the others say they are waiting.
 func tarpit(t *testing.T) (string, []string) {
 	ns, names := genericRequests(t, 2*managerWorkers, "tarpit", hostile.Tarpit.URL+"/token")
+	t.Cleanup(func() {
+		if peak := hostile.tarpitPeak.Load(); peak > callSlotsPerNamespace || peak == 0 {
+			t.Errorf("the tarpit held %d calls at once, want 1 to %d (--max-token-calls-per-namespace)", peak, callSlotsPerNamespace)
+		}
+	})
 	kube.Eventually(t, 30*time.Second, "a tarpit TokenRequest to report "+v1.ReasonTokenCallsBusy, func() bool {
 		for _, name := range names {
 			if c := kube.Condition(k8s.GetTR(t, ns, name), v1.ConditionReconciling); c != nil && c.Reason == v1.ReasonTokenCallsBusy {
@@ -155,10 +160,10 @@ func tarpit(t *testing.T) (string, []string) {
 		}
 		return false
 	})
-	t.Cleanup(func() {
-		if peak := hostile.tarpitPeak.Load(); peak > callSlotsPerNamespace || peak == 0 {
-			t.Errorf("the tarpit held %d calls at once, want 1 to %d (--max-token-calls-per-namespace)", peak, callSlotsPerNamespace)
-		}
+	// Calls time out after 10 s without headers; wait for the slots to
+	// change hands twice.
+	kube.Eventually(t, 45*time.Second, "three rounds of tarpit calls", func() bool {
+		return hostile.tarpitCalls.Load() >= 3*callSlotsPerNamespace
 	})
 	return ns, names
 }
