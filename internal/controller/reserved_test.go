@@ -5,9 +5,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/testing/entraserver"
 	"github.com/token-operator/token-operator/internal/testing/kube"
 )
 
@@ -88,5 +90,38 @@ func TestReservingACredentialLaterStopsItsOtherUsersAtTheirNextCall(t *testing.T
 	}
 	if n := sts.TokenCalls(clientID); n != 1 {
 		t.Errorf("%d token calls, want 1: the forced refresh must be refused before any call", n)
+	}
+}
+
+func TestAReservedServiceAccountFederatesOnlyForItsIssuer(t *testing.T) {
+	startManager(t)
+	ns := k8s.NewNamespace(t)
+	issuer, keys := apiServerIssuer(t)
+	clientID := newClientID()
+	sts.AddApp(entraserver.App{ClientID: clientID, ExpiresIn: 3600, Federated: []entraserver.FederatedCredential{{
+		Issuer: issuer, Subject: "system:serviceaccount:" + ns + ":workload", Audience: "api://AzureADTokenExchange", Keys: keys,
+	}}})
+	k8s.MustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "workload", Namespace: ns,
+		Annotations: map[string]string{v1.AnnotationAllowedIssuers: sts.Host(), v1.AnnotationReservedFor: "TokenIssuer/fed"}}})
+	inline := entraRequest(ns, "inline", clientID, "")
+	inline.Spec.Credential = &v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "workload"}}
+	k8s.MustCreate(t, inline)
+	tr := k8s.WaitReason(t, ns, "inline", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotAllowed)
+	if msg := kube.Condition(tr, v1.ConditionReady).Message; !contains(msg, `ServiceAccount "workload" is reserved`) {
+		t.Errorf("message: %q", msg)
+	}
+	if n := sts.TokenCalls(clientID); n != 0 {
+		t.Fatalf("%d token calls for a reserved ServiceAccount named inline", n)
+	}
+
+	k8s.MustCreate(t, &v1.TokenIssuer{
+		ObjectMeta: metav1.ObjectMeta{Name: "fed", Namespace: ns},
+		Spec: v1.TokenIssuerSpec{IssuerSpec: v1.IssuerSpec{Authority: sts.Authority("contoso"), ClientID: clientID,
+			Credential: v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "workload"}}}},
+	})
+	k8s.MustCreate(t, issuerRequest(ns, "via-issuer", v1.KindTokenIssuer, "fed", "api://"+clientID+"/.default"))
+	k8s.WaitReady(t, ns, "via-issuer")
+	if n := sts.FederatedTokenCalls(clientID); n != 1 {
+		t.Errorf("federated token calls = %d, want the issuer's 1", n)
 	}
 }
