@@ -374,6 +374,14 @@ type TokenRequestStatus struct {
 	// +optional
 	LastRefreshRequestedAt string `json:"lastRefreshRequestedAt,omitempty"`
 
+	// NextForcedRefreshTime is when a refresh requested with the
+	// tokens.token-operator.io/refresh-requested-at annotation is made; set
+	// while one is pending because it came within the operator's
+	// --min-refresh-interval of the last token call. Later requests merge
+	// into it.
+	// +optional
+	NextForcedRefreshTime *metav1.Time `json:"nextForcedRefreshTime,omitempty"`
+
 	// LastFailureReason is the reason of the failure that keeps the Secret
 	// from being refreshed, empty while all is well.
 	// +optional

@@ -10,6 +10,13 @@ const (
 	// the token-endpoint hosts ("host" or "host:port") the credential may be sent to.
 	AnnotationAllowedIssuers = "tokens.token-operator.io/allowed-issuers"
 
+	// AnnotationReservedFor on a credential Secret (or a ServiceAccount used
+	// as a federation credential) lists, comma-separated, the issuers that
+	// alone may use it: "TokenIssuer/<name>" (in the Secret's namespace) or
+	// "ClusterTokenIssuer/<name>". An inline TokenRequest or any other issuer
+	// naming it is refused with CredentialNotAllowed before any token call.
+	AnnotationReservedFor = "tokens.token-operator.io/reserved-for"
+
 	// AnnotationAllowAdoption set to "true" on an existing Secret lets the
 	// operator take it over as a TokenRequest's output Secret.
 	AnnotationAllowAdoption = "tokens.token-operator.io/allow-adoption"

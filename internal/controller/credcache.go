@@ -32,10 +32,11 @@ type parsedKey struct {
 }
 
 type parsedCredential struct {
-	holder  *metav1.PartialObjectMetadata
-	cred    credential.Credential
-	allowed []string
-	err     error
+	holder   *metav1.PartialObjectMetadata
+	reserved reservation
+	cred     credential.Credential
+	allowed  []string
+	err      error
 }
 
 func (p *parsedCredentials) get(k parsedKey, uid types.UID, resourceVersion string) (parsedCredential, bool) {
@@ -67,11 +68,17 @@ func (p *parsedCredentials) drop(k parsedKey) {
 // namespace/name, from the parsed cache while the Secret's version is
 // unchanged, else from a direct read (credential data is never cached by
 // an informer). holder carries the Secret's identity and version only.
-func (r *TokenRequestReconciler) secretCredential(ctx context.Context, namespace, name string, ref any, parse func(*corev1.Secret) (credential.Credential, error)) (cred credential.Credential, allowed []string, holder metav1.Object, err error) {
+// The Secret's reservation is checked for from first, on every call, and a
+// refused use parses nothing.
+func (r *TokenRequestReconciler) secretCredential(ctx context.Context, from issuing, name string, ref any, parse func(*corev1.Secret) (credential.Credential, error)) (cred credential.Credential, allowed []string, holder metav1.Object, err error) {
+	namespace, src := from.credentialNamespace, credentialSource{"Secret", name}
 	how, _ := json.Marshal(ref)
 	key := parsedKey{namespace: namespace, name: name, how: string(how)}
 	if meta := r.cachedSecretMeta(ctx, namespace, name); meta != nil {
 		if e, ok := r.credentials.get(key, meta.UID, meta.ResourceVersion); ok {
+			if err := e.reserved.check(from, src); err != nil {
+				return nil, nil, nil, err
+			}
 			return e.cred, e.allowed, e.holder, e.err
 		}
 	}
@@ -82,7 +89,10 @@ func (r *TokenRequestReconciler) secretCredential(ctx context.Context, namespace
 	}
 	e := parsedCredential{holder: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
 		Namespace: s.Namespace, Name: s.Name, UID: s.UID, ResourceVersion: s.ResourceVersion,
-	}}}
+	}}, reserved: reservationOf(s.Annotations)}
+	if err := e.reserved.check(from, src); err != nil {
+		return nil, nil, nil, err
+	}
 	e.cred, e.err = parse(s)
 	if e.err == nil {
 		e.allowed = allowedHosts(s.Annotations)

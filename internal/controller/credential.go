@@ -36,6 +36,9 @@ const (
 type credentialError struct {
 	Reason  string
 	Message string
+	// direct: a refusal of this use of the credential rather than a fault
+	// of the issuer, so an issuer's wrap leaves it as it is.
+	direct bool
 }
 
 func (e *credentialError) Error() string { return e.Message }
@@ -104,10 +107,13 @@ func (r *TokenRequestReconciler) loadCredential(ctx context.Context, from issuin
 	case c == nil:
 		return nil, nil, "", &credentialError{Reason: v1.ReasonInvalidSpec, Message: "spec.credential names no credential"}
 	case c.ClientSecret != nil:
-		cred, allowed, holder, err = r.loadClientSecret(ctx, ns, c.ClientSecret)
+		cred, allowed, holder, err = r.loadClientSecret(ctx, from, c.ClientSecret)
 	case c.Certificate != nil:
-		cred, allowed, holder, err = r.loadCertificate(ctx, ns, c.Certificate)
+		cred, allowed, holder, err = r.loadCertificate(ctx, from, c.Certificate)
 	case c.ServiceAccount != nil:
+		if err := r.checkServiceAccountReservation(ctx, from, c.ServiceAccount.Name); err != nil {
+			return nil, nil, "", err
+		}
 		cred, allowed, err = r.loadServiceAccount(ctx, ns, c.ServiceAccount)
 		if a, ok := cred.(*credential.Assertion); ok {
 			version = "ServiceAccount/" + a.ID // a fresh token per call: the account's identity is the version
@@ -153,8 +159,8 @@ func secretValue(s *corev1.Secret, key string) ([]byte, error) {
 	return v, nil
 }
 
-func (r *TokenRequestReconciler) loadClientSecret(ctx context.Context, ns string, ref *v1.ClientSecretCredential) (credential.Credential, []string, metav1.Object, error) {
-	return r.secretCredential(ctx, ns, ref.Name, ref, func(s *corev1.Secret) (credential.Credential, error) {
+func (r *TokenRequestReconciler) loadClientSecret(ctx context.Context, from issuing, ref *v1.ClientSecretCredential) (credential.Credential, []string, metav1.Object, error) {
+	return r.secretCredential(ctx, from, ref.Name, ref, func(s *corev1.Secret) (credential.Credential, error) {
 		v, err := secretValue(s, orDefault(ref.Key, defaultClientSecretKey))
 		if err != nil {
 			return nil, err
@@ -163,8 +169,8 @@ func (r *TokenRequestReconciler) loadClientSecret(ctx context.Context, ns string
 	})
 }
 
-func (r *TokenRequestReconciler) loadCertificate(ctx context.Context, ns string, ref *v1.CertificateCredential) (credential.Credential, []string, metav1.Object, error) {
-	return r.secretCredential(ctx, ns, ref.SecretName, ref, func(s *corev1.Secret) (credential.Credential, error) {
+func (r *TokenRequestReconciler) loadCertificate(ctx context.Context, from issuing, ref *v1.CertificateCredential) (credential.Credential, []string, metav1.Object, error) {
+	return r.secretCredential(ctx, from, ref.SecretName, ref, func(s *corev1.Secret) (credential.Credential, error) {
 		cert, err := parseCertificateSecret(s, ref)
 		if err != nil {
 			return nil, err

@@ -98,7 +98,7 @@ func choose(o observed) plan {
 		return p
 	}
 	if retryAt, waiting := backingOff(o, p); waiting {
-		return plan{action: actWaitRetry, why: "backing off after a failed attempt", retryAt: retryAt}
+		return plan{action: actWaitRetry, why: "backing off after a failed attempt", retryAt: retryAt, forcedAt: p.forcedAt}
 	}
 	return p
 }
@@ -116,8 +116,21 @@ func issueReason(o observed) plan {
 		return plan{action: actIssue, why: "the issuer, client, scopes, parameters or credential changed"}
 	}
 	if forcedRefresh(o.tr, s) {
-		return plan{action: actIssue, why: "a refresh was requested", newer: true, forced: true}
+		at := forcedRefreshAt(o)
+		if !o.now.Before(at) {
+			return plan{action: actIssue, why: "a refresh was requested", newer: true, forced: true}
+		}
+		p := dueReason(o) // the request waits; anything else due goes ahead
+		p.forcedAt = at
+		return p
 	}
+	return dueReason(o)
+}
+
+// dueReason says whether a valid token for the same inputs needs writing
+// anyway, and why.
+func dueReason(o observed) plan {
+	s := o.secret
 	if st := o.tr.Status; failedWithSameInputs(o.tr, o) && st.NextRetryTime != nil && st.LastFailureTime.After(s.IssuedAt) {
 		// A failed attempt to replace this token (a forced refresh, say)
 		// is retried when its backoff ends, not forgotten. A failure older
@@ -149,6 +162,19 @@ func sameInputs(o observed) bool {
 func forcedRefresh(tr *v1.TokenRequest, s *secretdata.State) bool {
 	v := tr.Annotations[v1.AnnotationRefreshRequestedAt]
 	return v != "" && v != tr.Status.LastRefreshRequestedAt && (s == nil || v != s.RefreshRequest)
+}
+
+// forcedRefreshAt is when a requested refresh may call the token service:
+// --min-refresh-interval after the last call, whether it issued the token
+// in the Secret or failed. Requests that come sooner are merged into one,
+// made then, so that writing the annotation in a loop costs one call per
+// interval and a forced refresh never skips a backoff by more than that.
+func forcedRefreshAt(o observed) time.Time {
+	last := o.secret.IssuedAt
+	if lf := o.tr.Status.LastFailureTime; lf != nil && lf.After(last) {
+		last = lf.Time
+	}
+	return last.Add(o.policy.MinInterval)
 }
 
 // backingOff holds back a new attempt after failures with the same inputs.

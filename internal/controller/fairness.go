@@ -77,3 +77,112 @@ func (s *callSlots) busyMessage() string {
 func slotRetryDelay() time.Duration {
 	return time.Second + rand.N(time.Second)
 }
+
+// callRate is a token bucket per namespace on calls to token services (a
+// shared-cache hit costs none): many TokenRequests cannot storm a client
+// they share, nor one namespace the token services everyone uses. A
+// TokenRequest that finds its namespace's bucket empty reserves the next
+// free turn and requeues until then, holding no worker. Reservations are
+// bounded (maxWait of them), and a bucket that is full and has none is
+// dropped, so the map is as large as the namespaces calling right now.
+type callRate struct {
+	perSecond float64
+	burst     float64
+
+	mu       sync.Mutex
+	buckets  map[string]*bucket
+	lastScan time.Time
+}
+
+type bucket struct {
+	tokens float64 // may go below zero by the reservations made
+	at     time.Time
+	// turns are the reservations (TokenRequest → when it may call).
+	turns map[string]time.Time
+	// limitedSince is when the bucket last ran dry; zero while it has tokens.
+	limitedSince time.Time
+}
+
+// maxRateWait bounds how far ahead turns are given out; past it a
+// TokenRequest retries later without a reservation.
+const maxRateWait = time.Minute
+
+func newCallRate(perSecond float64, burst int) *callRate {
+	return &callRate{perSecond: perSecond, burst: float64(max(burst, 1)), buckets: map[string]*bucket{}}
+}
+
+// take lets the caller (a TokenRequest's key) call now, or says when to
+// come back and since when the namespace has been waiting. A nil receiver
+// or a non-positive rate means no limit.
+func (c *callRate) take(namespace, caller string, now time.Time) (ok bool, retryAt, limitedSince time.Time) {
+	if c == nil || c.perSecond <= 0 {
+		return true, time.Time{}, time.Time{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.scan(now)
+	b := c.buckets[namespace]
+	if b == nil {
+		b = &bucket{tokens: c.burst, at: now}
+		c.buckets[namespace] = b
+	}
+	c.refill(b, now)
+	if turn, reserved := b.turns[caller]; reserved {
+		if now.Before(turn) {
+			return false, turn, b.limitedSince
+		}
+		delete(b.turns, caller) // its token was taken when the turn was given
+		return true, time.Time{}, time.Time{}
+	}
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, time.Time{}, time.Time{}
+	}
+	if b.limitedSince.IsZero() {
+		b.limitedSince = now
+	}
+	wait := time.Duration((1 - b.tokens) / c.perSecond * float64(time.Second))
+	if wait > maxRateWait {
+		return false, now.Add(maxRateWait), b.limitedSince
+	}
+	b.tokens--
+	if b.turns == nil {
+		b.turns = map[string]time.Time{}
+	}
+	b.turns[caller] = now.Add(wait)
+	return false, now.Add(wait), b.limitedSince
+}
+
+func (c *callRate) refill(b *bucket, now time.Time) {
+	if now.After(b.at) {
+		b.tokens = min(c.burst, b.tokens+now.Sub(b.at).Seconds()*c.perSecond)
+		b.at = now
+	}
+	if b.tokens >= 1 {
+		b.limitedSince = time.Time{}
+	}
+}
+
+// scan, at most once per maxRateWait, drops turns long past (their
+// TokenRequest went away) and buckets that are full again.
+func (c *callRate) scan(now time.Time) {
+	if now.Sub(c.lastScan) < maxRateWait {
+		return
+	}
+	c.lastScan = now
+	for ns, b := range c.buckets {
+		c.refill(b, now)
+		for caller, turn := range b.turns {
+			if now.Sub(turn) > maxRateWait {
+				delete(b.turns, caller)
+			}
+		}
+		if b.tokens >= c.burst && len(b.turns) == 0 {
+			delete(c.buckets, ns)
+		}
+	}
+}
+
+func (c *callRate) busyMessage() string {
+	return fmt.Sprintf("this namespace's token calls are limited to %g per second (burst %g) and it has been using them all for more than %s; waiting for its turn", c.perSecond, c.burst, slowCalls)
+}

@@ -26,6 +26,9 @@ type issuing struct {
 	credentialNamespace string
 	// issuer identifies the issuer object (kind/namespace/name/uid); empty inline.
 	issuer string
+	// ref names the issuer as a reserved-for annotation does
+	// ("TokenIssuer/<name>", "ClusterTokenIssuer/<name>"); empty inline.
+	ref string
 	// label names the issuer in messages, for example ClusterTokenIssuer "corp".
 	label string
 	// scopesLater: the issuer is checked on its own, without a TokenRequest's scopes.
@@ -36,7 +39,7 @@ type issuing struct {
 // TokenRequest's owner can act on: the issuer is not ready.
 func (from issuing) wrap(err error) error {
 	var ce *credentialError
-	if from.issuer == "" || !errors.As(err, &ce) {
+	if from.issuer == "" || !errors.As(err, &ce) || ce.direct {
 		return err
 	}
 	return &credentialError{Reason: v1.ReasonIssuerNotReady, Message: fmt.Sprintf("%s is not ready: %s: %s", from.label, ce.Reason, ce.Message)}
@@ -104,6 +107,7 @@ func (r *TokenRequestReconciler) clusterIssuer(ctx context.Context, tr *v1.Token
 	from := issuing{
 		spec: ci.Spec.IssuerSpec, credential: &ci.Spec.Credential, credentialNamespace: r.ClusterResourceNamespace,
 		issuer: strings.Join([]string{v1.KindClusterTokenIssuer, name, string(ci.UID)}, "/"), label: label,
+		ref: v1.KindClusterTokenIssuer + "/" + name,
 	}
 	allowed, err := r.namespaceAllowed(ctx, ci.Spec.AllowedNamespaces, tr.Namespace)
 	if err != nil {
@@ -124,6 +128,7 @@ func (r *TokenRequestReconciler) namespacedIssuer(ctx context.Context, tr *v1.To
 	return issuing{
 		spec: ti.Spec.IssuerSpec, credential: &ti.Spec.Credential, credentialNamespace: ti.Namespace,
 		issuer: strings.Join([]string{v1.KindTokenIssuer, ti.Namespace, name, string(ti.UID)}, "/"), label: label,
+		ref: v1.KindTokenIssuer + "/" + name,
 	}, nil
 }
 

@@ -94,7 +94,8 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 // check says whether the issuer's configuration and credential can be used.
 func (r *IssuerReconciler) check(ctx context.Context, obj issuerObject) (metav1.Condition, error) {
 	spec := obj.spec
-	from := issuing{spec: *spec, credential: &spec.Credential, credentialNamespace: obj.GetNamespace(), scopesLater: true}
+	from := issuing{spec: *spec, credential: &spec.Credential, credentialNamespace: obj.GetNamespace(), scopesLater: true,
+		ref: r.Kind + "/" + obj.GetName()}
 	if r.Kind == v1.KindClusterTokenIssuer {
 		from.credentialNamespace = r.Requests.ClusterResourceNamespace
 		if sel := obj.allowedNamespaces; sel != nil && sel.Selector != nil {

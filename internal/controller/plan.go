@@ -28,6 +28,8 @@ type plan struct {
 	forced bool
 	// refreshAt is when the token in the Secret should be refreshed (actKeep).
 	refreshAt time.Time
+	// forcedAt is when a requested refresh that came too soon is made.
+	forcedAt time.Time
 	// retryAt is when a backing-off attempt may run (actWaitRetry).
 	retryAt time.Time
 	// call asks act to get a token and decide again.
@@ -64,7 +66,8 @@ type secretWrite struct {
 type fetched struct {
 	token tokensource.Token
 	err   error
-	// noSlot: the namespace's call slots were all taken since busySince.
+	// noSlot: the namespace's call slots were all taken, or its call rate
+	// used up, since busySince.
 	noSlot    bool
 	busySince time.Time
 	// retryIn is when to try again without a slot, chosen by act with jitter.
@@ -81,6 +84,7 @@ func decide(o observed) plan {
 	}
 	tr := o.tr.DeepCopy()
 	tr.Status.ObservedGeneration = tr.Generation
+	tr.Status.NextForcedRefreshTime = metaTime(p.forcedAt) // a token written clears it
 	ev := &p.events
 	switch p.action {
 	case actConflict:
@@ -90,7 +94,7 @@ func decide(o observed) plan {
 		p.requeueAt = expiryIfValid(o)
 	case actWaitRetry:
 		markProblem(tr, o, problemReasonOr(tr, v1.ReasonRefreshFailed), problemMessage(tr))
-		p.requeueAt = earliest(p.retryAt, expiryIfValid(o))
+		p.requeueAt = earliest(earliest(p.retryAt, expiryIfValid(o)), p.forcedAt)
 	case actKeep:
 		settleKeep(tr, o, &p)
 	case actIssue:
@@ -134,12 +138,16 @@ func settleCredentialError(tr *v1.TokenRequest, o observed, ev *[]pendingEvent) 
 // settleKeep leaves a good token in place, brings the status in line with
 // it, and the Secret's metadata with the spec.
 func settleKeep(tr *v1.TokenRequest, o observed, p *plan) {
-	p.requeueAt = p.refreshAt
+	p.requeueAt = earliest(p.refreshAt, p.forcedAt)
 	if failedWithSameInputs(tr, o) {
 		// Nothing new to write, but the failure stands until a call succeeds.
 		markProblem(tr, o, problemReasonOr(tr, v1.ReasonRefreshFailed), problemMessage(tr))
 	} else {
 		markKept(tr, o, p.refreshAt)
+		if !p.forcedAt.IsZero() {
+			c := meta.FindStatusCondition(tr.Status.Conditions, v1.ConditionReady)
+			c.Message += fmt.Sprintf("; the requested refresh is made at %s, --min-refresh-interval after the last token call", formatTime(p.forcedAt))
+		}
 		if v := tr.Annotations[v1.AnnotationRefreshRequestedAt]; v != "" && v == o.secret.RefreshRequest {
 			tr.Status.LastRefreshRequestedAt = v // done by an earlier write the cache had not shown yet
 		}

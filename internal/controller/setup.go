@@ -44,6 +44,10 @@ type SetupOptions struct {
 	// under way, so that a slow token service cannot take every worker; 0
 	// means no bound.
 	MaxTokenCallsPerNamespace int
+	// TokenCallsPerNamespacePerSecond and TokenCallBurstPerNamespace are
+	// each namespace's token bucket on token calls; a rate of 0 means no bound.
+	TokenCallsPerNamespacePerSecond float64
+	TokenCallBurstPerNamespace      int
 	// SecretMetadata is a cache of the metadata of every Secret but the
 	// operator's own (UnmanagedSecretSelector), which the manager's cache
 	// holds whole; it sees credential Secrets (and foreign Secrets in the
@@ -76,6 +80,7 @@ func (r *TokenRequestReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 		return errNoMetadataCache
 	}
 	r.slots = newCallSlots(opts.MaxTokenCallsPerNamespace)
+	r.rate = newCallRate(opts.TokenCallsPerNamespacePerSecond, opts.TokenCallBurstPerNamespace)
 	r.Metadata = opts.SecretMetadata
 	if err := r.indexFields(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err

@@ -59,6 +59,7 @@ func markIssued(tr *v1.TokenRequest, tok secretdata.Token, secretName, reason st
 	st.ExpiresAt = metaTime(tok.ExpiresAt)
 	st.RefreshAt = metaTime(tok.RefreshAt)
 	st.LastRefreshTime = metaTime(tok.IssuedAt)
+	st.NextForcedRefreshTime = nil // the request, if any, is recorded in the Secret
 	clearFailure(tr)
 	msg := fmt.Sprintf("token valid until %s, refresh at %s", formatTime(tok.ExpiresAt), formatTime(tok.RefreshAt))
 	setCondition(tr, v1.ConditionReady, metav1.ConditionTrue, reason, msg)

@@ -61,6 +61,8 @@ type TokenRequestReconciler struct {
 	credentials parsedCredentials
 	// slots bounds each namespace's token calls under way (nil: no bound).
 	slots *callSlots
+	// rate bounds each namespace's token calls per second (nil: no bound).
+	rate *callRate
 	// restarts rate-limits rollout restarts per workload.
 	restarts restartLimiter
 	// retryNotBefore remembers Retry-After answers (namespace/name → time).
@@ -333,12 +335,17 @@ func (r *TokenRequestReconciler) fetch(ctx context.Context, tr *v1.TokenRequest,
 	if tok, hit := r.Tokens.Cached(user, treq, fresh); hit {
 		return &fetched{token: tok}
 	}
-	release, busySince := r.slots.tryAcquire(tr.Namespace, r.Clock.Now())
+	now := r.Clock.Now()
+	release, busySince := r.slots.tryAcquire(tr.Namespace, now)
 	if release == nil {
 		log.FromContext(ctx).V(1).Info("the namespace's token calls are all under way; trying again shortly")
 		return &fetched{noSlot: true, busySince: busySince, retryIn: slotRetryDelay(), busyMessage: r.slots.busyMessage()}
 	}
 	defer release()
+	if ok, retryAt, limitedSince := r.rate.take(tr.Namespace, user, now); !ok {
+		log.FromContext(ctx).V(1).Info("the namespace's token-call rate is used up; waiting for a turn", "at", retryAt.UTC())
+		return &fetched{noSlot: true, busySince: limitedSince, retryIn: retryAt.Sub(now), busyMessage: r.rate.busyMessage()}
+	}
 	tok, err := r.Tokens.Token(ctx, user, treq, fresh)
 	if err != nil {
 		err = o.from.wrap(consentError(o.from, treq.AllowedHosts, err))

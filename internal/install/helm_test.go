@@ -239,6 +239,7 @@ func TestChartWithDefaultValues(t *testing.T) {
 	containsAll(t, "chart Deployment", c.Args,
 		"--leader-elect", "--health-probe-bind-address=:8081", "--metrics-bind-address=:8443", "--metrics-secure",
 		"--zap-log-level=info", "--max-concurrent-reconciles=16", "--max-token-calls-per-namespace=2", "--token-request-timeout=30s", "--min-remaining-lifetime=2m", "--min-refresh-interval=30s",
+		"--token-calls-per-namespace-per-second=20", "--token-call-burst-per-namespace=100",
 		"--kube-api-qps=500", "--kube-api-burst=1000")
 	containsNone(t, "chart Deployment", c.Args, "--namespace", "--ca-bundle", "--allowed-issuer-hosts", "--insecure-allow-http-loopback", "--watch-label-selector")
 	if len(d.Spec.Template.Spec.Volumes) != 0 {

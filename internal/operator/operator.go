@@ -53,7 +53,12 @@ type Options struct {
 	// MaxTokenCallsPerNamespace bounds the token calls one namespace has
 	// under way, so a stalled token service holds only that many workers.
 	MaxTokenCallsPerNamespace int
-	TokenRequestTimeout       time.Duration
+	// TokenCallsPerNamespacePerSecond and TokenCallBurstPerNamespace are
+	// each namespace's token bucket on calls to token services, so that
+	// many TokenRequests cannot storm a client they share (0: no bound).
+	TokenCallsPerNamespacePerSecond float64
+	TokenCallBurstPerNamespace      int
+	TokenRequestTimeout             time.Duration
 	// MinRefreshInterval is the shortest time from a token's issue to its
 	// refresh (at most half its lifetime), against refresh storms.
 	MinRefreshInterval time.Duration
@@ -84,19 +89,21 @@ type Options struct {
 // Defaults are the documented flag defaults.
 func Defaults() Options {
 	return Options{
-		MetricsBindAddress:        ":8080",
-		HealthProbeBindAddress:    ":8081",
-		LeaderElectionID:          DefaultLeaderElectionID,
-		KubeAPIQPS:                500,
-		KubeAPIBurst:              1000,
-		MaxConcurrentReconciles:   16,
-		MaxTokenCallsPerNamespace: 2,
-		TokenRequestTimeout:       30 * time.Second,
-		MinRemainingLifetime:      2 * time.Minute,
-		MinRefreshInterval:        30 * time.Second,
-		MaxTokenBytes:             tokensource.DefaultMaxTokenBytes,
-		CountIssuerRequests:       true,
-		Clock:                     clock.RealClock{},
+		MetricsBindAddress:              ":8080",
+		HealthProbeBindAddress:          ":8081",
+		LeaderElectionID:                DefaultLeaderElectionID,
+		KubeAPIQPS:                      500,
+		KubeAPIBurst:                    1000,
+		MaxConcurrentReconciles:         16,
+		MaxTokenCallsPerNamespace:       2,
+		TokenCallsPerNamespacePerSecond: 20,
+		TokenCallBurstPerNamespace:      100,
+		TokenRequestTimeout:             30 * time.Second,
+		MinRemainingLifetime:            2 * time.Minute,
+		MinRefreshInterval:              30 * time.Second,
+		MaxTokenBytes:                   tokensource.DefaultMaxTokenBytes,
+		CountIssuerRequests:             true,
+		Clock:                           clock.RealClock{},
 	}
 }
 
@@ -213,6 +220,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.SetupOptions{
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles, MaxTokenCallsPerNamespace: o.MaxTokenCallsPerNamespace, SecretMetadata: secretMeta,
+		TokenCallsPerNamespacePerSecond: o.TokenCallsPerNamespacePerSecond, TokenCallBurstPerNamespace: o.TokenCallBurstPerNamespace,
 		CountIssuerRequests: o.CountIssuerRequests,
 	}); err != nil {
 		return nil, err

@@ -54,6 +54,8 @@ func TestHostileNamespacesCannotStallReadOrBloatTheOperator(t *testing.T) {
 			regexp.MustCompile(`--insecure-allow-http-loopback`), 20 * time.Second},
 		{"access tokens over --max-token-bytes are written nowhere", hugeTokens, []string{v1.ReasonTokenTooLarge}, regexp.MustCompile(`--max-token-bytes`), 30 * time.Second},
 		{"scopes smuggled past allowedScopes never reach the token service", smuggledScopes, []string{v1.ReasonInvalidSpec}, regexp.MustCompile(`RFC 6749 scope-token`), 20 * time.Second},
+		{"a credential reserved for an issuer cannot be used inline or by another issuer", reservedCredential, []string{v1.ReasonCredentialNotAllowed},
+			regexp.MustCompile(`reserved-for for TokenIssuer/team;`), 20 * time.Second},
 	}
 	for _, step := range steps {
 		t.Run(step.name, func(t *testing.T) {
@@ -142,9 +144,30 @@ func templateBombs(t *testing.T) (string, []string) {
 	return ns, names
 }
 
-// tarpit: 12 TokenRequests on a token service that accepts and never answers.
+// tarpit: more TokenRequests than the manager has workers on a token
+// service that accepts and never answers. Never more than the namespace's
+// call slots may be under way, and the others say they are waiting.
 func tarpit(t *testing.T) (string, []string) {
-	return genericRequests(t, 12, "tarpit", hostile.Tarpit.URL+"/token")
+	ns, names := genericRequests(t, 2*managerWorkers, "tarpit", hostile.Tarpit.URL+"/token")
+	t.Cleanup(func() {
+		if peak := hostile.tarpitPeak.Load(); peak > callSlotsPerNamespace || peak == 0 {
+			t.Errorf("the tarpit held %d calls at once, want 1 to %d (--max-token-calls-per-namespace)", peak, callSlotsPerNamespace)
+		}
+	})
+	kube.Eventually(t, 30*time.Second, "a tarpit TokenRequest to report "+v1.ReasonTokenCallsBusy, func() bool {
+		for _, name := range names {
+			if c := kube.Condition(k8s.GetTR(t, ns, name), v1.ConditionReconciling); c != nil && c.Reason == v1.ReasonTokenCallsBusy {
+				return true
+			}
+		}
+		return false
+	})
+	// Calls time out after 10 s without headers; wait for the slots to
+	// change hands twice.
+	kube.Eventually(t, 45*time.Second, "three rounds of tarpit calls", func() bool {
+		return hostile.tarpitCalls.Load() >= 3*callSlotsPerNamespace
+	})
+	return ns, names
 }
 
 // oversized: 1 GiB answers on the generic path (token and discovery), a

@@ -68,6 +68,15 @@ func run(m *testing.M) int {
 	return code
 }
 
+// The manager's settings the steps rely on.
+const (
+	managerWorkers        = 16 // --max-concurrent-reconciles, default
+	callSlotsPerNamespace = 2  // --max-token-calls-per-namespace, default
+	minRefreshInterval    = 15 * time.Second
+	namespaceCallRate     = 5
+	namespaceCallBurst    = 10
+)
+
 // managerProcess is the manager built from this tree and run as a child.
 type managerProcess struct {
 	*managerproc.Process
@@ -89,9 +98,15 @@ func startManagerProcess(env *testenv.Env, work string) (*managerProcess, error)
 	if err := os.WriteFile(caFile, bundle, 0o600); err != nil {
 		return nil, err
 	}
-	// Documented defaults otherwise: 8 workers, 2 token calls per
+	// Documented defaults otherwise: 16 workers, 2 token calls per
 	// namespace, a 30 s call timeout, no plain-http loopback.
-	p, err := managerproc.Start(bin, "--kubeconfig", kubeconfig, "--ca-bundle", caFile)
+	p, err := managerproc.Start(bin, "--kubeconfig", kubeconfig, "--ca-bundle", caFile,
+		"--cluster-resource-namespace", testenv.OperatorNamespace,
+		// Short and low enough that the storm steps see them at work.
+		"--min-refresh-interval", minRefreshInterval.String(),
+		"--token-calls-per-namespace-per-second", fmt.Sprint(namespaceCallRate),
+		"--token-call-burst-per-namespace", fmt.Sprint(namespaceCallBurst),
+	)
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,9 @@ type hostileServers struct {
 	Codes   []string
 	// PlainHTTPCalls counts requests that reached PlainHTTP.
 	PlainHTTPCalls atomic.Int64
+	// tarpitInFlight counts the requests Tarpit holds; tarpitPeak is its
+	// high-water mark, tarpitCalls all it has received.
+	tarpitInFlight, tarpitPeak, tarpitCalls atomic.Int64
 
 	release chan struct{}
 }
@@ -47,6 +50,14 @@ type hostileServers struct {
 func startHostileServers() *hostileServers {
 	h := &hostileServers{release: make(chan struct{})}
 	h.Tarpit = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Read the (small) form first: only then does the server watch the
+		// connection and end r.Context() when the client gives up.
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<16))
+		h.tarpitCalls.Add(1)
+		n := h.tarpitInFlight.Add(1)
+		defer h.tarpitInFlight.Add(-1)
+		for peak := h.tarpitPeak.Load(); n > peak && !h.tarpitPeak.CompareAndSwap(peak, n); peak = h.tarpitPeak.Load() {
+		}
 		select {
 		case <-h.release:
 		case <-r.Context().Done():
