@@ -192,6 +192,7 @@ func TestRandomTokensNeitherGrowTheCachesNorPushOutAllowedScrapers(t *testing.T)
 	rv := &reviewer{users: map[string]string{"good": "scraper"}, allowed: map[string]bool{"scraper get /metrics": true}}
 	a := rv.authorizer(clk)
 	a.unauthenticated = newExpiringSet(clk, metricsUnauthenticatedTTL, 8)
+	a.allowed = newExpiringSet(clk, metricsAllowTTL, 4) // small, so that any spill-over would push the scraper out
 	h, _ := a.filter(logr.Discard(), okHandler())
 	if w := get(h, http.MethodGet, "/metrics", "good"); w.Code != http.StatusOK {
 		t.Fatalf("scraper: status %d", w.Code)
@@ -251,7 +252,15 @@ func TestReviewsBeyondTheConcurrencyBoundAreAnswered429(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	before := rv.calls.Load()
-	w := get(h, http.MethodGet, "/metrics", "another")
+	answer := make(chan *httptest.ResponseRecorder, 1)
+	go func() { answer <- get(h, http.MethodGet, "/metrics", "another") }()
+	var w *httptest.ResponseRecorder
+	select {
+	case w = <-answer:
+	case <-time.After(5 * time.Second):
+		close(rv.block)
+		t.Fatal("a request past the bound waited for a review instead of being refused")
+	}
 	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" || rv.calls.Load() != before {
 		t.Errorf("with %d reviews under way: status %d, Retry-After %q, %d more API calls; want 429, 1, 0",
 			metricsMaxReviews, w.Code, w.Header().Get("Retry-After"), rv.calls.Load()-before)
