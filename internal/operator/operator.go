@@ -62,8 +62,12 @@ type Options struct {
 	AllowHTTPLoopback bool
 	// AllowedIssuerHosts is the operator-wide ceiling on token hosts
 	// ("host", "host:port", "*.example.com"); empty means no ceiling.
-	AllowedIssuerHosts   []string
-	MinRemainingLifetime time.Duration
+	AllowedIssuerHosts []string
+	// AllowedServiceAccountAudiences is the operator-wide ceiling on the
+	// audiences of minted service-account tokens (exact, or a prefix and
+	// "*"); empty means no ceiling. The API server's own are always refused.
+	AllowedServiceAccountAudiences []string
+	MinRemainingLifetime           time.Duration
 	// ClusterResourceNamespace holds the credentials of ClusterTokenIssuers.
 	ClusterResourceNamespace string
 	// CountIssuerRequests writes each issuer's TokenRequest count; a shard
@@ -128,6 +132,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	if err := tokensource.ValidateAllowedIssuerHosts(o.AllowedIssuerHosts); err != nil {
 		return nil, fmt.Errorf("--allowed-issuer-hosts: %w", err)
 	}
+	if err := controller.ValidateAllowedAudiences(o.AllowedServiceAccountAudiences); err != nil {
+		return nil, fmt.Errorf("--allowed-service-account-audiences: %w", err)
+	}
 	scheme := NewScheme()
 	namespaces := map[string]cache.Config{}
 	for _, ns := range o.Namespaces {
@@ -184,6 +191,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		RootCAs: roots, Timeout: o.TokenRequestTimeout, Clock: o.Clock,
 		AllowHTTPLoopback: o.AllowHTTPLoopback, AllowedIssuerHosts: o.AllowedIssuerHosts,
 	})
+	discoverAudiences, err := controller.APIServerAudiences(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, err
+	}
 	r := &controller.TokenRequestReconciler{
 		Client:                   mgr.GetClient(),
 		APIReader:                mgr.GetAPIReader(),
@@ -195,6 +206,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		MinRemaining:             o.MinRemainingLifetime,
 		MinRefreshInterval:       o.MinRefreshInterval,
 		ClusterResourceNamespace: o.ClusterResourceNamespace,
+		Audiences:                &controller.ServiceAccountAudiences{Allowed: o.AllowedServiceAccountAudiences, Discover: discoverAudiences, Clock: o.Clock},
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.SetupOptions{
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles, MaxTokenCallsPerNamespace: o.MaxTokenCallsPerNamespace, SecretMetadata: secretMeta,
