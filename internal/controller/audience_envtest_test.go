@@ -18,10 +18,11 @@ import (
 )
 
 func TestServiceAccountTokensForTheAPIServersAudiencesAreNeverMinted(t *testing.T) {
-	startManager(t, func(o *operator.Options) {
-		o.AllowedServiceAccountAudiences = []string{"api://AzureADTokenExchange", "https://kubernetes.default.svc", "api://tenant-*"}
-	})
 	issuer, keys := apiServerIssuer(t) // envtest's --service-account-issuer, https://127.0.0.1:<port>/
+	startManager(t, func(o *operator.Options) {
+		// The ceiling names API server audiences too: they are refused all the same.
+		o.AllowedServiceAccountAudiences = []string{"api://AzureADTokenExchange", "https://kubernetes.default.svc", issuer, "api://tenant-*"}
+	})
 	ns := k8s.NewNamespace(t)
 	k8s.MustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "workload", Namespace: ns,
 		Annotations: map[string]string{v1.AnnotationAllowedIssuers: sts.Host()}}})
