@@ -52,6 +52,8 @@ func TestHostileNamespacesCannotStallReadOrBloatTheOperator(t *testing.T) {
 			regexp.MustCompile(`token service answered 400`), 30 * time.Second},
 		{"a plain-http loopback service needs the operator's opt-in", plainLoopback, []string{v1.ReasonInvalidSpec},
 			regexp.MustCompile(`--insecure-allow-http-loopback`), 20 * time.Second},
+		{"service account tokens for the API server's own audiences are never minted", apiServerAudiences, []string{v1.ReasonCredentialNotAllowed},
+			regexp.MustCompile(`Kubernetes API server accepts|empty service account token audience`), 20 * time.Second},
 	}
 	for _, step := range steps {
 		t.Run(step.name, func(t *testing.T) {
