@@ -3,11 +3,14 @@ package controller_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,6 +69,33 @@ func TestSecureMetricsAnswerOnlyTokensAllowedToGetMetrics(t *testing.T) {
 		if code != c.want {
 			t.Errorf("%s: status %d, want %d", c.what, code, c.want)
 		}
+	}
+
+	// A flood of uncached tokens is turned away past the review rate, and
+	// the cached scraper is still served.
+	var wg sync.WaitGroup
+	var refused, reviewed atomic.Int32
+	for i := range 40 {
+		wg.Go(func() {
+			code, _, err := secureGet(addr, fmt.Sprintf("flood-%d-%s", i, randomHex(8)))
+			switch {
+			case err != nil:
+				t.Errorf("flood: %v", err)
+			case code == http.StatusTooManyRequests:
+				refused.Add(1)
+			case code == http.StatusUnauthorized:
+				reviewed.Add(1)
+			default:
+				t.Errorf("flood: status %d", code)
+			}
+		})
+	}
+	wg.Wait()
+	if refused.Load() == 0 {
+		t.Errorf("40 uncached tokens at once: all %d reviewed, none answered 429", reviewed.Load())
+	}
+	if code, _, err := secureGet(addr, reader); err != nil || code != http.StatusOK {
+		t.Errorf("the bound scraper during the flood: status %d (%v), want 200 from the cache", code, err)
 	}
 
 	// A denial is reused for 30 s, as controller-runtime's filters do: a
