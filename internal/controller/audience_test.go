@@ -43,12 +43,12 @@ func TestAudiencesTheAPIServerAcceptsAreRefused(t *testing.T) {
 func TestTheAudienceCeilingAllowsExactAudiencesAndStarPrefixes(t *testing.T) {
 	ceiling := []string{"api://AzureADTokenExchange", "https://iam.googleapis.com/projects/123/*"}
 	for aud, want := range map[string]bool{
-		"api://AzureADTokenExchange":                         true,
-		"api://azureadtokenexchange":                         false, // exact
-		"api://AzureADTokenExchange/":                        false,
+		"api://AzureADTokenExchange":                          true,
+		"api://azureadtokenexchange":                          false, // exact
+		"api://AzureADTokenExchange/":                         false,
 		"https://iam.googleapis.com/projects/123/providers/p": true,
-		"https://iam.googleapis.com/projects/1234/x":         false,
-		"sts.amazonaws.com":                                  false,
+		"https://iam.googleapis.com/projects/1234/x":          false,
+		"sts.amazonaws.com":                                   false,
 	} {
 		why := audienceRefusal(aud, nil, ceiling)
 		if (why == "") != want {
