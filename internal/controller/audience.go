@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
@@ -167,13 +168,31 @@ func audienceRefusal(audience string, apiServer, allowed []string) string {
 	norm := normalizeAudience(audience)
 	for _, a := range append(apiServer, apiServerAudiences...) {
 		if a != "" && normalizeAudience(a) == norm {
-			return fmt.Sprintf("audience %s is one the Kubernetes API server accepts: a token for it would let the token service act as the ServiceAccount in this cluster; nothing was minted", strconv.Quote(audience))
+			return fmt.Sprintf("audience %s is one the Kubernetes API server accepts: a token for it would let the token service act as the ServiceAccount in this cluster; nothing was minted", quoteAudience(audience))
 		}
 	}
 	if len(allowed) > 0 && !audienceAllowed(allowed, audience) {
-		return fmt.Sprintf("audience %s is not in the operator's --allowed-service-account-audiences; ask the cluster administrator", strconv.Quote(audience))
+		return fmt.Sprintf("audience %s is not in the operator's --allowed-service-account-audiences; ask the cluster administrator", quoteAudience(audience))
 	}
 	return ""
+}
+
+// quoteAudience quotes an audience for a message, cut after 128 runes so
+// that a status message stays short (the field allows 1,024 bytes).
+func quoteAudience(a string) string {
+	const limit = 128
+	if utf8.RuneCountInString(a) <= limit {
+		return strconv.Quote(a)
+	}
+	runes := 0
+	for i := range a {
+		if runes == limit {
+			a = a[:i]
+			break
+		}
+		runes++
+	}
+	return strconv.Quote(a) + "…"
 }
 
 func normalizeAudience(a string) string {

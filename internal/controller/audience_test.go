@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -121,5 +122,13 @@ func TestOwnTokenAudiencesAreReadFromTheJWT(t *testing.T) {
 	}
 	if got := ownTokenAudiences(restConfigWithToken("not-a-jwt")); got != nil {
 		t.Errorf("opaque token: %q", got)
+	}
+}
+
+func TestALongAudienceIsCutInTheMessage(t *testing.T) {
+	long := "kubernetes.default.svc/" + strings.Repeat("é", 1000)
+	why := audienceRefusal(long, nil, []string{"x"})
+	if len(why) > 400 || !strings.Contains(why, "…") || !utf8.ValidString(why) {
+		t.Errorf("message of %d bytes: %q", len(why), why)
 	}
 }
