@@ -63,8 +63,8 @@ func (p *ServiceAccountAudiences) refusal(ctx context.Context, audience string) 
 }
 
 // apiServer discovers the API server's audiences once; after a failure it
-// tries again at most every audienceRetry, and refuses only the fixed
-// forms meanwhile.
+// tries again at most every audienceRetry, and meanwhile refuses what it
+// found (the manager token's audiences) besides the fixed forms.
 func (p *ServiceAccountAudiences) apiServer(ctx context.Context) []string {
 	if p.Discover == nil {
 		return nil
