@@ -35,7 +35,7 @@ func (s *stringList) Set(v string) error {
 
 func main() {
 	o := operator.Defaults()
-	var namespaces, caBundles, issuerHosts stringList
+	var namespaces, caBundles, issuerHosts, saAudiences stringList
 	var kubeAPIQPS float64
 	var showVersion bool
 	flag.BoolVar(&showVersion, "version", false, "Print the version, commit and build date, then exit.")
@@ -58,6 +58,7 @@ func main() {
 	flag.IntVar(&o.TokenCallBurstPerNamespace, "token-call-burst-per-namespace", o.TokenCallBurstPerNamespace, "Token calls one namespace may make at once above --token-calls-per-namespace-per-second.")
 	flag.BoolVar(&o.AllowHTTPLoopback, "insecure-allow-http-loopback", false, "Allow plain-http token services on localhost, 127.0.0.1 and [::1] (development only: a namespace could aim credentials at the operator pod's own loopback services).")
 	flag.Var(&issuerHosts, "allowed-issuer-hosts", "Token hosts the operator may send any credential to (host, host:port or *.example.com); repeatable or comma-separated. Per-Secret consent can narrow this, never widen it (default: no operator-wide limit).")
+	flag.Var(&saAudiences, "allowed-service-account-audiences", "Audiences the operator may mint service account tokens for (an audience, or a prefix ending in *); repeatable or comma-separated. The API server's own audiences are refused whatever this says (default: no operator-wide limit).")
 	flag.Int64Var(&o.MaxTokenBytes, "max-token-bytes", o.MaxTokenBytes, "Largest access token (with its token_type) the operator stores, in bytes; a larger one is refused with TokenTooLarge and written nowhere. Entra access tokens are 1.5-4 KiB (up to about 12 KiB with many groups or roles), Google's and AWS session tokens 1-2 KiB.")
 	flag.DurationVar(&o.TokenRequestTimeout, "token-request-timeout", o.TokenRequestTimeout, "Timeout of one call to a token service.")
 	flag.DurationVar(&o.MinRemainingLifetime, "min-remaining-lifetime", o.MinRemainingLifetime, "Validity a token keeps at least when refreshed, so kubelet can propagate the Secret to pods.")
@@ -72,6 +73,7 @@ func main() {
 	}
 	metrics.RegisterBuildInfo(ctrlmetrics.Registry, version.Get())
 	o.Namespaces, o.CABundleFiles, o.AllowedIssuerHosts = namespaces, caBundles, issuerHosts
+	o.AllowedServiceAccountAudiences = saAudiences
 	o.KubeAPIQPS = float32(kubeAPIQPS)
 	if o.ClusterResourceNamespace == "" {
 		o.ClusterResourceNamespace = runningNamespace()

@@ -228,6 +228,9 @@ func (r *TokenRequestReconciler) loadServiceAccount(ctx context.Context, ns stri
 		return nil, nil, err
 	}
 	audience := orDefault(ref.Audience, defaultFederationAud)
+	if why := r.Audiences.refusal(ctx, audience); why != "" {
+		return nil, nil, audienceError(ref, why)
+	}
 	provide := func(ctx context.Context) (string, error) {
 		expiry := int64(serviceAccountTokenSeconds)
 		treq := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: &expiry}}

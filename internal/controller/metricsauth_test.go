@@ -3,15 +3,19 @@ package controller_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -66,6 +70,48 @@ func TestSecureMetricsAnswerOnlyTokensAllowedToGetMetrics(t *testing.T) {
 			t.Errorf("%s: status %d, want %d", c.what, code, c.want)
 		}
 	}
+
+	// A flood of uncached tokens is turned away past the review rate, and
+	// the cached scraper is still served.
+	var wg sync.WaitGroup
+	var refused, reviewed atomic.Int32
+	for i := range 40 {
+		wg.Go(func() {
+			code, _, err := secureGet(addr, fmt.Sprintf("flood-%d-%s", i, randomHex(8)))
+			switch {
+			case err != nil:
+				t.Errorf("flood: %v", err)
+			case code == http.StatusTooManyRequests:
+				refused.Add(1)
+			case code == http.StatusUnauthorized:
+				reviewed.Add(1)
+			default:
+				t.Errorf("flood: status %d", code)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("40 uncached tokens at once: %d reviewed (401), %d answered 429", reviewed.Load(), refused.Load())
+	if refused.Load() == 0 {
+		t.Errorf("40 uncached tokens at once: all %d reviewed, none answered 429", reviewed.Load())
+	}
+	if code, _, err := secureGet(addr, reader); err != nil || code != http.StatusOK {
+		t.Errorf("the bound scraper during the flood: status %d (%v), want 200 from the cache", code, err)
+	}
+
+	// A denial is reused for 30 s, as controller-runtime's filters do: a
+	// binding made now is honoured once it expires, not before.
+	allowMetricsTo(t, ns, "stranger")
+	kube.Eventually(t, 10*time.Second, "the API server allows the stranger now", func() bool {
+		return canGetMetrics(t, ns, "stranger")
+	})
+	if code, _, err := secureGet(addr, stranger); err != nil || code != http.StatusForbidden {
+		t.Errorf("the stranger just bound: status %d (%v), want the cached 403", code, err)
+	}
+	kube.Eventually(t, 45*time.Second, "the stranger gets the metrics once the denial expired", func() bool {
+		code, _, err := secureGet(addr, stranger)
+		return err == nil && code == http.StatusOK
+	})
 	for _, token := range []string{reader, stranger, garbage} {
 		if strings.Contains(logs.String(), token) {
 			t.Error("the operator logged a bearer token")
@@ -108,11 +154,25 @@ func serviceAccountToken(t *testing.T, ns, name string) string {
 	return req.Status.Token
 }
 
+// canGetMetrics asks the API server whether the service account may get /metrics.
+func canGetMetrics(t *testing.T, ns, name string) bool {
+	t.Helper()
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User:                  "system:serviceaccount:" + ns + ":" + name,
+		Groups:                []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+		NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"},
+	}}
+	if err := k8s.Create(context.Background(), sar); err != nil {
+		t.Fatal(err)
+	}
+	return sar.Status.Allowed
+}
+
 // allowMetricsTo binds the service account to a ClusterRole that may get /metrics.
 func allowMetricsTo(t *testing.T, ns, name string) {
 	t.Helper()
 	role := &rbacv1.ClusterRole{
-		ObjectMeta: metav1.ObjectMeta{Name: "metrics-reader-" + ns},
+		ObjectMeta: metav1.ObjectMeta{Name: "metrics-reader-" + ns + "-" + name},
 		Rules:      []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}},
 	}
 	createClusterBinding(t, role, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns})

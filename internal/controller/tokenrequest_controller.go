@@ -56,6 +56,8 @@ type TokenRequestReconciler struct {
 	// planned refresh (at most half its lifetime): no stale hint or odd
 	// renewal setting can make a TokenRequest call its token service in a loop.
 	MinRefreshInterval time.Duration
+	// Audiences decides the audiences of minted service-account tokens (nil: refuse only the usual API server forms).
+	Audiences *ServiceAccountAudiences
 
 	// credentials holds parsed credentials by Secret version.
 	credentials parsedCredentials

@@ -242,6 +242,7 @@ func TestChartWithDefaultValues(t *testing.T) {
 		"--token-calls-per-namespace-per-second=20", "--token-call-burst-per-namespace=100",
 		"--kube-api-qps=500", "--kube-api-burst=1000")
 	containsNone(t, "chart Deployment", c.Args, "--namespace", "--ca-bundle", "--allowed-issuer-hosts", "--insecure-allow-http-loopback", "--watch-label-selector")
+	containsNone(t, "chart Deployment", c.Args, "--allowed-service-account-audiences")
 	if len(d.Spec.Template.Spec.Volumes) != 0 {
 		t.Errorf("volumes without extraCABundle: %+v", d.Spec.Template.Spec.Volumes)
 	}
@@ -285,6 +286,7 @@ func TestChartWithEveryOptionOn(t *testing.T) {
 		"--allowed-issuer-hosts=login.microsoftonline.com,*.okta.com", "--min-refresh-interval=45s",
 		"--watch-label-selector=tokens.token-operator.io/shard=b", "--kube-api-qps=80", "--kube-api-burst=160",
 		"--ca-bundle=/etc/token-operator/ca/ca-bundle.pem", "--zap-stacktrace-level=panic")
+	containsAll(t, "chart Deployment", c.Args, "--allowed-service-account-audiences=api://AzureADTokenExchange,https://iam.googleapis.com/projects/123/*")
 	if *d.Spec.Replicas != 3 || c.ImagePullPolicy != corev1.PullAlways {
 		t.Errorf("replicas %d, image %q, pull policy %q", *d.Spec.Replicas, c.Image, c.ImagePullPolicy)
 	}

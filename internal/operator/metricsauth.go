@@ -2,6 +2,8 @@ package operator
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"net/http"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	authnclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	authzclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/utils/clock"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
@@ -23,13 +26,33 @@ import (
 // authenticates the bearer token and a SubjectAccessReview authorizes the
 // request path. It replaces controller-runtime's filters package, which links
 // k8s.io/apiserver (gRPC, OpenTelemetry, cel-go) for the same two calls.
+//
+// The answers are cached as controller-runtime's filters cache them
+// (pkg/metrics/filters, v0.25): TokenReview answers, success and failure
+// alike, for 1 minute (authenticatorfactory CacheTTL; k8s.io/apiserver's
+// token cache.New(auth, false, ttl, ttl) caches no errors), allowed
+// SubjectAccessReviews for 5 minutes and denied ones for 30 seconds
+// (authorizerfactory AllowCacheTTL, DenyCacheTTL). An allowed request needs
+// both answers, so it is reused for the shorter, 1 minute. Beyond that,
+// unlike those filters, reviews are bounded in number and rate, since any pod
+// that reaches the port can ask for them.
 
 const (
-	// metricsAuthTTL is how long an allowed decision is reused, so a scraper
-	// costs two API calls a minute rather than two per scrape.
-	metricsAuthTTL = time.Minute
-	// metricsAuthMaxEntries bounds the cache against floods of tokens.
-	metricsAuthMaxEntries = 256
+	metricsAllowTTL           = time.Minute
+	metricsUnauthenticatedTTL = time.Minute
+	metricsDenyTTL            = 30 * time.Second
+	// Each kind of answer has its own bound, so that random tokens, which
+	// are only ever unauthenticated, cannot push out allowed scrapers.
+	metricsAllowMaxEntries           = 256
+	metricsUnauthenticatedMaxEntries = 1024
+	metricsDenyMaxEntries            = 256
+	// metricsMaxReviews bounds the reviews under way at once, and
+	// metricsReviewsPerSecond (with a burst of metricsReviewBurst) their
+	// rate: past either the endpoint answers 429. A scraper costs one review
+	// pair a minute, so this leaves room for many.
+	metricsMaxReviews       = 4
+	metricsReviewsPerSecond = 5
+	metricsReviewBurst      = 10
 	// metricsAuthTimeout bounds the review calls of one request.
 	metricsAuthTimeout = 10 * time.Second
 )
@@ -45,57 +68,121 @@ func metricsAuth(cfg *rest.Config, httpClient *http.Client) (metricsserver.Filte
 	if err != nil {
 		return nil, err
 	}
-	a := &metricsAuthorizer{
-		tokens: authn.TokenReviews(),
-		sars:   authz.SubjectAccessReviews(),
-		cache:  newAllowCache(clock.RealClock{}, metricsAuthTTL, metricsAuthMaxEntries),
-	}
-	return a.filter, nil
+	return newMetricsAuthorizer(authn.TokenReviews(), authz.SubjectAccessReviews(), clock.RealClock{}).filter, nil
 }
 
-// metricsAuthorizer holds the review clients and the cache of allowed requests.
+// metricsAuthorizer holds the review clients, the caches of answers and the
+// bounds on reviews.
 type metricsAuthorizer struct {
 	tokens authnclient.TokenReviewInterface
 	sars   authzclient.SubjectAccessReviewInterface
-	cache  *allowCache
+	// keyed by HMAC-SHA256 under salt, so that memory holds no token nor
+	// a plain hash to check a guessed token against.
+	salt            [32]byte
+	allowed         *expiringSet // (token, verb, path) allowed
+	unauthenticated *expiringSet // token failed its TokenReview
+	denied          *expiringSet // (token, verb, path) denied
+	reviews         chan struct{}
+	rate            flowcontrol.PassiveRateLimiter
+}
+
+func newMetricsAuthorizer(tokens authnclient.TokenReviewInterface, sars authzclient.SubjectAccessReviewInterface, clk clock.PassiveClock) *metricsAuthorizer {
+	a := &metricsAuthorizer{
+		tokens:          tokens,
+		sars:            sars,
+		allowed:         newExpiringSet(clk, metricsAllowTTL, metricsAllowMaxEntries),
+		unauthenticated: newExpiringSet(clk, metricsUnauthenticatedTTL, metricsUnauthenticatedMaxEntries),
+		denied:          newExpiringSet(clk, metricsDenyTTL, metricsDenyMaxEntries),
+		reviews:         make(chan struct{}, metricsMaxReviews),
+		rate:            flowcontrol.NewTokenBucketPassiveRateLimiterWithClock(metricsReviewsPerSecond, metricsReviewBurst, clk),
+	}
+	_, _ = rand.Read(a.salt[:]) // crypto/rand.Read never fails
+	return a
 }
 
 // filter wraps handler; it is the metricsserver.Filter.
 func (a *metricsAuthorizer) filter(log logr.Logger, handler http.Handler) (http.Handler, error) {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		code := a.check(r, log)
-		if code == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", "Bearer") // RFC 7235 asks for the scheme with a 401
-		}
-		if code != http.StatusOK {
-			http.Error(w, http.StatusText(code), code)
+		switch code {
+		case http.StatusOK:
+			handler.ServeHTTP(w, r)
 			return
+		case http.StatusUnauthorized:
+			w.Header().Set("WWW-Authenticate", "Bearer") // RFC 7235 asks for the scheme with a 401
+		case http.StatusTooManyRequests:
+			w.Header().Set("Retry-After", "1") // a slot or a token of the bucket frees within a second
 		}
-		handler.ServeHTTP(w, r)
+		http.Error(w, http.StatusText(code), code)
 	}), nil
 }
 
 // check returns 200 when the request may proceed, else the status to answer.
+// Cached answers cost no review; a review needs a free slot and a token of
+// the rate limiter, else 429.
 func (a *metricsAuthorizer) check(r *http.Request, log logr.Logger) int {
 	token, ok := bearerToken(r)
 	if !ok {
 		return http.StatusUnauthorized
 	}
 	verb, path := strings.ToLower(r.Method), r.URL.Path
-	key := allowKey(token, verb, path)
-	if a.cache.allowed(key) {
+	tokenKey, reqKey := a.key(token), a.key(token, verb, path)
+	switch {
+	case a.allowed.has(reqKey):
 		return http.StatusOK
+	case a.unauthenticated.has(tokenKey):
+		return http.StatusUnauthorized
+	case a.denied.has(reqKey):
+		return http.StatusForbidden
 	}
+	release, ok := a.startReview()
+	if !ok {
+		log.V(2).Info("Metrics request refused: too many reviews")
+		return http.StatusTooManyRequests
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(r.Context(), metricsAuthTimeout)
 	defer cancel()
 	user, code := a.authenticate(ctx, token, log)
+	if code == http.StatusUnauthorized {
+		a.unauthenticated.add(tokenKey)
+	}
 	if code != http.StatusOK {
 		return code
 	}
-	if code = a.authorize(ctx, user, verb, path, log); code == http.StatusOK {
-		a.cache.allow(key)
+	switch code = a.authorize(ctx, user, verb, path, log); code {
+	case http.StatusOK:
+		a.allowed.add(reqKey)
+	case http.StatusForbidden:
+		a.denied.add(reqKey)
 	}
 	return code
+}
+
+// startReview takes a review slot and a token of the rate limiter, or
+// neither. The slot is taken first so that a busy endpoint spends no token.
+func (a *metricsAuthorizer) startReview() (release func(), ok bool) {
+	select {
+	case a.reviews <- struct{}{}:
+	default:
+		return nil, false
+	}
+	release = func() { <-a.reviews }
+	if !a.rate.TryAccept() {
+		release()
+		return nil, false
+	}
+	return release, true
+}
+
+// key is the HMAC of the NUL-separated parts (NUL keeps distinct triples
+// apart), so that the caches hold no tokens.
+func (a *metricsAuthorizer) key(parts ...string) [sha256.Size]byte {
+	m := hmac.New(sha256.New, a.salt[:])
+	m.Write([]byte(strings.Join(parts, "\x00")))
+	var k [sha256.Size]byte
+	m.Sum(k[:0])
+	return k
 }
 
 // bearerToken reads "Authorization: Bearer <token>"; the scheme is
@@ -159,17 +246,11 @@ func extraOf(in map[string]authnv1.ExtraValue) map[string]authzv1.ExtraValue {
 	return out
 }
 
-// allowKey hashes the token with the request so the cache holds no tokens.
-// NUL separators keep distinct (token, verb, path) triples apart.
-func allowKey(token, verb, path string) [sha256.Size]byte {
-	return sha256.Sum256([]byte(token + "\x00" + verb + "\x00" + path))
-}
-
-// allowCache remembers allowed decisions until they expire. It is bounded:
-// when full it drops expired entries and, if still full, everything, so
-// random tokens cannot grow it. Denials are never cached, so they cannot
-// push out allowed entries for long and a new binding takes effect at once.
-type allowCache struct {
+// expiringSet remembers keys for ttl. It is bounded: when full it drops
+// expired keys and, if still full, one key at random (map order), so that
+// floods of keys cannot grow it. Keys enter only after a review, whose rate
+// is bounded, so at the default rate it never fills.
+type expiringSet struct {
 	clock clock.PassiveClock
 	ttl   time.Duration
 	max   int
@@ -178,12 +259,12 @@ type allowCache struct {
 	expires map[[sha256.Size]byte]time.Time
 }
 
-func newAllowCache(c clock.PassiveClock, ttl time.Duration, max int) *allowCache {
-	return &allowCache{clock: c, ttl: ttl, max: max, expires: make(map[[sha256.Size]byte]time.Time)}
+func newExpiringSet(c clock.PassiveClock, ttl time.Duration, max int) *expiringSet {
+	return &expiringSet{clock: c, ttl: ttl, max: max, expires: make(map[[sha256.Size]byte]time.Time)}
 }
 
-// allowed reports whether key was allowed within the last ttl.
-func (c *allowCache) allowed(key [sha256.Size]byte) bool {
+// has reports whether key was added within the last ttl.
+func (c *expiringSet) has(key [sha256.Size]byte) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	exp, ok := c.expires[key]
@@ -194,8 +275,8 @@ func (c *allowCache) allowed(key [sha256.Size]byte) bool {
 	return ok
 }
 
-// allow records key as allowed for ttl.
-func (c *allowCache) allow(key [sha256.Size]byte) {
+// add records key for ttl.
+func (c *expiringSet) add(key [sha256.Size]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.clock.Now()
@@ -205,15 +286,18 @@ func (c *allowCache) allow(key [sha256.Size]byte) {
 	c.expires[key] = now.Add(c.ttl)
 }
 
-// evict drops expired entries and, if the cache is still full, all of them.
-// The caller holds mu.
-func (c *allowCache) evict(now time.Time) {
+// evict drops expired keys and, if the set is still full, one more. The
+// caller holds mu.
+func (c *expiringSet) evict(now time.Time) {
 	for k, exp := range c.expires {
 		if !now.Before(exp) {
 			delete(c.expires, k)
 		}
 	}
-	if len(c.expires) >= c.max {
-		clear(c.expires)
+	for k := range c.expires {
+		if len(c.expires) < c.max {
+			break
+		}
+		delete(c.expires, k)
 	}
 }

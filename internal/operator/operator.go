@@ -67,8 +67,12 @@ type Options struct {
 	AllowHTTPLoopback bool
 	// AllowedIssuerHosts is the operator-wide ceiling on token hosts
 	// ("host", "host:port", "*.example.com"); empty means no ceiling.
-	AllowedIssuerHosts   []string
-	MinRemainingLifetime time.Duration
+	AllowedIssuerHosts []string
+	// AllowedServiceAccountAudiences is the operator-wide ceiling on the
+	// audiences of minted service-account tokens (exact, or a prefix and
+	// "*"); empty means no ceiling. The API server's own are always refused.
+	AllowedServiceAccountAudiences []string
+	MinRemainingLifetime           time.Duration
 	// MaxTokenBytes is the largest token (access_token plus token_type)
 	// stored; a larger one is refused with TokenTooLarge.
 	MaxTokenBytes int64
@@ -139,6 +143,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	if err := tokensource.ValidateAllowedIssuerHosts(o.AllowedIssuerHosts); err != nil {
 		return nil, fmt.Errorf("--allowed-issuer-hosts: %w", err)
 	}
+	if err := controller.ValidateAllowedAudiences(o.AllowedServiceAccountAudiences); err != nil {
+		return nil, fmt.Errorf("--allowed-service-account-audiences: %w", err)
+	}
 	scheme := NewScheme()
 	namespaces := map[string]cache.Config{}
 	for _, ns := range o.Namespaces {
@@ -205,6 +212,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		AllowHTTPLoopback: o.AllowHTTPLoopback, AllowedIssuerHosts: o.AllowedIssuerHosts,
 		MaxTokenBytes: o.MaxTokenBytes,
 	})
+	discoverAudiences, err := controller.APIServerAudiences(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, err
+	}
 	r := &controller.TokenRequestReconciler{
 		Client:                   mgr.GetClient(),
 		APIReader:                mgr.GetAPIReader(),
@@ -217,6 +228,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		MinRemaining:             o.MinRemainingLifetime,
 		MinRefreshInterval:       o.MinRefreshInterval,
 		ClusterResourceNamespace: o.ClusterResourceNamespace,
+		Audiences:                &controller.ServiceAccountAudiences{Allowed: o.AllowedServiceAccountAudiences, Discover: discoverAudiences, Clock: o.Clock},
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.SetupOptions{
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles, MaxTokenCallsPerNamespace: o.MaxTokenCallsPerNamespace, SecretMetadata: secretMeta,

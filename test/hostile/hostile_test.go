@@ -56,6 +56,8 @@ func TestHostileNamespacesCannotStallReadOrBloatTheOperator(t *testing.T) {
 		{"scopes smuggled past allowedScopes never reach the token service", smuggledScopes, []string{v1.ReasonInvalidSpec}, regexp.MustCompile(`RFC 6749 scope-token`), 20 * time.Second},
 		{"a credential reserved for an issuer cannot be used inline or by another issuer", reservedCredential, []string{v1.ReasonCredentialNotAllowed},
 			regexp.MustCompile(`reserved-for for TokenIssuer/team;`), 20 * time.Second},
+		{"service account tokens for the API server's own audiences are never minted", apiServerAudiences, []string{v1.ReasonCredentialNotAllowed},
+			regexp.MustCompile(`Kubernetes API server accepts|empty service account token audience`), 20 * time.Second},
 	}
 	for _, step := range steps {
 		t.Run(step.name, func(t *testing.T) {
