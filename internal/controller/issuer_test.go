@@ -303,7 +303,10 @@ func TestNarrowingAnIssuerStopsRefreshingAndLeavesTheTokenToExpire(t *testing.T)
 	k8s.UpdateTR(t, ns, "app", func(tr *v1.TokenRequest) {
 		tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: time.Now().UTC().Format(time.RFC3339)}
 	})
-	time.Sleep(2 * time.Second)
+	// The pass that observes a probe edit made after the request read it.
+	if c := kube.Condition(k8s.SeeReconcile(t, ns, "app"), v1.ConditionStalled); c.Reason != v1.ReasonIssuerNotAllowed {
+		t.Errorf("after the requested refresh Stalled is %s", kube.Describe(c))
+	}
 	if n := sts.TokenCalls(clientID); n != 1 {
 		t.Errorf("%d token calls after the namespace was refused, want the first 1 only", n)
 	}
