@@ -250,6 +250,13 @@ func TestRotatingAnIssuerCredentialReachesRequestsAtTheirNextRefresh(t *testing.
 	k8s.MustCreate(t, issuerRequest(ns, "app", v1.KindClusterTokenIssuer, issuer, "api://"+clientID+"/.default"))
 	k8s.WaitReady(t, ns, "app")
 	before := string(k8s.GetSecret(t, ns, "app").Data[v1.KeyAccessToken])
+	// The operator learns credential versions from its Secret metadata
+	// watch. A probe waits for a credential Secret created after the
+	// rotation: once that creation has reached the operator, so has the
+	// rotation.
+	probeID, probeSecret := app(t, 3600)
+	k8s.MustCreate(t, entraRequest(ns, "probe", probeID, "probe-cred"))
+	k8s.WaitReason(t, ns, "probe", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotFound)
 
 	// The platform team rotates: the app accepts only the new secret.
 	newSecret := "rotated+" + randomHex(12)
@@ -260,7 +267,9 @@ func TestRotatingAnIssuerCredentialReachesRequestsAtTheirNextRefresh(t *testing.
 	if err := k8s.Update(context.Background(), cred); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
+	credentialSecret(t, ns, "probe-cred", probeSecret, sts.Host())
+	k8s.WaitReady(t, ns, "probe")
+	k8s.SeeReconcile(t, ns, "app") // a pass of app with the rotation in view
 	if got := string(k8s.GetSecret(t, ns, "app").Data[v1.KeyAccessToken]); got != before || sts.TokenCalls(clientID) != 1 {
 		t.Fatalf("a rotation re-minted at once (%d calls); the valid token should stay until its refresh", sts.TokenCalls(clientID))
 	}
