@@ -95,10 +95,7 @@ func TestRetainLeavesNoOwnerReferenceAndDeleteDoes(t *testing.T) {
 		t.Errorf("a Delete Secret's owner references are %+v, want only %+v", refs, want)
 	}
 	// Nor does the operator delete a Retain Secret itself.
-	if err := k8s.Delete(context.Background(), k8s.GetTR(t, ns, "retained")); err != nil {
-		t.Fatal(err)
-	}
-	waitForgotten(t, ns, "retained")
+	deleteAndSeeForgotten(t, ns, "retained")
 	if s := k8s.FindSecret(t, ns, "retained"); s == nil || s.Data[v1.KeyAccessToken] == nil {
 		t.Errorf("the retained Secret went away with its TokenRequest")
 	}

@@ -96,10 +96,7 @@ func TestSwitchingTheDeletionPolicyMovesTheOwnerReferenceWithoutATokenCall(t *te
 		t.Errorf("switching the deletion policy called the token service: %d calls", n)
 	}
 
-	if err := k8s.Delete(context.Background(), k8s.GetTR(t, ns, "policy")); err != nil {
-		t.Fatal(err)
-	}
-	waitForgotten(t, ns, "policy")
+	deleteAndSeeForgotten(t, ns, "policy")
 	s := k8s.FindSecret(t, ns, "policy")
 	if s == nil {
 		t.Fatalf("the Secret went away with its Retain TokenRequest")
