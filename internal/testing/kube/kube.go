@@ -110,10 +110,11 @@ func (c *Cluster) UpdateTR(t testing.TB, ns, name string, mutate func(*v1.TokenR
 
 // SeeReconcile makes an edit the operator must act on but that changes
 // nothing it does (spec.deletionPolicy between unset and Delete, its
-// default; under Retain spec.renewBeforePercentage), then waits until status.observedGeneration shows a pass that
-// read it, and returns the TokenRequest. Status is written last in a pass,
-// so whatever that pass would write or call has happened by then: a test
-// asserts that nothing happened only after this.
+// default; under Retain spec.renewBeforePercentage), waits until
+// status.observedGeneration shows a pass that read it, and returns the
+// TokenRequest. Status is written last in a pass, so whatever that pass
+// would write or call has happened by then: a test asserts that nothing
+// happened only after this.
 func (c *Cluster) SeeReconcile(t testing.TB, ns, name string) *v1.TokenRequest {
 	t.Helper()
 	var gen int64
