@@ -107,6 +107,7 @@ func TestAForeignSecretIsNeverTouchedUnlessItAllowsAdoption(t *testing.T) {
 	credentialSecret(t, ns, "cred", secret, sts.Host())
 	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "taken", Namespace: ns}, StringData: map[string]string{"password": "hunter2"}}
 	k8s.MustCreate(t, foreign)
+	created := foreign.ResourceVersion
 	tr := entraRequest(ns, "wants-taken", clientID, "cred")
 	tr.Spec.SecretName = "taken"
 	k8s.MustCreate(t, tr)
@@ -116,10 +117,13 @@ func TestAForeignSecretIsNeverTouchedUnlessItAllowsAdoption(t *testing.T) {
 		t.Errorf("the message does not say how to allow adoption: %s", kube.Condition(got, v1.ConditionReady).Message)
 	}
 	waitEvent(t, ns, "wants-taken", v1.ReasonSecretConflict)
-	time.Sleep(time.Second)
+	// A second pass, seen through observedGeneration, leaves it alone too.
+	if c := kube.Condition(k8s.SeeReconcile(t, ns, "wants-taken"), v1.ConditionReady); c.Reason != v1.ReasonSecretConflict {
+		t.Errorf("after a second pass Ready is %s", kube.Describe(c))
+	}
 	s := k8s.GetSecret(t, ns, "taken")
-	if s.ResourceVersion != k8s.GetSecret(t, ns, "taken").ResourceVersion || string(s.Data["password"]) != "hunter2" || len(s.Data) != 1 {
-		t.Fatalf("the foreign Secret was modified: %v", s.Data)
+	if s.ResourceVersion != created || string(s.Data["password"]) != "hunter2" || len(s.Data) != 1 {
+		t.Fatalf("the foreign Secret was modified: resourceVersion %s → %s, data %v, labels %v, owners %v", created, s.ResourceVersion, s.Data, s.Labels, s.OwnerReferences)
 	}
 	if n := sts.TokenCalls(clientID); n != 0 {
 		t.Errorf("a conflict still called the token service %d times", n)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -48,7 +47,10 @@ func TestACredentialAllowedForAnotherHostIsRefused(t *testing.T) {
 	if msg := kube.Condition(tr, v1.ConditionReady).Message; !strings.Contains(msg, "--overwrite") || !strings.Contains(msg, "localhost:"+sts.Port()+","+sts.Host()) {
 		t.Errorf("message does not extend the existing list: %s", msg)
 	}
-	time.Sleep(time.Second)
+	// A second pass, seen through observedGeneration, refuses again.
+	if c := kube.Condition(k8s.SeeReconcile(t, ns, "elsewhere"), v1.ConditionReady); c.Reason != v1.ReasonCredentialNotAllowed {
+		t.Errorf("after a second pass Ready is %s", kube.Describe(c))
+	}
 	if n := sts.TokenCalls(clientID); n != 0 {
 		t.Fatalf("%d calls reached the refused host", n)
 	}

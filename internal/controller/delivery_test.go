@@ -7,7 +7,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/testing/kube"
@@ -81,13 +83,19 @@ func TestRetainLeavesNoOwnerReferenceAndDeleteDoes(t *testing.T) {
 	if refs := k8s.GetSecret(t, ns, "retained").OwnerReferences; len(refs) != 0 {
 		t.Errorf("a Retain Secret has owner references %v", refs)
 	}
-	if refs := k8s.GetSecret(t, ns, "deleted").OwnerReferences; len(refs) != 1 || refs[0].Controller == nil || !*refs[0].Controller {
-		t.Errorf("a Delete Secret lacks its controller reference: %v", refs)
+	// envtest runs no garbage collector. What it would act on is the
+	// reference: the TokenRequest as controller, blocking its owner's
+	// foreground deletion until the Secret is gone.
+	owner := k8s.GetTR(t, ns, "deleted")
+	want := metav1.OwnerReference{
+		APIVersion: v1.GroupVersion.String(), Kind: "TokenRequest", Name: owner.Name, UID: owner.UID,
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
 	}
-	if err := k8s.Delete(context.Background(), k8s.GetTR(t, ns, "retained")); err != nil {
-		t.Fatal(err)
+	if refs := k8s.GetSecret(t, ns, "deleted").OwnerReferences; len(refs) != 1 || !equality.Semantic.DeepEqual(refs[0], want) {
+		t.Errorf("a Delete Secret's owner references are %+v, want only %+v", refs, want)
 	}
-	time.Sleep(time.Second)
+	// Nor does the operator delete a Retain Secret itself.
+	deleteAndSeeForgotten(t, ns, "retained")
 	if s := k8s.FindSecret(t, ns, "retained"); s == nil || s.Data[v1.KeyAccessToken] == nil {
 		t.Errorf("the retained Secret went away with its TokenRequest")
 	}

@@ -56,7 +56,10 @@ func TestTooManyRequestsWaitsAtLeastRetryAfter(t *testing.T) {
 	}
 	// Poke the object: an unrelated change must not cut the Retry-After short.
 	k8s.UpdateTR(t, ns, "e429", func(tr *v1.TokenRequest) { tr.Annotations = map[string]string{"example.com/poke": "1"} })
-	time.Sleep(5 * time.Second)
+	// The pass that observes a probe edit made after the poke read the poke too.
+	if c := kube.Condition(k8s.SeeReconcile(t, ns, "e429"), v1.ConditionReconciling); c.Reason != v1.ReasonTokenServiceUnavailable {
+		t.Errorf("after the poke Reconciling is %s", kube.Describe(c))
+	}
 	if n := sts.TokenCalls(clientID); n != 1 {
 		t.Fatalf("retried before Retry-After: %d calls", n)
 	}
@@ -81,10 +84,14 @@ func TestAnInvalidClientIsTerminalAndNotHammered(t *testing.T) {
 		t.Errorf("message lacks the error code or correlation id: %s", msg)
 	}
 	waitEvent(t, ns, "badclient", v1.ReasonTokenServiceRejected)
-	time.Sleep(6 * time.Second)
-	if n := sts.TokenCalls(clientID); n != 1 {
-		t.Errorf("a terminal error was retried: %d calls", n)
+	// A later pass, seen through observedGeneration, keeps the schedule: the
+	// first retry of a terminal error a minute (less jitter) after it.
+	st := k8s.SeeReconcile(t, ns, "badclient").Status
+	if st.NextRetryTime == nil || st.LastFailureTime == nil || st.NextRetryTime.Sub(st.LastFailureTime.Time) < 50*time.Second {
+		t.Errorf("a terminal error is retried at %v after failing at %v", st.NextRetryTime, st.LastFailureTime)
 	}
+	// And the operator keeps to it past the first retryable backoff (5s).
+	callsStay(t, clientID, 1, 6*time.Second)
 }
 
 func TestAFailedRefreshKeepsTheLastGoodTokenUntilItExpires(t *testing.T) {

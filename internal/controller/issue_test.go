@@ -164,7 +164,10 @@ func TestAManagerLimitedToNamespacesIgnoresOthers(t *testing.T) {
 	watched, ignored := k8s.NewNamespace(t), k8s.NewNamespace(t)
 	startManager(t, func(o *operator.Options) { o.Namespaces = []string{watched} })
 	clientID, secret := app(t, 3600)
-	for _, ns := range []string{watched, ignored} {
+	// The ignored one first: a manager watching every namespace would see
+	// it before the watched one, so the watched one being Ready says such
+	// a manager had it in its queue; the wait is room for that pass.
+	for _, ns := range []string{ignored, watched} {
 		credentialSecret(t, ns, "cred", secret, sts.Host())
 		k8s.MustCreate(t, entraRequest(ns, "scoped", clientID, "cred"))
 	}

@@ -250,6 +250,13 @@ func TestRotatingAnIssuerCredentialReachesRequestsAtTheirNextRefresh(t *testing.
 	k8s.MustCreate(t, issuerRequest(ns, "app", v1.KindClusterTokenIssuer, issuer, "api://"+clientID+"/.default"))
 	k8s.WaitReady(t, ns, "app")
 	before := string(k8s.GetSecret(t, ns, "app").Data[v1.KeyAccessToken])
+	// The operator learns credential versions from its Secret metadata
+	// watch. A probe waits for a credential Secret created after the
+	// rotation: once that creation has reached the operator, so has the
+	// rotation.
+	probeID, probeSecret := app(t, 3600)
+	k8s.MustCreate(t, entraRequest(ns, "probe", probeID, "probe-cred"))
+	k8s.WaitReason(t, ns, "probe", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotFound)
 
 	// The platform team rotates: the app accepts only the new secret.
 	newSecret := "rotated+" + randomHex(12)
@@ -260,7 +267,9 @@ func TestRotatingAnIssuerCredentialReachesRequestsAtTheirNextRefresh(t *testing.
 	if err := k8s.Update(context.Background(), cred); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
+	credentialSecret(t, ns, "probe-cred", probeSecret, sts.Host())
+	k8s.WaitReady(t, ns, "probe")
+	k8s.SeeReconcile(t, ns, "app") // a pass of app with the rotation in view
 	if got := string(k8s.GetSecret(t, ns, "app").Data[v1.KeyAccessToken]); got != before || sts.TokenCalls(clientID) != 1 {
 		t.Fatalf("a rotation re-minted at once (%d calls); the valid token should stay until its refresh", sts.TokenCalls(clientID))
 	}
@@ -303,7 +312,10 @@ func TestNarrowingAnIssuerStopsRefreshingAndLeavesTheTokenToExpire(t *testing.T)
 	k8s.UpdateTR(t, ns, "app", func(tr *v1.TokenRequest) {
 		tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: time.Now().UTC().Format(time.RFC3339)}
 	})
-	time.Sleep(2 * time.Second)
+	// The pass that observes a probe edit made after the request read it.
+	if c := kube.Condition(k8s.SeeReconcile(t, ns, "app"), v1.ConditionStalled); c.Reason != v1.ReasonIssuerNotAllowed {
+		t.Errorf("after the requested refresh Stalled is %s", kube.Describe(c))
+	}
 	if n := sts.TokenCalls(clientID); n != 1 {
 		t.Errorf("%d token calls after the namespace was refused, want the first 1 only", n)
 	}

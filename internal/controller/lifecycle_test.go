@@ -8,7 +8,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
@@ -97,14 +96,7 @@ func TestSwitchingTheDeletionPolicyMovesTheOwnerReferenceWithoutATokenCall(t *te
 		t.Errorf("switching the deletion policy called the token service: %d calls", n)
 	}
 
-	if err := k8s.Delete(context.Background(), k8s.GetTR(t, ns, "policy")); err != nil {
-		t.Fatal(err)
-	}
-	kube.Eventually(t, 10*time.Second, "the TokenRequest gone", func() bool {
-		err := k8s.Get(context.Background(), objectKey(ns, "policy"), &v1.TokenRequest{})
-		return apierrors.IsNotFound(err)
-	})
-	time.Sleep(time.Second)
+	deleteAndSeeForgotten(t, ns, "policy")
 	s := k8s.FindSecret(t, ns, "policy")
 	if s == nil {
 		t.Fatalf("the Secret went away with its Retain TokenRequest")
@@ -262,7 +254,7 @@ func TestRenamingTheSecretUnderRetainReleasesTheFormerOne(t *testing.T) {
 	if !issuedBySTS(string(s.Data[v1.KeyAccessToken])) || len(s.OwnerReferences) != 0 {
 		t.Errorf("the new Secret holds no token or has owner references %v", s.OwnerReferences)
 	}
-	time.Sleep(time.Second)
+	k8s.SeeReconcile(t, ns, "renamed")
 	if s := k8s.FindSecret(t, ns, "first"); s == nil || string(s.Data[v1.KeyAccessToken]) != string(old.Data[v1.KeyAccessToken]) {
 		t.Errorf("the released Secret went away or lost its token")
 	}

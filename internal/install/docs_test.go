@@ -3,8 +3,6 @@ package install_test
 import (
 	"bufio"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,6 +15,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/controller"
+	"github.com/token-operator/token-operator/internal/tokensource"
 )
 
 // docsNamespace receives the namespaced examples that name no namespace.
@@ -204,28 +204,15 @@ func checkCredentialsCarryConsent(t *testing.T, source string, objs []*unstructu
 	}
 }
 
-// consentAdmits mirrors the documented rule: an entry with a port matches
-// that port; an entry without one matches the scheme's default port only.
+// consentAdmits is the operator's own consent check: the annotation read
+// as the controller reads it, the endpoint checked as every token request
+// is checked before anything is sent.
 func consentAdmits(annotation, endpoint string) bool {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return false
+	req := tokensource.Request{
+		TokenURL:     endpoint,
+		AllowedHosts: controller.ConsentHosts(map[string]string{v1.AnnotationAllowedIssuers: annotation}),
 	}
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
-	}
-	for _, e := range strings.Split(annotation, ",") {
-		e = strings.ToLower(strings.TrimSpace(e))
-		h, p, err := net.SplitHostPort(e)
-		if err != nil {
-			h, p = strings.Trim(e, "[]"), map[string]string{"https": "443", "http": "80"}[u.Scheme]
-		}
-		if h == strings.ToLower(u.Hostname()) && p == port {
-			return true
-		}
-	}
-	return false
+	return req.CheckConfiguredHost() == nil
 }
 
 var mdLink = regexp.MustCompile(`\]\(([^)#\s]+)(#[^)]*)?\)`)
@@ -272,8 +259,8 @@ func TestMetricsDocNamesEveryMetric(t *testing.T) {
 	}
 }
 
-// TestConsentRuleOfTheDocs pins the host:port rule the docs state and the
-// consent check above relies on.
+// TestConsentRuleOfTheDocs pins the operator's consent check to the
+// host:port rule the docs state.
 func TestConsentRuleOfTheDocs(t *testing.T) {
 	cases := []struct {
 		annotation, endpoint string

@@ -94,8 +94,9 @@ func TestAnUnrelatedChangeDoesNotHideAFailedForcedRefresh(t *testing.T) {
 	if err := k8s.Update(ctx, tr); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second) // the change is reconciled within this
-	tr = k8s.GetTR(t, ns, id)
+	// The pass that observes the probe edit made after the poke read the
+	// poke as well.
+	tr = k8s.SeeReconcile(t, ns, id)
 	if c := kube.Condition(tr, v1.ConditionStalled); c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonTokenServiceRejected {
 		t.Errorf("the failure is no longer reported: Stalled %s", kube.Describe(c))
 	}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
@@ -105,6 +106,47 @@ func (c *Cluster) UpdateTR(t testing.TB, ns, name string, mutate func(*v1.TokenR
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// SeeReconcile makes an edit the operator must act on but that changes
+// nothing it does (spec.deletionPolicy between unset and Delete, its
+// default; under Retain spec.renewBeforePercentage), waits until
+// status.observedGeneration shows a pass that read it, and returns the
+// TokenRequest. Status is written last in a pass, so whatever that pass
+// would write or call has happened by then: a test asserts that nothing
+// happened only after this.
+func (c *Cluster) SeeReconcile(t testing.TB, ns, name string) *v1.TokenRequest {
+	t.Helper()
+	var gen int64
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		tr := c.GetTR(t, ns, name)
+		switch tr.Spec.DeletionPolicy {
+		case "":
+			tr.Spec.DeletionPolicy = v1.DeletionPolicyDelete
+		case v1.DeletionPolicyDelete:
+			tr.Spec.DeletionPolicy = ""
+		default: // Retain: the refresh share, which may move refreshAt
+			if tr.Spec.RenewBeforePercentage == nil {
+				tr.Spec.RenewBeforePercentage = ptr.To[int32](33)
+			} else {
+				tr.Spec.RenewBeforePercentage = nil
+			}
+		}
+		if err := c.Update(context.Background(), tr); err != nil {
+			return err
+		}
+		gen = tr.Generation
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr *v1.TokenRequest
+	Eventually(t, c.wait(), fmt.Sprintf("%s to observe generation %d", name, gen), func() bool {
+		tr = c.GetTR(t, ns, name)
+		return tr.Status.ObservedGeneration >= gen
+	})
+	return tr
 }
 
 // WaitReady waits for Ready=True on the current generation and returns the
