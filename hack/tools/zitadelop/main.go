@@ -1,7 +1,8 @@
 // Command zitadelop is an OAuth2 authorization server for the interop tests:
 // github.com/zitadel/oidc's op package (discovery, JWKS, token endpoint,
 // client authentication, JWT access tokens) over an in-memory store of the
-// clients given at start. Only the client credentials grant is enabled.
+// clients given at start. Only the client credentials grant and token
+// exchange (RFC 8693) are enabled.
 //
 // Usage: zitadelop -config file.json (see config). It serves HTTPS on
 // config.listen until SIGTERM.
@@ -38,6 +39,9 @@ type config struct {
 	// Connect Core §9 name the token endpoint URL, which some clients send.
 	AssertionAudience string         `json:"assertion_audience"`
 	Clients           []clientConfig `json:"clients"`
+	// SubjectIssuers are trusted for token exchange subject tokens besides
+	// this server's own access tokens.
+	SubjectIssuers []subjectIssuer `json:"subject_issuers"`
 }
 
 func main() {
@@ -61,7 +65,7 @@ func run(path string) error {
 	if err != nil {
 		return err
 	}
-	st, err := newStorage(c.Clients, key)
+	st, err := newStorage(c.Clients, c.SubjectIssuers, key)
 	if err != nil {
 		return err
 	}
@@ -171,4 +175,4 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
-var errNotSupported = errors.New("not supported by this server: client credentials only")
+var errNotSupported = errors.New("not supported by this server: client credentials and token exchange only")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -29,19 +30,28 @@ type clientConfig struct {
 	TokenLifetime int `json:"token_lifetime,omitempty"`
 }
 
-// storage is op.Storage over the clients of the configuration. Everything
-// but client credentials is refused.
+// subjectIssuer is an issuer whose JWTs this server takes as RFC 8693
+// subject or actor tokens, such as a Kubernetes service account issuer.
+type subjectIssuer struct {
+	Issuer   string            `json:"issuer"`
+	Audience string            `json:"audience"`
+	Keys     []jose.JSONWebKey `json:"keys"`
+}
+
+// storage is op.Storage over the clients of the configuration. Only the
+// client credentials grant and token exchange are served.
 type storage struct {
 	clients map[string]*client
 	key     signingKey
+	issuers []subjectIssuer
 }
 
-func newStorage(cs []clientConfig, key *rsa.PrivateKey) (*storage, error) {
+func newStorage(cs []clientConfig, issuers []subjectIssuer, key *rsa.PrivateKey) (*storage, error) {
 	kid := make([]byte, 8)
 	if _, err := rand.Read(kid); err != nil {
 		return nil, err
 	}
-	s := &storage{clients: map[string]*client{}, key: signingKey{id: hex.EncodeToString(kid), key: key}}
+	s := &storage{clients: map[string]*client{}, key: signingKey{id: hex.EncodeToString(kid), key: key}, issuers: issuers}
 	for _, c := range cs {
 		m := oidc.AuthMethod(c.AuthMethod)
 		switch m {
@@ -104,15 +114,19 @@ func (s *storage) ClientCredentialsTokenRequest(_ context.Context, id string, sc
 }
 
 func (s *storage) CreateAccessToken(_ context.Context, r op.TokenRequest) (string, time.Time, error) {
-	c, err := s.client(r.GetSubject())
+	id := r.GetSubject()
+	if te, ok := r.(op.TokenExchangeRequest); ok {
+		id = te.GetClientID()
+	}
+	c, err := s.client(id)
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	id := make([]byte, 16)
-	if _, err := rand.Read(id); err != nil {
+	jti := make([]byte, 16)
+	if _, err := rand.Read(jti); err != nil {
 		return "", time.Time{}, err
 	}
-	return hex.EncodeToString(id), time.Now().Add(c.lifetime), nil
+	return hex.EncodeToString(jti), time.Now().Add(c.lifetime), nil
 }
 
 func (s *storage) GetKeyByIDAndClientID(_ context.Context, keyID, clientID string) (*jose.JSONWebKey, error) {
@@ -143,6 +157,76 @@ func (s *storage) GetPrivateClaimsFromScopes(context.Context, string, string, []
 }
 
 func (s *storage) Health(context.Context) error { return nil }
+
+// ValidateTokenExchangeRequest allows the client's own scopes and issues
+// access tokens only.
+func (s *storage) ValidateTokenExchangeRequest(_ context.Context, r op.TokenExchangeRequest) error {
+	c, err := s.client(r.GetClientID())
+	if err != nil {
+		return err
+	}
+	for _, sc := range r.GetScopes() {
+		if !c.IsScopeAllowed(sc) {
+			return oidc.ErrInvalidScope().WithDescription("scope %q not allowed for this client", sc)
+		}
+	}
+	switch r.GetRequestedTokenType() {
+	case "":
+		r.SetRequestedTokenType(oidc.AccessTokenType)
+	case oidc.AccessTokenType:
+	default:
+		return oidc.ErrInvalidRequest().WithDescription("only access tokens are issued")
+	}
+	return nil
+}
+
+func (s *storage) CreateTokenExchangeRequest(context.Context, op.TokenExchangeRequest) error {
+	return nil
+}
+
+func (s *storage) GetPrivateClaimsFromTokenExchangeRequest(context.Context, op.TokenExchangeRequest) (map[string]any, error) {
+	return nil, nil
+}
+
+func (s *storage) SetUserinfoFromTokenExchangeRequest(context.Context, *oidc.UserInfo, op.TokenExchangeRequest) error {
+	return nil
+}
+
+// VerifyExchangeSubjectToken takes a JWT of a configured issuer; op checks
+// this server's own tokens before asking.
+func (s *storage) VerifyExchangeSubjectToken(_ context.Context, token string, _ oidc.TokenType) (string, string, map[string]any, error) {
+	return s.verifyForeign(token)
+}
+
+func (s *storage) VerifyExchangeActorToken(_ context.Context, token string, _ oidc.TokenType) (string, string, map[string]any, error) {
+	return s.verifyForeign(token)
+}
+
+func (s *storage) verifyForeign(token string) (string, string, map[string]any, error) {
+	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256})
+	if err != nil {
+		return "", "", nil, err
+	}
+	var unverified jwt.Claims
+	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+		return "", "", nil, err
+	}
+	for _, is := range s.issuers {
+		if is.Issuer != unverified.Issuer {
+			continue
+		}
+		var c jwt.Claims
+		all := map[string]any{}
+		if err := tok.Claims(jose.JSONWebKeySet{Keys: is.Keys}, &c, &all); err != nil {
+			return "", "", nil, err
+		}
+		if err := c.Validate(jwt.Expected{Issuer: is.Issuer, AnyAudience: jwt.Audience{is.Audience}, Time: time.Now()}); err != nil {
+			return "", "", nil, err
+		}
+		return token, c.Subject, all, nil
+	}
+	return "", "", nil, fmt.Errorf("no trusted issuer %q", unverified.Issuer)
+}
 
 // The rest of op.Storage serves grants this server does not offer.
 
@@ -183,8 +267,8 @@ func (s *storage) ValidateJWTProfileScopes(context.Context, string, []string) ([
 	return nil, errNotSupported
 }
 
-// client is a registered client: confidential, client credentials only,
-// JWT access tokens.
+// client is a registered client: confidential, client credentials and
+// token exchange, JWT access tokens.
 type client struct {
 	id, secret string
 	method     oidc.AuthMethod
@@ -200,7 +284,7 @@ func (c *client) ApplicationType() op.ApplicationType { return op.ApplicationTyp
 func (c *client) AuthMethod() oidc.AuthMethod         { return c.method }
 func (c *client) ResponseTypes() []oidc.ResponseType  { return nil }
 func (c *client) GrantTypes() []oidc.GrantType {
-	return []oidc.GrantType{oidc.GrantTypeClientCredentials}
+	return []oidc.GrantType{oidc.GrantTypeClientCredentials, oidc.GrantTypeTokenExchange}
 }
 func (c *client) LoginURL(string) string               { return "" }
 func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }

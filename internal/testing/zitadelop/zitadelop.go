@@ -4,7 +4,8 @@
 //
 // The binary is built from the Go module proxy by hack/setup-zitadelop.sh
 // (see BinaryPath). Start runs it over TLS with a fresh test CA and the
-// clients given; they cannot change while it runs.
+// clients given; they cannot change while it runs. Besides the client
+// credentials grant it does token exchange (RFC 8693) for access tokens.
 package zitadelop
 
 import (
@@ -55,15 +56,27 @@ type Options struct {
 	// AssertionAudienceIsTokenURL makes the server want the token endpoint
 	// URL in a client assertion's aud instead of op's default, the issuer.
 	AssertionAudienceIsTokenURL bool
+	// SubjectIssuers are trusted for RFC 8693 subject and actor tokens,
+	// besides the server's own access tokens.
+	SubjectIssuers []SubjectIssuer
+}
+
+// SubjectIssuer is an issuer whose JWTs (for the audience given, signed
+// with one of the keys) the server exchanges for its own access tokens.
+type SubjectIssuer struct {
+	Issuer   string            `json:"issuer"`
+	Audience string            `json:"audience"`
+	Keys     []jose.JSONWebKey `json:"keys"`
 }
 
 type config struct {
-	Issuer            string   `json:"issuer"`
-	Listen            string   `json:"listen"`
-	TLSCert           string   `json:"tls_cert"`
-	TLSKey            string   `json:"tls_key"`
-	AssertionAudience string   `json:"assertion_audience,omitempty"`
-	Clients           []Client `json:"clients"`
+	Issuer            string          `json:"issuer"`
+	Listen            string          `json:"listen"`
+	TLSCert           string          `json:"tls_cert"`
+	TLSKey            string          `json:"tls_key"`
+	AssertionAudience string          `json:"assertion_audience,omitempty"`
+	Clients           []Client        `json:"clients"`
+	SubjectIssuers    []SubjectIssuer `json:"subject_issuers,omitempty"`
 }
 
 // Server is a running zitadelop.
@@ -93,7 +106,8 @@ func (s *Server) TokenURL() string { return s.URL + "/oauth/token" }
 // Logs returns everything the server wrote so far.
 func (s *Server) Logs() string { return s.logs.String() }
 
-// TokenCalls counts the token requests the server has answered.
+// TokenCalls counts the token requests the server has answered, of every
+// grant.
 func (s *Server) TokenCalls() int {
 	return strings.Count(s.logs.String(), "request method=POST path=/oauth/token ")
 }
@@ -138,11 +152,12 @@ func start(ctx context.Context, binary string, o Options) (*Server, error) {
 	}
 	url := "https://127.0.0.1:" + strconv.Itoa(port)
 	c := config{
-		Issuer:  url,
-		Listen:  "127.0.0.1:" + strconv.Itoa(port),
-		TLSCert: filepath.Join(dir, "tls.crt"),
-		TLSKey:  filepath.Join(dir, "tls.key"),
-		Clients: o.Clients,
+		Issuer:         url,
+		Listen:         "127.0.0.1:" + strconv.Itoa(port),
+		TLSCert:        filepath.Join(dir, "tls.crt"),
+		TLSKey:         filepath.Join(dir, "tls.key"),
+		Clients:        o.Clients,
+		SubjectIssuers: o.SubjectIssuers,
 	}
 	if o.AssertionAudienceIsTokenURL {
 		c.AssertionAudience = url + "/oauth/token"
