@@ -59,9 +59,9 @@ envtest: ## Build kube-apiserver and etcd for tests (cached outside the clone) a
 	@hack/setup-envtest.sh
 
 .PHONY: test
-test: verify-generated vet ## Everything: tool builds (API server, etcd, Hydra, promtool), generated-file check, vet, unit, envtest, interop, hostile-tenant and demo tests, and a short fuzz run.
+test: verify-generated vet ## Everything: tool builds (API server, etcd, Hydra, zitadelop, promtool), generated-file check, vet, unit, envtest, interop, hostile-tenant and demo tests, and a short fuzz run.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt wants changes"; exit 1; }
-	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HYDRA_BINARY="$$(hack/setup-hydra.sh)" go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HYDRA_BINARY="$$(hack/setup-hydra.sh)" ZITADELOP_BINARY="$$(hack/setup-zitadelop.sh)" go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) fuzz
 
 FUZZTIME ?= 5s

@@ -1,7 +1,8 @@
 // Package interop_test runs the whole operator (manager, reconciler, token
 // cache and engine) against a real API server (envtest) and a real,
 // certified OAuth2 server (Ory Hydra over TLS on loopback), and checks the
-// tokens it writes with Hydra's own introspection.
+// tokens it writes with Hydra's own introspection; zitadelop_test.go does the
+// same against a second server built on zitadel/oidc's op package.
 package interop_test
 
 import (
@@ -82,6 +83,12 @@ func run(m *testing.M) int {
 		return 1
 	}
 	hydraHost = u.Host
+	stopZ, err := startZitadelOP(startCtx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: starting zitadelop:", err)
+		return 1
+	}
+	defer stopZ()
 
 	stop, err := startOperator(env)
 	if err != nil {
@@ -98,7 +105,7 @@ func startOperator(env *testenv.Env) (stop func(), err error) {
 	o := operator.Defaults()
 	o.MetricsBindAddress = "0"
 	o.HealthProbeBindAddress = "0"
-	o.RootCAs = srv.RootCAs
+	o.RootCAs = operatorRoots()
 	o.SkipNameValidation = true
 	// Hydra's 15 s tokens are shorter than the default floor of 2 m, which
 	// would refresh them at half their life; 3 s keeps the usual schedule.
