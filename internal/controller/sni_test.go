@@ -36,7 +36,7 @@ func TestSubjectNameAndIssuerNeedsTheWholeChainInX5C(t *testing.T) {
 	tlsSecret(t, ns, "leaf-only", testcert.CertPEM(leaf), keyPEM)
 
 	cases := []struct {
-		name, secret string
+		name, secret   string
 		sendX5C, ready bool
 	}{
 		{"whole-chain", "chain", true, true},
