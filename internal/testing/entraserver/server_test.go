@@ -293,6 +293,7 @@ func TestSubjectNameAndIssuerNeedsTheWholeChain(t *testing.T) {
 		{"intermediate first", signer{key: key, cert: leaf, chain: []*x509.Certificate{inter.Cert, leaf}}, 700027},
 		{"the same names under another root", signer{key: key, cert: stranger, chain: []*x509.Certificate{stranger, strangerInter.Cert}}, 700027},
 		{"another subject under the trusted root", signer{key: key, cert: otherName, chain: []*x509.Certificate{otherName, inter.Cert}}, 700027},
+		{"a thumbprint naming another certificate", signer{key: key, cert: otherName, chain: []*x509.Certificate{leaf, inter.Cert}}, 700027},
 		{"signed by another key", signer{key: testcert.RSA(t, 2048), cert: leaf, chain: []*x509.Certificate{leaf, inter.Cert}}, 700027},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
