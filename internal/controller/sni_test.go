@@ -38,10 +38,13 @@ func TestSubjectNameAndIssuerNeedsTheWholeChainInX5C(t *testing.T) {
 	cases := []struct {
 		name, secret   string
 		sendX5C, ready bool
+		generic        bool // through the token URL, without MSAL
 	}{
-		{"whole-chain", "chain", true, true},
-		{"no-x5c", "chain", false, false},
-		{"no-intermediate", "leaf-only", true, false},
+		{"whole-chain", "chain", true, true, false},
+		{"no-x5c", "chain", false, false, false},
+		{"no-intermediate", "leaf-only", true, false, false},
+		{"generic-whole-chain", "chain", true, true, true},
+		{"generic-no-intermediate", "leaf-only", true, false, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -50,6 +53,9 @@ func TestSubjectNameAndIssuerNeedsTheWholeChainInX5C(t *testing.T) {
 				TrustedSubjects: []entraserver.TrustedSubject{{CA: root.Cert, Subject: "CN=sni.token-operator.example"}}})
 			tr := entraRequest(ns, tc.name, clientID, "")
 			tr.Spec.Credential = &v1.Credential{Certificate: &v1.CertificateCredential{SecretName: tc.secret, SendX5C: tc.sendX5C}}
+			if tc.generic {
+				tr.Spec.Authority, tr.Spec.TokenURL = "", sts.TokenURL("contoso")
+			}
 			k8s.MustCreate(t, tr)
 			if tc.ready {
 				k8s.WaitReady(t, ns, tc.name)
