@@ -151,8 +151,9 @@ func run(ctx context.Context, c config) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv.AddApp(entraserver.App{ClientID: secretAppID, Secrets: []string{clientSecret}, ExpiresIn: lifetime})
-	srv.AddApp(entraserver.App{ClientID: certAppID, Certificates: []*x509.Certificate{cert}, ExpiresIn: lifetime})
+	srv.AddApp(entraserver.App{ClientID: secretAppID, Tenant: tenant, Secrets: []string{clientSecret}, ExpiresIn: lifetime})
+	srv.AddApp(entraserver.App{ClientID: certAppID, Tenant: tenant, Certificates: []*x509.Certificate{cert}, ExpiresIn: lifetime})
+	srv.AddResource(tenant, strings.TrimSuffix(scope, "/.default"))
 	res := &result{
 		Credentials:  append([]string{clientSecret}, pemBodyLines(keyPEM)...),
 		ManagerLog:   filepath.Join(work, "manager.log"),

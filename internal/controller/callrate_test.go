@@ -23,6 +23,7 @@ func TestANamespaceOfManyDistinctRequestsIsServedAtItsCallRate(t *testing.T) {
 	for i := range n {
 		tr := entraRequest(ns, fmt.Sprintf("tr-%d", i), clientID, "cred")
 		tr.Spec.Scopes = []string{fmt.Sprintf("api://res-%d/.default", i)} // no shared-cache hit
+		sts.AddResource("contoso", fmt.Sprintf("api://res-%d", i))
 		k8s.MustCreate(t, tr)
 	}
 	created := time.Since(start)

@@ -61,6 +61,7 @@ func TestADiscoveryDocumentPointingAtAnotherHostIsRefused(t *testing.T) {
 	ns := k8s.NewNamespace(t)
 	clientID, secret := app(t, 3600)
 	tenant := "disco-" + randomHex(4)
+	sts.AddTenant(tenant)
 	sts.EditDiscovery(func(tn string, doc map[string]any) {
 		if tn == tenant {
 			doc["token_endpoint"] = sts.LocalhostURL() + "/" + tenant + "/oauth2/v2.0/token"

@@ -46,6 +46,22 @@ func errorCases(t *testing.T) []errorCase {
 	}
 	var cases []errorCase
 	cases = append(cases, both("an unknown client is unauthorized", withSecret("nobody"), errorCase{status: 400, code: "unauthorized_client", aadsts: 700016})...)
+	cases = append(cases, both("a resource unknown in the tenant is refused for good", func(f *fixture, r func(string, credential.Credential) Request) Request {
+		req := r("app", secret)
+		req.Scopes = []string{"api://nothing-here/.default"}
+		return req
+	}, errorCase{status: 400, code: "invalid_resource", aadsts: 500011})...)
+	otherTenant := func(req Request) Request {
+		req.Authority = strings.Replace(req.Authority, "/"+tenant, "/fabrikam", 1)
+		req.TokenURL = strings.Replace(req.TokenURL, "/"+tenant+"/", "/fabrikam/", 1)
+		return req
+	}
+	cases = append(cases, errorCase{name: "Entra: an unknown tenant is refused for good at discovery", req: func(f *fixture) Request {
+		return otherTenant(f.entraReq("app", secret))
+	}, status: 400, code: "invalid_tenant", aadsts: 90002})
+	cases = append(cases, errorCase{name: "generic: an unknown tenant is refused for good", req: func(f *fixture) Request {
+		return otherTenant(f.tokenReq("app", secret))
+	}, status: 400, code: "invalid_request", aadsts: 90002})
 	cases = append(cases, both("a wrong secret is an invalid client", func(f *fixture, r func(string, credential.Credential) Request) Request {
 		return r("app", &credential.ClientSecret{Secret: weirdSecret + "-wrong"})
 	}, errorCase{status: 401, code: "invalid_client", aadsts: 7000215})...)

@@ -84,6 +84,7 @@ func sharedClientStorm(t *testing.T) {
 		tr := &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("storm-%d", i)},
 			Spec: v1.TokenRequestSpec{IssuerRef: &v1.IssuerReference{Kind: v1.KindClusterTokenIssuer, Name: name},
 				Scopes: []string{fmt.Sprintf("api://storm-%d/.default", i)}}} // one call each: no shared-cache hit
+		sts.AddResource("contoso", fmt.Sprintf("api://storm-%d", i))
 		k8s.MustCreate(t, tr)
 		names = append(names, tr.Name)
 	}

@@ -18,9 +18,18 @@ import (
 
 var assertionAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256}
 
-// checkAssertion validates a client assertion as Entra does: a registered
-// certificate named by x5t or x5t#S256, its signature, iss = sub = client,
-// aud = this token endpoint, time window and single use of jti.
+// Assertion time limits: the clock skew allowed, and the longest lifetime
+// accepted (Entra's documented bound for external tokens, 1 day and 1 hour).
+const (
+	skew                 = time.Minute
+	maxAssertionLifetime = 25 * time.Hour
+)
+
+// checkAssertion validates a client assertion as Entra does: a certificate
+// registered by thumbprint (x5t or x5t#S256) or trusted by subject name and
+// issuer through the x5c chain, its signature, then the required claims:
+// iss = sub = client, aud = this token endpoint, jti, nbf and exp within
+// their window, and single use of jti.
 func (s *Server) checkAssertion(app App, assertion, endpoint string) *entraError {
 	tok, err := jwt.ParseSigned(assertion, assertionAlgs)
 	if err != nil || len(tok.Headers) != 1 {
@@ -29,14 +38,13 @@ func (s *Server) checkAssertion(app App, assertion, endpoint string) *entraError
 	if iss := federatedIssuer(tok); iss != "" && iss != app.ClientID {
 		return s.checkFederated(app, tok, iss)
 	}
-	h := tok.Headers[0]
+	s.mu.Lock()
+	now := s.clock.Now()
+	s.mu.Unlock()
 	raw := rawHeader(assertion)
-	info := assertionInfo(h, raw)
-	cert := registeredCert(app.Certificates, raw)
-	if cert == nil {
-		return fail(http.StatusUnauthorized, "invalid_client", 700027, "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found.]")
-	}
-	if e := checkX5C(app, cert, raw); e != nil {
+	info := assertionInfo(tok.Headers[0], raw)
+	cert, e := signingCert(app, raw, now)
+	if e != nil {
 		return e
 	}
 	var c jwt.Claims
@@ -46,25 +54,68 @@ func (s *Server) checkAssertion(app App, assertion, endpoint string) *entraError
 	info.Audience = c.Audience
 	s.mu.Lock()
 	s.assertions[app.ClientID] = info
-	now := s.clock.Now()
 	s.mu.Unlock()
-	if c.Issuer != app.ClientID || c.Subject != app.ClientID {
-		return fail(http.StatusUnauthorized, "invalid_client", 700021, "Client assertion application identifier doesn't match 'client_id' parameter.")
-	}
-	if !c.Audience.Contains(endpoint) {
-		return fail(http.StatusUnauthorized, "invalid_client", 50012, "The audience claim of the client assertion is invalid. Expected '%s'.", endpoint)
+	if e := checkClaims(c, app.ClientID, endpoint); e != nil {
+		return e
 	}
 	if e := checkTimes(c, now); e != nil {
 		return e
 	}
+	if e := checkLifetime(c, now); e != nil {
+		return e
+	}
 	return s.useJTI(c, now)
+}
+
+// signingCert finds the certificate whose key must have signed the
+// assertion: registered by thumbprint, or else trusted by subject and CA.
+func signingCert(app App, raw map[string]any, now time.Time) (*x509.Certificate, *entraError) {
+	if cert := registeredCert(app.Certificates, raw); cert != nil {
+		return cert, checkX5C(app, cert, raw)
+	}
+	if len(app.TrustedSubjects) > 0 {
+		return trustedChain(app.TrustedSubjects, raw, now)
+	}
+	return nil, fail(http.StatusUnauthorized, "invalid_client", 700027, "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found.]")
+}
+
+// checkClaims requires the claims Entra documents for a certificate
+// assertion: aud, exp, iss, jti, nbf, sub.
+func checkClaims(c jwt.Claims, clientID, endpoint string) *entraError {
+	for _, claim := range []struct {
+		name    string
+		missing bool
+	}{
+		{"aud", len(c.Audience) == 0}, {"exp", c.Expiry == nil}, {"iss", c.Issuer == ""},
+		{"jti", c.ID == ""}, {"nbf", c.NotBefore == nil}, {"sub", c.Subject == ""},
+	} {
+		if claim.missing {
+			return fail(http.StatusUnauthorized, "invalid_client", 50027, "Invalid JWT token. The client assertion has no '%s' claim, which is required.", claim.name)
+		}
+	}
+	if c.Issuer != clientID || c.Subject != clientID {
+		return fail(http.StatusUnauthorized, "invalid_client", 700021, "Client assertion application identifier doesn't match 'client_id' parameter.")
+	}
+	if !c.Audience.Contains(endpoint) {
+		return fail(http.StatusUnauthorized, "invalid_client", 700023, "Client assertion audience claim does not match Realm issuer. Expected '%s'.", endpoint)
+	}
+	return nil
+}
+
+// checkLifetime refuses an assertion that stays valid too long.
+func checkLifetime(c jwt.Claims, now time.Time) *entraError {
+	if c.Expiry.Time().Sub(now) > maxAssertionLifetime {
+		return fail(http.StatusUnauthorized, "invalid_client", 700024, "Client assertion is not within its valid time range: its expiry %s is more than %s away. Current time: %s.",
+			timeOf(c.Expiry), maxAssertionLifetime, now.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 func checkTimes(c jwt.Claims, now time.Time) *entraError {
 	if c.Expiry == nil {
 		return fail(http.StatusUnauthorized, "invalid_client", 700024, "Client assertion contains no expiry.")
 	}
-	err := c.ValidateWithLeeway(jwt.Expected{Time: now}, time.Minute)
+	err := c.ValidateWithLeeway(jwt.Expected{Time: now}, skew)
 	if errors.Is(err, jwt.ErrExpired) || errors.Is(err, jwt.ErrNotValidYet) || errors.Is(err, jwt.ErrIssuedInTheFuture) {
 		return fail(http.StatusUnauthorized, "invalid_client", 700024, "Client assertion is not within its valid time range. Current time: %s, assertion valid from %s, expiry time of assertion %s.",
 			now.UTC().Format(time.RFC3339), timeOf(c.NotBefore), timeOf(c.Expiry))
@@ -84,9 +135,6 @@ func timeOf(d *jwt.NumericDate) string {
 
 // useJTI rejects a jti seen before while that assertion could still be valid.
 func (s *Server) useJTI(c jwt.Claims, now time.Time) *entraError {
-	if c.ID == "" {
-		return nil
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, until := range s.jtis {

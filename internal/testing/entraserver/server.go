@@ -4,8 +4,16 @@
 // discovery at /{tenant}/v2.0/.well-known/openid-configuration and the
 // client credentials grant at /{tenant}/oauth2/v2.0/token, over TLS with its
 // own CA. Errors have Entra's JSON shape and AADSTS codes. Where Entra's
-// public code list has no specific code for a check (audience, jti replay),
-// the generic AADSTS50012 (authentication failed) is used.
+// public code list has no specific code for a check (a missing required
+// assertion claim, jti replay), the generic AADSTS50027 (invalid JWT) or
+// AADSTS50012 (authentication failed) is used.
+//
+// It is as strict as Entra where a lenient fake would hide a client bug:
+// apps live in a tenant, and other tenants neither know them nor answer
+// discovery; a client authenticates before any injected fault applies; a
+// client assertion needs aud, exp, iss, jti, nbf and sub; a .default scope
+// must name a resource known in the tenant; and an app may trust a CA and a
+// subject name instead of a thumbprint, which needs the whole chain in x5c.
 package entraserver
 
 import (
@@ -23,11 +31,24 @@ import (
 	"k8s.io/utils/clock"
 )
 
+// DefaultTenant is the tenant of an App that names none.
+const DefaultTenant = "contoso"
+
 // App is a registered application.
 type App struct {
-	ClientID     string
-	Secrets      []string
+	ClientID string
+	// Tenant is where the app is registered; empty means DefaultTenant.
+	Tenant string
+	// IdentifierURIs are extra application ID URIs under which the app is a
+	// resource; api://<ClientID> and the bare ClientID always are.
+	IdentifierURIs []string
+	Secrets        []string
+	// Certificates are trusted by thumbprint (x5t or x5t#S256).
 	Certificates []*x509.Certificate
+	// TrustedSubjects are subject name and issuer (SNI) trusts: a
+	// certificate with that subject issued under that CA, proven by the
+	// whole chain in the assertion's x5c header.
+	TrustedSubjects []TrustedSubject
 	// RequireX5C asks for the certificate chain in the assertion header, as
 	// Entra does for subject name + issuer authentication.
 	RequireX5C bool
@@ -39,7 +60,22 @@ type App struct {
 	Federated []FederatedCredential
 }
 
-// Fault replaces the normal answer of the next token call.
+// TrustedSubject trusts any certificate with Subject (its distinguished
+// name as x509.Name.String writes it, e.g. "CN=app.contoso.com") that
+// chains up to CA.
+type TrustedSubject struct {
+	CA      *x509.Certificate
+	Subject string
+}
+
+// firstParty are the resources every tenant has: Microsoft Graph and Azure
+// Resource Manager, under their application ID URIs and IDs.
+var firstParty = []string{
+	"https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000",
+	"https://management.azure.com", "https://management.core.windows.net", "797f4846-ba00-4fd7-ba43-dac1f8f63013",
+}
+
+// Fault replaces the normal answer of the next authenticated token call.
 type Fault struct {
 	Status     int           // HTTP status; 0 means 200
 	RetryAfter string        // Retry-After header value
@@ -72,7 +108,8 @@ type Server struct {
 
 	mu             sync.Mutex
 	clock          clock.PassiveClock
-	apps           map[string]App
+	apps           map[string]map[string]App // tenant → client ID → app
+	resources      map[string][]string       // tenant → extra resource URIs
 	faults         []Fault
 	tokenCalls     map[string]int
 	totalCalls     int
@@ -90,7 +127,8 @@ type Server struct {
 func New() *Server {
 	s := &Server{
 		clock:      clock.RealClock{},
-		apps:       map[string]App{},
+		apps:       map[string]map[string]App{},
+		resources:  map[string][]string{},
 		tokenCalls: map[string]int{},
 		jtis:       map[string]time.Time{},
 		assertions: map[string]AssertionInfo{},
@@ -149,14 +187,77 @@ func (s *Server) SetClock(c clock.PassiveClock) {
 	s.clock = c
 }
 
-// AddApp registers or replaces an application.
+// AddApp registers or replaces an application in its tenant, creating the
+// tenant if needed.
 func (s *Server) AddApp(a App) {
+	if a.Tenant == "" {
+		a.Tenant = DefaultTenant
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.apps[a.ClientID] = a
+	if s.apps[a.Tenant] == nil {
+		s.apps[a.Tenant] = map[string]App{}
+	}
+	s.apps[a.Tenant][a.ClientID] = a
 }
 
-// InjectFaults queues answers for the next token calls, one each.
+// AddTenant creates an empty tenant.
+func (s *Server) AddTenant(tenant string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.apps[tenant] == nil {
+		s.apps[tenant] = map[string]App{}
+	}
+}
+
+// AddResource makes uri a resource of tenant (a service principal of an
+// app registered elsewhere), creating the tenant if needed.
+func (s *Server) AddResource(tenant, uri string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.apps[tenant] == nil {
+		s.apps[tenant] = map[string]App{}
+	}
+	s.resources[tenant] = append(s.resources[tenant], uri)
+}
+
+// app looks up a tenant and an app in it.
+func (s *Server) app(tenant, clientID string) (app App, tenantKnown, appKnown bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	apps, tenantKnown := s.apps[tenant]
+	app, appKnown = apps[clientID]
+	return app, tenantKnown, appKnown
+}
+
+func (s *Server) tenantKnown(tenant string) bool {
+	_, known, _ := s.app(tenant, "")
+	return known
+}
+
+// resourceKnown reports whether resource (a .default scope without its
+// suffix) names a resource of tenant. Like Entra it ignores case and a
+// trailing slash (ARM's ID URI is https://management.azure.com/).
+func (s *Server) resourceKnown(tenant, resource string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	known := append([]string(nil), firstParty...)
+	known = append(known, s.resources[tenant]...)
+	for id, a := range s.apps[tenant] {
+		known = append(known, id, "api://"+id)
+		known = append(known, a.IdentifierURIs...)
+	}
+	want := strings.TrimSuffix(resource, "/")
+	for _, k := range known {
+		if strings.EqualFold(strings.TrimSuffix(k, "/"), want) {
+			return true
+		}
+	}
+	return false
+}
+
+// InjectFaults queues answers for the next authenticated token calls, one
+// each: a fault never spares a client from authenticating.
 func (s *Server) InjectFaults(f ...Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -245,6 +346,10 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request, tenant string
 	s.discoveryCalls++
 	edit := s.editDiscovery
 	s.mu.Unlock()
+	if !s.tenantKnown(tenant) {
+		s.writeError(w, r, tenantNotFound("invalid_tenant", tenant))
+		return
+	}
 	base := "https://" + r.Host + "/" + tenant
 	doc := map[string]any{
 		"issuer":                                base + "/v2.0",

@@ -37,28 +37,44 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, tenant string) {
 		return
 	}
 	id, secret, basic, ok := clientAuth(r)
-	if f, hit := s.count(id, r.PostForm); hit {
-		s.writeFault(w, r, f)
+	s.count(id, r.PostForm)
+	if !s.tenantKnown(tenant) {
+		s.writeError(w, r, tenantNotFound("invalid_request", tenant))
 		return
 	}
 	if !ok {
 		s.writeError(w, r, fail(http.StatusBadRequest, "invalid_request", 50012, "Client credentials were sent both in the Authorization header and in the body, or the header is malformed."))
 		return
 	}
-	if e := s.grant(r, tenant, id, secret, basic); e != nil {
+	app, e := s.grant(r, tenant, id, secret, basic)
+	if e != nil {
 		s.writeError(w, r, e)
 		return
 	}
-	s.writeToken(w, id)
+	if f, hit := s.nextFault(id); hit {
+		s.writeFault(w, r, f, app)
+		return
+	}
+	s.writeToken(w, app)
 }
 
-// count records the call and pops the next fault, if any.
-func (s *Server) count(clientID string, form url.Values) (Fault, bool) {
+func tenantNotFound(code, tenant string) *entraError {
+	return fail(http.StatusBadRequest, code, 90002, "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.", tenant)
+}
+
+// count records the call.
+func (s *Server) count(clientID string, form url.Values) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.totalCalls++
 	s.tokenCalls[clientID]++
 	s.forms[clientID] = form
+}
+
+// nextFault pops the next fault for an authenticated call of clientID.
+func (s *Server) nextFault(clientID string) (Fault, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for i, f := range s.faults {
 		if f.ClientID == "" || f.ClientID == clientID {
 			s.faults = append(s.faults[:i:i], s.faults[i+1:]...)
@@ -68,25 +84,40 @@ func (s *Server) count(clientID string, form url.Values) (Fault, bool) {
 	return Fault{}, false
 }
 
-// grant checks the request as Entra does, in Entra's order.
-func (s *Server) grant(r *http.Request, tenant, id, secret string, basic bool) *entraError {
+// grant checks the request as Entra does, in Entra's order: the request,
+// the app in this tenant, the scope's form, the client's credential, then
+// the resource in this tenant.
+func (s *Server) grant(r *http.Request, tenant, id, secret string, basic bool) (App, *entraError) {
 	f := r.PostForm
 	if gt := f.Get("grant_type"); gt != "client_credentials" {
-		return fail(http.StatusBadRequest, "unsupported_grant_type", 70003, "The app requested an unsupported grant type '%s'.", gt)
+		return App{}, fail(http.StatusBadRequest, "unsupported_grant_type", 70003, "The app requested an unsupported grant type '%s'.", gt)
 	}
 	if id == "" {
-		return fail(http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.")
+		return App{}, fail(http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.")
 	}
+	app, _, known := s.app(tenant, id)
+	if !known {
+		return App{}, fail(http.StatusBadRequest, "unauthorized_client", 700016, "Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", id, tenant)
+	}
+	resource, e := checkScope(f.Get("scope"))
+	if e != nil {
+		return App{}, e
+	}
+	if e := s.authenticate(r, app, secret, basic); e != nil {
+		return App{}, e
+	}
+	if !s.resourceKnown(tenant, resource) {
+		return App{}, fail(http.StatusBadRequest, "invalid_resource", 500011, "The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", resource, tenant)
+	}
+	return app, nil
+}
+
+// authenticate checks the one client credential the request carries.
+func (s *Server) authenticate(r *http.Request, app App, secret string, basic bool) *entraError {
+	f := r.PostForm
 	s.mu.Lock()
-	app, known := s.apps[id]
 	echo := s.echo
 	s.mu.Unlock()
-	if !known {
-		return fail(http.StatusBadRequest, "unauthorized_client", 700016, "Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", id, tenant)
-	}
-	if e := checkScope(f.Get("scope")); e != nil {
-		return e
-	}
 	assertion := f.Get("client_assertion")
 	switch {
 	case assertion != "" && (secret != "" || basic):
@@ -102,7 +133,7 @@ func (s *Server) grant(r *http.Request, tenant, id, secret string, basic bool) *
 		return e
 	case secret != "":
 		if !secretMatches(app.Secrets, secret) {
-			e := fail(http.StatusUnauthorized, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", id)
+			e := fail(http.StatusUnauthorized, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", app.ClientID)
 			if echo {
 				e.msg += " Secret received: " + secret
 			}
@@ -123,8 +154,9 @@ func secretMatches(registered []string, got string) bool {
 }
 
 // checkScope applies the client credentials rule: exactly one
-// "<resource>/.default"; the OIDC scopes MSAL adds are ignored.
-func checkScope(scope string) *entraError {
+// "<resource>/.default"; the OIDC scopes MSAL adds are ignored. It returns
+// the resource.
+func checkScope(scope string) (string, *entraError) {
 	var rest []string
 	for _, sc := range strings.Fields(scope) {
 		switch sc {
@@ -135,18 +167,17 @@ func checkScope(scope string) *entraError {
 	}
 	switch {
 	case len(rest) == 0:
-		return fail(http.StatusBadRequest, "invalid_request", 90014, "The required field 'scope' is missing from the credential. Ensure that you have all the necessary parameters for the login request.")
+		return "", fail(http.StatusBadRequest, "invalid_request", 90014, "The required field 'scope' is missing from the credential. Ensure that you have all the necessary parameters for the login request.")
 	case len(rest) > 1:
-		return fail(http.StatusBadRequest, "invalid_scope", 70011, "The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope %s is not valid. Only one resource can be requested at a time.", strings.Join(rest, " "))
+		return "", fail(http.StatusBadRequest, "invalid_scope", 70011, "The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope %s is not valid. Only one resource can be requested at a time.", strings.Join(rest, " "))
 	case !strings.HasSuffix(rest[0], "/.default") || rest[0] == "/.default":
-		return fail(http.StatusBadRequest, "invalid_scope", 1002012, "The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", rest[0])
+		return "", fail(http.StatusBadRequest, "invalid_scope", 1002012, "The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", rest[0])
 	}
-	return nil
+	return strings.TrimSuffix(rest[0], "/.default"), nil
 }
 
-func (s *Server) writeToken(w http.ResponseWriter, clientID string) {
+func (s *Server) writeToken(w http.ResponseWriter, app App) {
 	s.mu.Lock()
-	app := s.apps[clientID]
 	tok := opaqueToken()
 	s.issued = append(s.issued, tok)
 	s.mu.Unlock()
@@ -172,7 +203,7 @@ func opaqueToken() string {
 	return "fake." + base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (s *Server) writeFault(w http.ResponseWriter, r *http.Request, f Fault) {
+func (s *Server) writeFault(w http.ResponseWriter, r *http.Request, f Fault, app App) {
 	if f.Delay > 0 {
 		select {
 		case <-time.After(f.Delay):
@@ -196,8 +227,7 @@ func (s *Server) writeFault(w http.ResponseWriter, r *http.Request, f Fault) {
 	case f.Status >= 300:
 		w.WriteHeader(f.Status)
 	default:
-		id, _, _, _ := clientAuth(r)
-		s.writeToken(w, id)
+		s.writeToken(w, app)
 	}
 }
 
@@ -208,14 +238,19 @@ func statusOr200(s int) int {
 	return s
 }
 
+// faultError is Entra's answer for an injected status.
 func faultError(status int) *entraError {
 	switch {
 	case status == http.StatusTooManyRequests:
 		return fail(status, "temporarily_unavailable", 90055, "The request has been throttled. Please try again later.")
 	case status >= 500:
 		return fail(status, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
+	case status == http.StatusUnauthorized:
+		return fail(status, "invalid_client", 50012, "Authentication failed.")
+	case status == http.StatusForbidden:
+		return fail(status, "unauthorized_client", 7000112, "Application is disabled.")
 	}
-	return fail(status, "invalid_request", 90002, "The request could not be processed.")
+	return fail(status, "invalid_request", 9002313, "Invalid request. Request is malformed or invalid.")
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *entraError) {

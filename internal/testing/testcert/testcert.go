@@ -162,6 +162,45 @@ func NewCA(cn string) (*CA, error) {
 	return ca, nil
 }
 
+// Intermediate makes a CA signed by ca with the common name cn, for chains
+// of three (root, intermediate, leaf).
+func (ca *CA) Intermediate(cn string) (*CA, error) {
+	key, err := NewEC()
+	if err != nil {
+		return nil, err
+	}
+	ca.serial++
+	sub := &CA{Key: key, serial: ca.serial * 1000}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(ca.serial),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	if sub.Cert, err = create(tmpl, ca.Cert, &key.PublicKey, ca.Key); err != nil {
+		return nil, err
+	}
+	return sub, nil
+}
+
+// Client makes a client certificate for key with the common name cn,
+// signed by ca, valid from an hour ago for a day.
+func (ca *CA) Client(key crypto.Signer, cn string) (*x509.Certificate, error) {
+	ca.serial++
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(ca.serial),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	return create(tmpl, ca.Cert, key.Public(), ca.Key)
+}
+
 // Pool is a pool that trusts the CA alone.
 func (ca *CA) Pool() *x509.CertPool {
 	pool := x509.NewCertPool()

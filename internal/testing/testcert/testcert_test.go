@@ -57,3 +57,28 @@ func TestSelfSigned(t *testing.T) {
 		t.Error("not the certificate")
 	}
 }
+
+func TestAClientCertificateChainsThroughItsIntermediateOnly(t *testing.T) {
+	root, err := testcert.NewCA("test root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inter, err := root.Intermediate("test issuing CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := inter.Client(testcert.EC(t), "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(inter.Cert)
+	opts := x509.VerifyOptions{Roots: root.Pool(), Intermediates: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if _, err := leaf.Verify(opts); err != nil {
+		t.Fatalf("leaf with its intermediate: %v", err)
+	}
+	opts.Intermediates = nil
+	if _, err := leaf.Verify(opts); err == nil {
+		t.Fatal("the leaf verified without its intermediate")
+	}
+}
