@@ -405,7 +405,7 @@ func run(tb testing.TB, cfg config) *result {
 
 	if cfg.unrelated > 0 {
 		res.unrelated = cfg.unrelated
-		unrelatedSecretsGrowth(ctx, tb, c, ts, mgr, pprofAddr, res)
+		unrelatedSecretsGrowth(ctx, tb, c, ts, pprofAddr, res)
 		logf("N=%d: %d unrelated Secrets, seen %s after the first create: Go heap after GC %s before, %s after",
 			cfg.n, cfg.unrelated, res.unrelatedSeen.Round(time.Millisecond), mib1(res.heapBefore), mib1(res.heapAfter))
 	}
@@ -449,7 +449,7 @@ func readySeries(text string, namespaces []string) int {
 // last create; the manager reads that credential afresh only when its
 // metadata watch on Secrets, the one that delivers the unrelated Secrets in
 // resourceVersion order, reports the new version.
-func unrelatedSecretsGrowth(ctx context.Context, tb testing.TB, c client.Client, ts *tokenServer, mgr *managerproc.Process, pprofAddr string, res *result) {
+func unrelatedSecretsGrowth(ctx context.Context, tb testing.TB, c client.Client, ts *tokenServer, pprofAddr string, res *result) {
 	ns := namespace(ctx, tb, c, "scale-unrelated-")
 	ts.addClient("scale-probe", "scale-probe-secret-0123456789abcdef")
 	cred := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe-cred"},
