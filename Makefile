@@ -59,9 +59,10 @@ envtest: ## Build kube-apiserver and etcd for tests (cached outside the clone) a
 	@hack/setup-envtest.sh
 
 .PHONY: test
-test: verify-generated vet ## Everything: tool builds (API server, etcd, Hydra, zitadelop, promtool), generated-file check, vet, unit, envtest, interop, hostile-tenant and demo tests, and a short fuzz run.
+test: verify-generated vet ## Everything: tool builds (API server, etcd, Hydra, zitadelop, promtool), generated-file check, vet, unit, envtest, interop, hostile-tenant and demo tests, every benchmark once, and a short fuzz run.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt wants changes"; exit 1; }
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HYDRA_BINARY="$$(hack/setup-hydra.sh)" ZITADELOP_BINARY="$$(hack/setup-zitadelop.sh)" go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) bench-once
 	$(MAKE) fuzz
 
 FUZZTIME ?= 5s
@@ -77,6 +78,14 @@ BENCH_TIMEOUT ?= 90m
 .PHONY: bench
 bench: ## Run the benchmarks and print their figures, with the scale table for SCALE_SIZES (SCALE_PROFILE=dir saves manager profiles).
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" SCALE_SIZES=$(SCALE_SIZES) go test -run '^$$' -bench . -benchmem -timeout $(BENCH_TIMEOUT) ./...
+
+# Packages with a Benchmark function; bench-once runs only these.
+BENCH_PACKAGES = $$(git ls-files '*_test.go' | xargs grep -l '^func Benchmark' | xargs -n1 dirname | sort -u | sed 's|^|./|')
+
+.PHONY: bench-once
+bench-once: ## Compile and run every benchmark once (-benchtime=1x), the scale benchmark at 50 TokenRequests, so none rots.
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" SCALE_SIZES=50 SCALE_TOKEN_LIFETIME=40s SCALE_UNRELATED=500 \
+		go test $(GO_TEST_FLAGS) -run '^$$' -bench . -benchtime=1x -timeout 15m $(BENCH_PACKAGES)
 
 .PHONY: lint
 lint: ## Run golangci-lint (built from the Go module proxy into bin/).

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
@@ -66,21 +67,25 @@ type result struct {
 
 	floor         time.Duration // N creates + N updates by a plain client
 	operatorFloor time.Duration // the operator's writes for N TokenRequests (TokenRequest create, Secret create, status update) by a plain client
-	ready         time.Duration // N TokenRequests created until every Secret holds a token
+	tokensIn      time.Duration // N TokenRequests created until every Secret holds a token
+	ready         time.Duration // ... until every TokenRequest is Ready=True at its current generation
 
 	creationCalls        int
 	creationSecretWrites int                // Secret creates and updates seen until settled
 	creationTRWrites     int                // TokenRequest updates (spec, metadata or status) seen until settled
 	roundTrips           map[string]float64 // manager's API requests by method, creation phase
 	codes                map[string]float64 // ... by status code
-	peakRSS, settledRSS  int64
+	peakRSS              int64              // highest VmHWM over every manager process of the run
+	processPeaks         []int64            // VmHWM of each manager process, in start order
+	settledRSS           int64
 	settledAnon, goHeap  int64 // RssAnon and the Go heap in use after settle
 
 	restartCalls        int
 	restartSecretWrites int
 	restartTRWrites     int
 	restartReconciled   time.Duration // process start until every TokenRequest was reconciled once
-	restartReconciles   float64
+	restartDistinct     int           // distinct TokenRequests the restarted process reconciled
+	restartReconciles   float64       // reconciles it counted, repeats included
 	restartRoundTrips   map[string]float64
 	restartCodes        map[string]float64
 
@@ -95,8 +100,11 @@ type result struct {
 	waveRoundTrips   map[string]float64
 	waveCodes        map[string]float64
 
-	unrelated       int
-	unrelatedGrowth float64 // manager RSS after creating the unrelated Secrets, over RSS before
+	unrelated int
+	// Go heap after a forced GC before the unrelated Secrets and once the
+	// manager has seen the last of them, and how long that took.
+	heapBefore, heapAfter int64
+	unrelatedSeen         time.Duration
 
 	throttleLines int // "client-side throttling" lines in the manager logs
 	refusedCalls  int
@@ -252,8 +260,18 @@ func run(tb testing.TB, cfg config) *result {
 		rec.mu.Unlock()
 		tb.Fatalf("after %s only %d of %d output Secrets hold a token", readyWait, got, cfg.n)
 	}
+	res.tokensIn = time.Since(start)
+	// The timed phase ends where the operator floor's does: with the status
+	// write that says Ready for the current generation.
+	if !rec.waitFor(ctx, readyWait, func(r *recorder) bool { return r.readyNow >= cfg.n }) {
+		rec.mu.Lock()
+		got := rec.readyNow
+		rec.mu.Unlock()
+		tb.Fatalf("after %s only %d of %d TokenRequests are Ready at their generation", readyWait, got, cfg.n)
+	}
 	res.ready = time.Since(start)
-	logf("N=%d: every Secret holds a token after %s (creates took %s)", cfg.n, res.ready.Round(time.Millisecond), time.Duration(createdAll.Load()).Round(time.Millisecond))
+	logf("N=%d: every Secret holds a token after %s, every TokenRequest Ready after %s (creates took %s)", cfg.n,
+		res.tokensIn.Round(time.Millisecond), res.ready.Round(time.Millisecond), time.Duration(createdAll.Load()).Round(time.Millisecond))
 	profiles.Wait()
 	settle(ctx, rec)
 	if cfg.profileDir != "" {
@@ -262,9 +280,6 @@ func run(tb testing.TB, cfg config) *result {
 	res.creationCalls = len(ts.Calls())
 	secrets, trs := rec.since(created)
 	res.creationSecretWrites, res.creationTRWrites = len(secrets), count(trs, watch.Modified)
-	if res.peakRSS, err = mgr.PeakRSS(); err != nil {
-		tb.Fatal(err)
-	}
 	if res.settledRSS, err = mgr.RSS(); err != nil {
 		tb.Fatal(err)
 	}
@@ -283,6 +298,7 @@ func run(tb testing.TB, cfg config) *result {
 	// Restart while every token is valid: no token call, no Secret write.
 	restarted := rec.mark()
 	callsBefore := len(ts.Calls())
+	notePeak(tb, res, mgr) // the process's VmHWM is gone once it exits
 	mgr, err = mgr.Restart()
 	if err != nil {
 		tb.Fatal(err)
@@ -294,15 +310,19 @@ func run(tb testing.TB, cfg config) *result {
 		if err != nil {
 			tb.Fatal(err)
 		}
+		// A reconcile sets the TokenRequest's token_operator_token_ready
+		// series in this process, so the series count distinct ones;
+		// reconcile_total counts repeats too.
+		res.restartDistinct = readySeries(text, nss)
 		res.restartReconciles = sum(text, "controller_runtime_reconcile_total", map[string]string{"controller": "tokenrequest"})
-		if res.restartReconciles >= float64(cfg.n) {
+		if res.restartDistinct >= cfg.n {
 			res.restartReconciled = time.Since(mgr.Started)
 			break
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("the restarted manager reconciled %v of %d TokenRequests in %s", res.restartReconciles, cfg.n, readyWait)
+			tb.Fatalf("the restarted manager reconciled %d of %d TokenRequests in %s", res.restartDistinct, cfg.n, readyWait)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 	}
 	settle(ctx, rec)
 	res.restartCalls = len(ts.Calls()) - callsBefore
@@ -341,11 +361,10 @@ func run(tb testing.TB, cfg config) *result {
 		}
 		return n
 	}
+	// A short wave is a result the caller checks (res.waveRewritten), not
+	// an abort: the run goes on to the phases after it.
 	if !rec.waitFor(ctx, waveWait, func(r *recorder) bool { return rewritten(r) >= cfg.n }) {
-		rec.mu.Lock()
-		got := rewritten(rec)
-		rec.mu.Unlock()
-		tb.Fatalf("the refresh wave rewrote %d of %d Secrets within %s", got, cfg.n, waveWait.Round(time.Second))
+		logf("N=%d: the refresh wave did not rewrite every Secret within %s", cfg.n, waveWait.Round(time.Second))
 	}
 	settle(ctx, rec)
 	rec.mu.Lock()
@@ -386,9 +405,11 @@ func run(tb testing.TB, cfg config) *result {
 
 	if cfg.unrelated > 0 {
 		res.unrelated = cfg.unrelated
-		res.unrelatedGrowth = unrelatedSecretsGrowth(ctx, tb, c, mgr, cfg.unrelated)
-		logf("N=%d: %d unrelated Secrets grew the manager's RSS by a factor of %.2f", cfg.n, cfg.unrelated, res.unrelatedGrowth)
+		unrelatedSecretsGrowth(ctx, tb, c, ts, pprofAddr, res)
+		logf("N=%d: %d unrelated Secrets, seen %s after the first create: Go heap after GC %s before, %s after",
+			cfg.n, cfg.unrelated, res.unrelatedSeen.Round(time.Millisecond), mib1(res.heapBefore), mib1(res.heapAfter))
 	}
+	notePeak(tb, res, mgr)
 
 	for _, p := range logs {
 		res.throttleLines += strings.Count(p.Log.String(), "client-side throttling")
@@ -400,28 +421,106 @@ func run(tb testing.TB, cfg config) *result {
 	return res
 }
 
-// unrelatedSecretsGrowth creates n Secrets of 1 KiB no TokenRequest uses, in
-// a namespace of their own, and returns the manager's RSS once they are
-// settled over its RSS before.
-func unrelatedSecretsGrowth(ctx context.Context, tb testing.TB, c client.Client, mgr *managerproc.Process, n int) float64 {
-	before, err := mgr.RSS()
+// notePeak adds the VmHWM of p, a manager process of this run, to res.
+func notePeak(tb testing.TB, res *result, p *managerproc.Process) {
+	peak, err := p.PeakRSS()
 	if err != nil {
 		tb.Fatal(err)
 	}
+	res.processPeaks = append(res.processPeaks, peak)
+	res.peakRSS = max(res.peakRSS, peak)
+}
+
+// readySeries counts the token_operator_token_ready series of TokenRequests
+// in namespaces.
+func readySeries(text string, namespaces []string) int {
+	n := 0
+	for _, ns := range namespaces {
+		n += len(byLabel(text, "token_operator_token_ready", "name", map[string]string{"namespace": ns}))
+	}
+	return n
+}
+
+// unrelatedSecretsGrowth creates res.unrelated Secrets of 1 KiB no
+// TokenRequest uses, in a namespace of their own, and records the manager's
+// Go heap after a forced GC before them and once the manager has seen the
+// last of them. The signal that it has: a probe TokenRequest whose
+// credential lacks consent for the token service gets consent after the
+// last create; the manager reads that credential afresh only when its
+// metadata watch on Secrets, the one that delivers the unrelated Secrets in
+// resourceVersion order, reports the new version.
+func unrelatedSecretsGrowth(ctx context.Context, tb testing.TB, c client.Client, ts *tokenServer, pprofAddr string, res *result) {
 	ns := namespace(ctx, tb, c, "scale-unrelated-")
+	ts.addClient("scale-probe", "scale-probe-secret-0123456789abcdef")
+	cred := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe-cred"},
+		StringData: map[string]string{"clientSecret": "scale-probe-secret-0123456789abcdef"}}
+	if err := c.Create(ctx, cred); err != nil {
+		tb.Fatal(err)
+	}
+	probe := tokenRequest(ns, 0, ts.TokenURL())
+	probe.Name, probe.Spec.ClientID, probe.Spec.Credential.ClientSecret.Name = "probe", "scale-probe", cred.Name
+	if err := c.Create(ctx, probe); err != nil {
+		tb.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(probe)
+	// Refused for want of consent, at the probe's generation.
+	waitProbe(ctx, tb, c, key, metav1.ConditionFalse)
+	before, err := heapAfterGC(ctx, pprofAddr)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	payload := make([]byte, 1024)
-	parallel(tb, n, func(i int) error {
+	start := time.Now()
+	parallel(tb, res.unrelated, func(i int) error {
 		return c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("unrelated-%05d", i)}, Data: map[string][]byte{"data": payload}})
 	})
-	if _, err := waitForQuietControlPlane(time.Minute); err != nil && !errors.Is(err, errStillBusy) {
+	cred.Annotations = map[string]string{v1.AnnotationAllowedIssuers: ts.Host()}
+	if err := c.Update(ctx, cred); err != nil {
 		tb.Fatal(err)
 	}
-	time.Sleep(quiet) // the manager's watch delivers the last of them
-	after, err := mgr.RSS()
+	waitProbe(ctx, tb, c, key, metav1.ConditionTrue)
+	res.unrelatedSeen = time.Since(start)
+	after, err := heapAfterGC(ctx, pprofAddr)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return float64(after) / float64(before)
+	res.heapBefore, res.heapAfter = before, after
+}
+
+// waitProbe waits up to five minutes for the probe's Ready condition to
+// have status at its current generation.
+func waitProbe(ctx context.Context, tb testing.TB, c client.Client, key client.ObjectKey, status metav1.ConditionStatus) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		var tr v1.TokenRequest
+		if err := c.Get(ctx, key, &tr); err != nil {
+			tb.Fatal(err)
+		}
+		cond := meta.FindStatusCondition(tr.Status.Conditions, v1.ConditionReady)
+		if cond != nil && cond.Status == status && cond.ObservedGeneration == tr.Generation {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the probe TokenRequest is not Ready=%s after five minutes: %+v", status, tr.Status.Conditions)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+var heapAllocRE = regexp.MustCompile(`(?m)^# HeapAlloc = (\d+)$`)
+
+// heapAfterGC is the manager's live Go heap (HeapAlloc) right after a
+// garbage collection, which the heap profile's gc=1 forces.
+func heapAfterGC(ctx context.Context, pprofAddr string) (int64, error) {
+	body, err := managerproc.Get(ctx, "http://"+pprofAddr+"/debug/pprof/heap?gc=1&debug=1")
+	if err != nil {
+		return 0, err
+	}
+	m := heapAllocRE.FindStringSubmatch(body)
+	if m == nil {
+		return 0, errors.New("no HeapAlloc in the heap profile")
+	}
+	return strconv.ParseInt(m[1], 10, 64)
 }
 
 // operatorFloor creates n TokenRequests in a namespace of their own, and

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,12 +37,16 @@ type recorder struct {
 	tokens map[string]string
 	// withToken counts output Secrets that hold a token.
 	withToken int
-	changed   chan struct{}
-	errs      []error
+	// ready is whether each TokenRequest's Ready condition is True for its
+	// current generation; readyNow counts those that are.
+	ready    map[string]bool
+	readyNow int
+	changed  chan struct{}
+	errs     []error
 }
 
 func newRecorder() *recorder {
-	return &recorder{tokens: map[string]string{}, changed: make(chan struct{}, 1)}
+	return &recorder{tokens: map[string]string{}, ready: map[string]bool{}, changed: make(chan struct{}, 1)}
 }
 
 // follow watches list (a SecretList or TokenRequestList) until ctx ends,
@@ -110,12 +115,28 @@ func (r *recorder) add(typ watch.EventType, obj client.Object) {
 		}
 		r.secrets = append(r.secrets, e)
 	case *v1.TokenRequest:
+		now := typ != watch.Deleted && readyAtGeneration(o)
+		if now != r.ready[e.key] {
+			if now {
+				r.readyNow++
+			} else {
+				r.readyNow--
+			}
+		}
+		r.ready[e.key] = now
 		r.trs = append(r.trs, e)
 	}
 	select {
 	case r.changed <- struct{}{}:
 	default:
 	}
+}
+
+// readyAtGeneration: Ready is True and was written for the TokenRequest's
+// current generation, as the operator floor writes it.
+func readyAtGeneration(tr *v1.TokenRequest) bool {
+	c := meta.FindStatusCondition(tr.Status.Conditions, v1.ConditionReady)
+	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == tr.Generation
 }
 
 // waitFor calls cond under the lock after every event until it holds or
