@@ -15,6 +15,10 @@ CONTROLLER_GEN ?= go tool controller-gen
 CRD_REF_DOCS_VERSION ?= v0.3.0
 CRD_REF_DOCS ?= $(CURDIR)/bin/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
 GO_TEST_FLAGS ?= -race -count=1
+# Tools built from the Go module proxy are cached here, outside the clone, like the API server.
+TOOLS_CACHE ?= $(or $(TOKEN_OPERATOR_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/token-operator)
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT ?= $(TOOLS_CACHE)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 # Building kube-apiserver and etcd on a fresh machine takes ~8 minutes; tests then take a few.
 TEST_TIMEOUT ?= 40m
 
@@ -59,7 +63,7 @@ envtest: ## Build kube-apiserver and etcd for tests (cached outside the clone) a
 	@hack/setup-envtest.sh
 
 .PHONY: test
-test: verify-generated vet ## Everything: tool builds (API server, etcd, Hydra, zitadelop, promtool), generated-file check, vet, unit, envtest, interop, hostile-tenant and demo tests, every benchmark once, and a short fuzz run.
+test: verify-generated vet lint ## Everything: tool builds (API server, etcd, Hydra, zitadelop, golangci-lint, promtool), generated-file check, vet, lint, unit, envtest, interop, hostile-tenant and demo tests, every benchmark once, and a short fuzz run.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt wants changes"; exit 1; }
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HYDRA_BINARY="$$(hack/setup-hydra.sh)" ZITADELOP_BINARY="$$(hack/setup-zitadelop.sh)" go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) bench-once
@@ -88,9 +92,9 @@ bench-once: ## Compile and run every benchmark once (-benchtime=1x), the scale b
 		go test $(GO_TEST_FLAGS) -run '^$$' -bench . -benchtime=1x -timeout 15m $(BENCH_PACKAGES)
 
 .PHONY: lint
-lint: ## Run golangci-lint (built from the Go module proxy into bin/).
-	@test -x bin/golangci-lint || GOBIN=$(CURDIR)/bin go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
-	bin/golangci-lint run ./...
+lint: ## Run golangci-lint (built from the Go module proxy once, cached outside the clone).
+	@test -x $(GOLANGCI_LINT) || GOBIN=$(dir $(GOLANGCI_LINT)) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	$(GOLANGCI_LINT) run ./...
 
 ##@ Build
 

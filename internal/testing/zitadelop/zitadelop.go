@@ -284,7 +284,7 @@ func (s *Server) VerifyAccessToken(ctx context.Context, token string) (*AccessTo
 	if err := tok.Claims(keys, &c); err != nil {
 		return nil, fmt.Errorf("access token signature: %w", err)
 	}
-	if err := c.Claims.Validate(jwt.Expected{Issuer: s.URL, Time: time.Now()}); err != nil {
+	if err := c.Validate(jwt.Expected{Issuer: s.URL, Time: time.Now()}); err != nil {
 		return nil, err
 	}
 	return &c, nil
