@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/token-operator/token-operator/internal/testing/toolbin"
 	"io"
 	"net"
 	"net/http"
@@ -26,7 +27,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -409,31 +409,7 @@ func BinaryPath() (string, error) {
 }
 
 func binaryPathOnce() (string, error) {
-	if p := os.Getenv("HYDRA_BINARY"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("HYDRA_BINARY: %w", err)
-		}
-		return p, nil
-	}
-	script := filepath.Join(repoRoot(), "hack", "setup-hydra.sh")
-	cmd := exec.Command("bash", script)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("building hydra with %s failed (needs Go module proxy access and a C compiler): %w", script, err)
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	p := strings.TrimSpace(lines[len(lines)-1])
-	if fi, err := os.Stat(p); err != nil || fi.IsDir() {
-		return "", fmt.Errorf("%s printed %q, which is not a binary", script, p)
-	}
-	return p, nil
-}
-
-// repoRoot is the repository's top folder, found from this file's location.
-func repoRoot() string {
-	_, file, _, _ := goruntime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+	return toolbin.Path("HYDRA_BINARY", "setup-hydra.sh", "Go module proxy access and a C compiler")
 }
 
 // freePorts asks the kernel for n distinct free loopback ports.

@@ -9,20 +9,19 @@
 package zitadelop
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/token-operator/token-operator/internal/testing/toolbin"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -326,26 +325,7 @@ func BinaryPath() (string, error) {
 }
 
 func binaryPathOnce() (string, error) {
-	if p := os.Getenv("ZITADELOP_BINARY"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("ZITADELOP_BINARY: %w", err)
-		}
-		return p, nil
-	}
-	_, file, _, _ := goruntime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", "..", "hack", "setup-zitadelop.sh")
-	cmd := exec.Command("bash", script)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("building zitadelop with %s failed (needs Go module proxy access): %w", script, err)
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	p := strings.TrimSpace(lines[len(lines)-1])
-	if fi, err := os.Stat(p); err != nil || fi.IsDir() {
-		return "", fmt.Errorf("%s printed %q, which is not a binary", script, p)
-	}
-	return p, nil
+	return toolbin.Path("ZITADELOP_BINARY", "setup-zitadelop.sh", "Go module proxy access")
 }
 
 func freePort() (int, error) {
