@@ -394,23 +394,12 @@ func (s *Server) adminOnce(ctx context.Context, method, path string, payload []b
 	return resp.StatusCode, nil
 }
 
-var (
-	binaryOnce sync.Once
-	binaryPath string
-	binaryErr  error
-)
-
 // BinaryPath returns the Hydra binary: HYDRA_BINARY if set, else the one
 // hack/setup-hydra.sh builds (several minutes the first time on a machine,
 // then cached outside the clone). Build progress goes to stderr.
-func BinaryPath() (string, error) {
-	binaryOnce.Do(func() { binaryPath, binaryErr = binaryPathOnce() })
-	return binaryPath, binaryErr
-}
-
-func binaryPathOnce() (string, error) {
+var BinaryPath = sync.OnceValues(func() (string, error) {
 	return toolbin.Path("HYDRA_BINARY", "setup-hydra.sh", "Go module proxy access and a C compiler")
-}
+})
 
 // freePorts asks the kernel for n distinct free loopback ports.
 func freePorts(n int) ([]int, error) {

@@ -310,23 +310,12 @@ func (s *Server) Stop() error {
 	return s.stopErr
 }
 
-var (
-	binaryOnce sync.Once
-	binaryPath string
-	binaryErr  error
-)
-
 // BinaryPath returns the server binary: ZITADELOP_BINARY if set, else the
 // one hack/setup-zitadelop.sh builds (about a minute and a half the first
 // time, then cached outside the clone).
-func BinaryPath() (string, error) {
-	binaryOnce.Do(func() { binaryPath, binaryErr = binaryPathOnce() })
-	return binaryPath, binaryErr
-}
-
-func binaryPathOnce() (string, error) {
+var BinaryPath = sync.OnceValues(func() (string, error) {
 	return toolbin.Path("ZITADELOP_BINARY", "setup-zitadelop.sh", "Go module proxy access")
-}
+})
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
