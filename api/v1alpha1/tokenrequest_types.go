@@ -374,10 +374,16 @@ type TokenRequestStatus struct {
 	// +optional
 	LastRefreshRequestedAt string `json:"lastRefreshRequestedAt,omitempty"`
 
+	// LastForcedRefreshTime is when a refresh requested with the
+	// tokens.token-operator.io/refresh-requested-at annotation last called
+	// the token service, whether the call succeeded or not.
+	// +optional
+	LastForcedRefreshTime *metav1.Time `json:"lastForcedRefreshTime,omitempty"`
+
 	// NextForcedRefreshTime is when a refresh requested with the
 	// tokens.token-operator.io/refresh-requested-at annotation is made; set
 	// while one is pending because it came within the operator's
-	// --min-refresh-interval of the last token call. Later requests merge
+	// --min-refresh-interval of the last forced refresh. Later requests merge
 	// into it.
 	// +optional
 	NextForcedRefreshTime *metav1.Time `json:"nextForcedRefreshTime,omitempty"`

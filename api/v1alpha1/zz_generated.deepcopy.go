@@ -543,6 +543,10 @@ func (in *TokenRequestStatus) DeepCopyInto(out *TokenRequestStatus) {
 		in, out := &in.LastFailureTime, &out.LastFailureTime
 		*out = (*in).DeepCopy()
 	}
+	if in.LastForcedRefreshTime != nil {
+		in, out := &in.LastForcedRefreshTime, &out.LastForcedRefreshTime
+		*out = (*in).DeepCopy()
+	}
 	if in.NextForcedRefreshTime != nil {
 		in, out := &in.NextForcedRefreshTime, &out.NextForcedRefreshTime
 		*out = (*in).DeepCopy()

@@ -165,14 +165,14 @@ func forcedRefresh(tr *v1.TokenRequest, s *secretdata.State) bool {
 }
 
 // forcedRefreshAt is when a requested refresh may call the token service:
-// --min-refresh-interval after the last call, whether it issued the token
-// in the Secret or failed. Requests that come sooner are merged into one,
-// made then, so that writing the annotation in a loop costs one call per
-// interval and a forced refresh never skips a backoff by more than that.
+// at once, unless an earlier one called it within --min-refresh-interval.
+// Requests that come sooner are merged into one, made when the interval
+// ends, so that writing the annotation in a loop costs one call per
+// interval, whether those calls succeed or fail.
 func forcedRefreshAt(o observed) time.Time {
-	last := o.secret.IssuedAt
-	if lf := o.tr.Status.LastFailureTime; lf != nil && lf.After(last) {
-		last = lf.Time
+	last := o.tr.Status.LastForcedRefreshTime
+	if last == nil {
+		return time.Time{}
 	}
 	return last.Add(o.policy.MinInterval)
 }

@@ -113,21 +113,25 @@ func TestDecide(t *testing.T) {
 			o.secret = nil
 			o.tr.Status = failed(1, time.Second, v1.ReasonTokenServiceRejected, "before-rotation")
 		}, actIssue, false},
-		{"a forced refresh skips the backoff once the interval since the failed call has passed", func(o *observed) {
-			o.now = issued.Add(41 * time.Minute)
-			o.tr.Status = failed(3, 31*time.Second, v1.ReasonTokenServiceRejected, "attempt")
-			o.tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "again"}
-		}, actIssue, true},
-		{"a forced refresh within the interval of a failed call waits", func(o *observed) {
+		{"a forced refresh skips the backoff", func(o *observed) {
 			o.tr.Status = failed(3, time.Second, v1.ReasonTokenServiceRejected, "attempt")
 			o.tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "again"}
+		}, actIssue, true},
+		{"a forced refresh within the interval of a failed forced call waits", func(o *observed) {
+			o.tr.Status = failed(3, time.Second, v1.ReasonTokenServiceRejected, "attempt")
+			o.tr.Status.LastForcedRefreshTime = &metav1.Time{Time: now.Add(-time.Second)}
+			o.tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "again"}
 		}, actKeep, false},
-		{"a forced refresh within the interval of the token's issue waits", func(o *observed) {
+		{"the first forced refresh is made at once, however new the token", func(o *observed) {
 			o.secret.IssuedAt, o.secret.ExpiresAt = now.Add(-10*time.Second), now.Add(time.Hour)
 			o.tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "now"}
+		}, actIssue, true},
+		{"a forced refresh within the interval of the last forced one waits", func(o *observed) {
+			o.tr.Status.LastForcedRefreshTime = &metav1.Time{Time: now.Add(-10 * time.Second)}
+			o.tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "now"}
 		}, actKeep, false},
-		{"a forced refresh the interval after the token's issue is made", func(o *observed) {
-			o.secret.IssuedAt, o.secret.ExpiresAt = now.Add(-30*time.Second), now.Add(time.Hour)
+		{"a forced refresh the interval after the last forced one is made", func(o *observed) {
+			o.tr.Status.LastForcedRefreshTime = &metav1.Time{Time: now.Add(-30 * time.Second)}
 			o.tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "now"}
 		}, actIssue, true},
 	}

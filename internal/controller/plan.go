@@ -146,7 +146,7 @@ func settleKeep(tr *v1.TokenRequest, o observed, p *plan) {
 		markKept(tr, o, p.refreshAt)
 		if !p.forcedAt.IsZero() {
 			c := meta.FindStatusCondition(tr.Status.Conditions, v1.ConditionReady)
-			c.Message += fmt.Sprintf("; the requested refresh is made at %s, --min-refresh-interval after the last token call", formatTime(p.forcedAt))
+			c.Message += fmt.Sprintf("; the requested refresh is made at %s, --min-refresh-interval after the last forced refresh", formatTime(p.forcedAt))
 		}
 		if v := tr.Annotations[v1.AnnotationRefreshRequestedAt]; v != "" && v == o.secret.RefreshRequest {
 			tr.Status.LastRefreshRequestedAt = v // done by an earlier write the cache had not shown yet
@@ -238,6 +238,7 @@ func settleIssue(tr *v1.TokenRequest, o observed, p *plan) {
 	}
 	if p.forced {
 		tr.Status.LastRefreshRequestedAt = tr.Annotations[v1.AnnotationRefreshRequestedAt]
+		tr.Status.LastForcedRefreshTime = metaTime(o.now)
 	}
 	if f.err != nil {
 		settleFailure(tr, o, p, f.err)

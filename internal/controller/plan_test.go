@@ -316,58 +316,78 @@ func TestForcedRefreshesWithinTheIntervalMergeIntoOneCallWhenItEnds(t *testing.T
 	issuedAt := planNow.Add(-10 * time.Minute)
 	o := planObserved(planRequest("storm"))
 	o.now = issuedAt
-	cur := afterWrite(o, issue(t, o, token(issuedAt, 0)), issuedAt)
-	due := issuedAt.Add(30 * time.Second)
+	cur := afterWrite(o, issue(t, o, token(issuedAt, 0)), issuedAt.Add(time.Second))
+
+	// The first request is made at once, however new the token.
+	first := issuedAt.Add(time.Second)
+	cur.tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "r0"}
+	p := decide(cur)
+	if !p.call || !p.forced {
+		t.Fatalf("the first forced refresh waits: %s (%s)", p.action, p.why)
+	}
+	cur.fetched = &fetched{token: token(first, 0)}
+	cur = afterWrite(cur, decide(cur), first)
+
+	due := first.Add(30 * time.Second)
 	for i, at := range []time.Duration{time.Second, 10 * time.Second, 29 * time.Second} {
-		cur.now = issuedAt.Add(at)
-		cur.tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: fmt.Sprintf("r%d", i)}
+		cur.now = first.Add(at)
+		cur.tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: fmt.Sprintf("r%d", i+1)}
 		p := decide(cur)
 		if p.call || p.action != actKeep {
-			t.Fatalf("request %d, %s after the token: %s (%s), want it deferred", i, at, p.action, p.why)
+			t.Fatalf("request %d, %s after the first: %s (%s), want it deferred", i+1, at, p.action, p.why)
 		}
 		if got := p.status.NextForcedRefreshTime; got == nil || !got.Time.Equal(due) {
-			t.Errorf("request %d: nextForcedRefreshTime %v, want %v", i, got, due)
+			t.Errorf("request %d: nextForcedRefreshTime %v, want %v", i+1, got, due)
 		}
 		if !p.requeueAt.Equal(due) {
-			t.Errorf("request %d: requeued at %v, want %v", i, p.requeueAt, due)
+			t.Errorf("request %d: requeued at %v, want %v", i+1, p.requeueAt, due)
 		}
 		if c := meta.FindStatusCondition(p.status.Conditions, v1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "requested refresh is made at "+formatTime(due)) {
-			t.Errorf("request %d: Ready does not say when the refresh is made: %+v", i, c)
+			t.Errorf("request %d: Ready does not say when the refresh is made: %+v", i+1, c)
 		}
 		cur.tr.Status = p.status
 	}
 
 	cur.now = due
-	p := decide(cur)
+	p = decide(cur)
 	if !p.call || !p.forced {
 		t.Fatalf("at the end of the interval the merged request makes no call: %s (%s)", p.action, p.why)
 	}
 	cur.fetched = &fetched{token: token(due, 0)}
 	p = decide(cur)
-	if p.status.LastRefreshRequestedAt != "r2" || p.status.NextForcedRefreshTime != nil {
-		t.Errorf("after the call: lastRefreshRequestedAt %q, nextForcedRefreshTime %v; want the last request, r2, done", p.status.LastRefreshRequestedAt, p.status.NextForcedRefreshTime)
+	if p.status.LastRefreshRequestedAt != "r3" || p.status.NextForcedRefreshTime != nil {
+		t.Errorf("after the call: lastRefreshRequestedAt %q, nextForcedRefreshTime %v; want the last request, r3, done", p.status.LastRefreshRequestedAt, p.status.NextForcedRefreshTime)
 	}
 	next := afterWrite(cur, p, due.Add(5*time.Second))
-	next.tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "r3"}
+	next.tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "r4"}
 	if q := decide(next); q.call || q.status.NextForcedRefreshTime == nil || !q.status.NextForcedRefreshTime.Time.Equal(due.Add(30*time.Second)) {
 		t.Errorf("a request 5 s after the forced call: call %v, nextForcedRefreshTime %v; want it deferred to %v", q.call, q.status.NextForcedRefreshTime, due.Add(30*time.Second))
 	}
 }
 
-func TestAForcedRefreshWaitsTheIntervalAfterAFailedCallToo(t *testing.T) {
+func TestAForcedRefreshWaitsTheIntervalAfterAFailedForcedCallToo(t *testing.T) {
 	issuedAt := planNow.Add(-10 * time.Minute)
 	o := planObserved(planRequest("failing"))
 	o.now = issuedAt
 	cur := afterWrite(o, issue(t, o, token(issuedAt, 0)), planNow)
-	lf, retry := metav1.NewTime(planNow.Add(-5*time.Second)), metav1.NewTime(planNow.Add(4*time.Minute))
-	cur.tr.Status.FailedAttempts, cur.tr.Status.LastFailureTime, cur.tr.Status.NextRetryTime = 3, &lf, &retry
-	cur.tr.Status.LastFailureInputHash = "attempt"
-	cur.tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "again"}
-	if p := decide(cur); p.call || !p.requeueAt.Equal(lf.Add(30*time.Second)) {
-		t.Errorf("5 s after a failed call: call %v, requeue at %v; want no call before %v", p.call, p.requeueAt, lf.Add(30*time.Second))
-	}
-	cur.now = lf.Add(30 * time.Second)
+	cur.tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "once"}
 	if p := decide(cur); !p.call || !p.forced {
-		t.Errorf("30 s after a failed call the request still skips no backoff: %s (%s)", p.action, p.why)
+		t.Fatalf("the first forced refresh waits: %s (%s)", p.action, p.why)
+	}
+	cur.fetched = &fetched{err: &tokensource.Error{Code: "invalid_client"}} // terminal: its backoff outlasts the interval
+	failed := decide(cur)
+	if failed.status.LastForcedRefreshTime == nil || failed.status.FailedAttempts != 1 {
+		t.Fatalf("the failed forced call is not recorded: %+v", failed.status)
+	}
+	cur.fetched, cur.tr.Status = nil, failed.status
+	cur.now = planNow.Add(5 * time.Second)
+	cur.tr.Annotations = map[string]string{v1.AnnotationRefreshRequestedAt: "again"}
+	due := failed.status.LastForcedRefreshTime.Add(30 * time.Second)
+	if p := decide(cur); p.call || !p.requeueAt.Equal(due) {
+		t.Errorf("5 s after a failed forced call: call %v, requeue at %v; want no call before %v", p.call, p.requeueAt, due)
+	}
+	cur.now = due
+	if p := decide(cur); !p.call || !p.forced {
+		t.Errorf("30 s after a failed forced call the request is still held: %s (%s)", p.action, p.why)
 	}
 }

@@ -111,8 +111,6 @@ func startOperator(env *testenv.Env) (stop func(), err error) {
 	// would refresh them at half their life; 3 s keeps the usual schedule.
 	o.MinRemainingLifetime = 3 * time.Second
 	o.TokenRequestTimeout = 10 * time.Second
-	// Forced refreshes in these tests follow their token within seconds.
-	o.MinRefreshInterval = time.Second
 	o.ClusterResourceNamespace = testenv.OperatorNamespace
 	ctx, cancel := context.WithCancel(context.Background())
 	// As its service account, bound to the generated roles only.
