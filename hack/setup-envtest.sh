@@ -15,10 +15,11 @@ link="$root/bin/k8s/$KUBE_VERSION"
 
 mkdir -p "$cache" "$root/bin/k8s"
 
+ldflags=
 build() { # build <module dir> <package> <output>
   local dir=$1 pkg=$2 out=$3
   echo "building $(basename "$out") from $pkg (first run only, several minutes)" >&2
-  (cd "$root/hack/tools/$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$out.tmp" "$pkg")
+  (cd "$root/hack/tools/$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$out.tmp" "$pkg")
   mv "$out.tmp" "$out"
 }
 
@@ -27,6 +28,9 @@ for other in "$(dirname "$cache")"/k8s-*-etcd-"$ETCD_VERSION"/etcd; do
   [ -x "$cache/etcd" ] || { [ -x "$other" ] && cp "$other" "$cache/etcd.tmp" && mv "$cache/etcd.tmp" "$cache/etcd"; } || true
 done
 [ -x "$cache/etcd" ] || build etcd go.etcd.io/etcd/server/v3 "$cache/etcd"
+# Stamp the version so that 'kube-apiserver --version' and /version tell which one runs.
+v=component-base/version
+ldflags="-X k8s.io/$v.gitVersion=v$KUBE_VERSION -X k8s.io/$v.gitMajor=${KUBE_VERSION%%.*} -X k8s.io/$v.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2)"
 [ -x "$cache/kube-apiserver" ] || build "$KUBE_MODULE" k8s.io/kubernetes/cmd/kube-apiserver "$cache/kube-apiserver"
 
 ln -sfn "$cache" "$link"
