@@ -63,11 +63,26 @@ envtest: ## Build kube-apiserver and etcd for tests (cached outside the clone) a
 	@hack/setup-envtest.sh
 
 .PHONY: test
-test: verify-generated vet lint ## Everything: tool builds (API server, etcd, Hydra, zitadelop, golangci-lint, promtool), generated-file check, vet, lint, unit, envtest, interop, hostile-tenant and demo tests, every benchmark once, and a short fuzz run.
+test: verify-generated vet lint ## Everything: tool builds (API servers 1.37 and 1.29, etcd, Hydra, zitadelop, golangci-lint, promtool), generated-file check, vet, lint, unit, envtest, interop, hostile-tenant and demo tests, CRD admission and smoke tests against the oldest supported Kubernetes, every benchmark once, and a short fuzz run.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt wants changes"; exit 1; }
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HYDRA_BINARY="$$(hack/setup-hydra.sh)" ZITADELOP_BINARY="$$(hack/setup-zitadelop.sh)" go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) test-oldest-kube
 	$(MAKE) bench-once
 	$(MAKE) fuzz
+
+# The support-range check against the oldest Kubernetes README.md supports: the CRD admission tests (every CEL
+# rule and marker; a CEL function or field newer than that version fails them), the documented examples and
+# samples applied, and an envtest smoke suite: a token issued and kept fresh, a forced refresh, and tokens
+# through a ClusterTokenIssuer.
+OLDEST_KUBE_SMOKE ?= ^(TestAClientSecretTokenRequestBecomesReadyAndKeepsItsSecretFresh|TestAForcedRefreshGetsANewTokenAndIsRecorded|TestAClusterIssuerServesManyNamespacesWithOneCall)$$
+
+.PHONY: test-oldest-kube
+test-oldest-kube: ## Run the CRD admission tests and an envtest smoke suite against the oldest supported kube-apiserver (built once, cached outside the clone).
+	assets="$$(hack/setup-envtest-oldest.sh)" && \
+		"$$assets/kube-apiserver" --version | grep -qx "Kubernetes v$$(basename "$$assets")" && \
+		KUBEBUILDER_ASSETS="$$assets" go test $(GO_TEST_FLAGS) -timeout 10m ./api/v1alpha1/ && \
+		KUBEBUILDER_ASSETS="$$assets" go test $(GO_TEST_FLAGS) -timeout 10m -run '^(TestDocsExamplesApply|TestSamplesApply)$$' ./internal/install/ && \
+		KUBEBUILDER_ASSETS="$$assets" go test $(GO_TEST_FLAGS) -timeout 10m -run '$(OLDEST_KUBE_SMOKE)' ./internal/controller/
 
 FUZZTIME ?= 5s
 
