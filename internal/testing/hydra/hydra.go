@@ -31,7 +31,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -212,19 +211,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 // more than once.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
-		select {
-		case <-s.exited:
-			return
-		default:
-		}
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(5 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-			s.stopErr = errors.New("hydra did not stop within 5s of SIGTERM and was killed")
-		}
+		s.stopErr = toolbin.Stop(s.cmd.Process, s.exited, "hydra")
 		s.client.CloseIdleConnections()
 	})
 	_ = os.RemoveAll(s.dataDir)

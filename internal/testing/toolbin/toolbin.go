@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // Path returns the binary named by envVar if it is set, else the one the
@@ -42,4 +44,24 @@ func Path(envVar, script, needs string) (string, error) {
 func repoRoot() string {
 	_, file, _, _ := goruntime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+}
+
+// Stop ends a test server's process: SIGTERM, then a kill after 5 s.
+// exited is closed once the process has been waited for; a server that had
+// to be killed is an error.
+func Stop(p *os.Process, exited <-chan struct{}, name string) error {
+	select {
+	case <-exited:
+		return nil
+	default:
+	}
+	_ = p.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(5 * time.Second):
+		_ = p.Kill()
+		<-exited
+		return fmt.Errorf("%s did not stop within 5s of SIGTERM and was killed", name)
+	}
 }

@@ -25,7 +25,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -292,18 +291,7 @@ func (s *Server) VerifyAccessToken(ctx context.Context, token string) (*AccessTo
 // Stop ends the process and waits for it. Safe to call more than once.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
-		select {
-		case <-s.exited:
-		default:
-			_ = s.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-s.exited:
-			case <-time.After(5 * time.Second):
-				_ = s.cmd.Process.Kill()
-				<-s.exited
-				s.stopErr = errors.New("zitadelop did not stop within 5s of SIGTERM and was killed")
-			}
-		}
+		s.stopErr = toolbin.Stop(s.cmd.Process, s.exited, "zitadelop")
 		s.client.CloseIdleConnections()
 		_ = os.RemoveAll(s.dir)
 	})
