@@ -40,7 +40,11 @@ func main() {
 	var showVersion bool
 	flag.BoolVar(&showVersion, "version", false, "Print the version, commit and build date, then exit.")
 	flag.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address the Prometheus metrics endpoint binds to; \"0\" turns it off.")
-	flag.BoolVar(&o.MetricsSecure, "metrics-secure", false, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
+	flag.BoolVar(&o.MetricsSecure, "metrics-secure", o.MetricsSecure, "Serve metrics over HTTPS with Kubernetes authentication and authorization; false serves plain HTTP.")
+	flag.StringVar(&o.MetricsCertPath, "metrics-cert-path", "", "Directory holding the metrics server's certificate and key, reloaded when they change, for example a mounted cert-manager Secret (default: a self-signed certificate).")
+	flag.StringVar(&o.MetricsCertName, "metrics-cert-name", o.MetricsCertName, "File name of the metrics server's certificate in --metrics-cert-path.")
+	flag.StringVar(&o.MetricsCertKey, "metrics-cert-key", o.MetricsCertKey, "File name of the metrics server's private key in --metrics-cert-path.")
+	flag.BoolVar(&o.EnableHTTP2, "enable-http2", false, "Let the metrics server negotiate HTTP/2; off against the HTTP/2 Rapid Reset and Stream Cancellation attacks (CVE-2023-44487, CVE-2023-39325).")
 	flag.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address the /healthz and /readyz probes bind to.")
 	flag.StringVar(&o.PprofBindAddress, "pprof-bind-address", "", "Address net/http/pprof binds to for profiling, for example 127.0.0.1:8082 (default: off).")
 	flag.StringVar(&o.ClusterResourceNamespace, "cluster-resource-namespace", "", "Namespace holding the credentials of ClusterTokenIssuers (default: the namespace the manager runs in: $POD_NAMESPACE, the service account's namespace, or the kubeconfig context's).")

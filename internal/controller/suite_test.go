@@ -69,6 +69,8 @@ func startManagerWithCache(t testing.TB, tweak ...func(*operator.Options)) (cach
 	t.Helper()
 	o := operator.Defaults()
 	o.MetricsBindAddress = "0"
+	// Tests that bind metrics scrape plain HTTP; the secure endpoint's turn it on.
+	o.MetricsSecure = false
 	o.HealthProbeBindAddress = "0"
 	o.RootCAs = sts.CertPool()
 	o.SkipNameValidation = true

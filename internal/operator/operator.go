@@ -5,12 +5,14 @@ package operator
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"maps"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,6 +21,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -32,8 +35,18 @@ import (
 
 // Options are the manager's settings; cmd/manager fills them from flags.
 type Options struct {
-	MetricsBindAddress     string
-	MetricsSecure          bool
+	MetricsBindAddress string
+	// MetricsSecure serves metrics over HTTPS behind TokenReview and
+	// SubjectAccessReview; false is plain HTTP.
+	MetricsSecure bool
+	// MetricsCertPath is a directory holding the metrics server's
+	// certificate (MetricsCertName) and key (MetricsCertKey), reloaded when
+	// they change; empty: a self-signed certificate made at start.
+	MetricsCertPath, MetricsCertName, MetricsCertKey string
+	// EnableHTTP2 lets the metrics server negotiate HTTP/2, off against the
+	// HTTP/2 Rapid Reset and Stream Cancellation attacks (CVE-2023-44487,
+	// CVE-2023-39325).
+	EnableHTTP2            bool
 	HealthProbeBindAddress string
 	// PprofBindAddress serves net/http/pprof for profiling; empty is off.
 	PprofBindAddress        string
@@ -93,7 +106,10 @@ type Options struct {
 // Defaults are the documented flag defaults.
 func Defaults() Options {
 	return Options{
-		MetricsBindAddress:              ":8080",
+		MetricsBindAddress:              ":8443",
+		MetricsSecure:                   true,
+		MetricsCertName:                 "tls.crt",
+		MetricsCertKey:                  "tls.key",
 		HealthProbeBindAddress:          ":8081",
 		LeaderElectionID:                DefaultLeaderElectionID,
 		KubeAPIQPS:                      500,
@@ -151,9 +167,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	for _, ns := range o.Namespaces {
 		namespaces[ns] = cache.Config{}
 	}
-	metricsOpts := metricsserver.Options{BindAddress: o.MetricsBindAddress, SecureServing: o.MetricsSecure}
-	if o.MetricsSecure {
-		metricsOpts.FilterProvider = metricsAuth
+	metricsOpts, certWatcher, err := metricsServerOptions(o)
+	if err != nil {
+		return nil, err
 	}
 	// The own-Secret cache asks the TokenRequest cache which Secrets are
 	// wanted; that cache exists once the manager does, before either starts.
@@ -186,6 +202,11 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		return nil, err
 	}
 	requests = mgr.GetCache()
+	if certWatcher != nil {
+		if err := mgr.Add(certWatcher); err != nil {
+			return nil, err
+		}
+	}
 	metaNamespaces := namespaces
 	if len(namespaces) > 0 && o.ClusterResourceNamespace != "" {
 		// ClusterTokenIssuers' credentials: watched for rotation too.
@@ -249,6 +270,35 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// metricsServerOptions are the metrics server's settings, as kubebuilder v4
+// scaffolds them: HTTPS behind the token filter, HTTP/1.1 only unless
+// EnableHTTP2, and the certificate in MetricsCertPath watched for rotation.
+// The watcher, if any, must run with the manager.
+func metricsServerOptions(o Options) (metricsserver.Options, *certwatcher.CertWatcher, error) {
+	opts := metricsserver.Options{BindAddress: o.MetricsBindAddress, SecureServing: o.MetricsSecure}
+	if !o.MetricsSecure {
+		if o.MetricsCertPath != "" {
+			return opts, nil, fmt.Errorf("--metrics-cert-path needs --metrics-secure")
+		}
+		return opts, nil, nil
+	}
+	opts.FilterProvider = metricsAuth
+	if !o.EnableHTTP2 {
+		opts.TLSOpts = append(opts.TLSOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	if o.MetricsCertPath == "" {
+		return opts, nil, nil
+	}
+	// Read now, so that a missing or broken certificate stops the start
+	// instead of falling back to a self-signed one.
+	w, err := certwatcher.New(filepath.Join(o.MetricsCertPath, o.MetricsCertName), filepath.Join(o.MetricsCertPath, o.MetricsCertKey))
+	if err != nil {
+		return opts, nil, fmt.Errorf("--metrics-cert-path: %w", err)
+	}
+	opts.TLSOpts = append(opts.TLSOpts, func(c *tls.Config) { c.GetCertificate = w.GetCertificate })
+	return opts, w, nil
 }
 
 func ctrlConfig(o Options) config.Controller {

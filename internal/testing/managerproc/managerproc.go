@@ -46,11 +46,15 @@ type Process struct {
 	MetricsAddr, ProbeAddr string
 	// Args are the flags it was started with, for a restart.
 	Args []string
+	// SecureMetrics is true when it was started by StartSecure: metrics
+	// over HTTPS behind a bearer token, which Scrape does not read.
+	SecureMetrics bool
 	// Started is when the process was started.
 	Started time.Time
 }
 
-// Start runs bin with args plus --metrics-bind-address and
+// Start runs bin with args plus --metrics-bind-address,
+// --metrics-secure=false (Scrape reads plain HTTP) and
 // --health-probe-bind-address on free loopback ports, and waits up to a
 // minute for /readyz.
 func Start(bin string, args ...string) (*Process, error) {
@@ -59,9 +63,23 @@ func Start(bin string, args ...string) (*Process, error) {
 
 // StartAt is Start with the metrics and probe addresses given.
 func StartAt(bin, metricsAddr, probeAddr string, args ...string) (*Process, error) {
-	p := &Process{MetricsAddr: metricsAddr, ProbeAddr: probeAddr, Args: args}
-	all := append([]string{"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr}, args...)
-	p.Cmd = exec.Command(bin, all...)
+	return start(bin, metricsAddr, probeAddr, false, args)
+}
+
+// StartSecure is Start that leaves --metrics-secure at its default, so that
+// the manager serves metrics as it does when deployed: over HTTPS, to
+// bearer tokens allowed to get /metrics.
+func StartSecure(bin string, args ...string) (*Process, error) {
+	return start(bin, FreeAddr(), FreeAddr(), true, args)
+}
+
+func start(bin, metricsAddr, probeAddr string, secure bool, args []string) (*Process, error) {
+	p := &Process{MetricsAddr: metricsAddr, ProbeAddr: probeAddr, Args: args, SecureMetrics: secure}
+	all := []string{"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr}
+	if !secure {
+		all = append(all, "--metrics-secure=false")
+	}
+	p.Cmd = exec.Command(bin, append(all, args...)...)
 	p.Cmd.Stdout, p.Cmd.Stderr = &p.Log, &p.Log
 	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p.Started = time.Now()
@@ -86,7 +104,7 @@ func StartAt(bin, metricsAddr, probeAddr string, args ...string) (*Process, erro
 // addresses.
 func (p *Process) Restart() (*Process, error) {
 	p.Stop()
-	return StartAt(p.Cmd.Path, p.MetricsAddr, p.ProbeAddr, p.Args...)
+	return start(p.Cmd.Path, p.MetricsAddr, p.ProbeAddr, p.SecureMetrics, p.Args)
 }
 
 // Stop sends SIGTERM and waits up to 15 s for the exit, then kills.
@@ -139,8 +157,11 @@ func (p *Process) status(field string) (int64, error) {
 	return 0, fmt.Errorf("no %s in /proc/%d/status", field, p.Cmd.Process.Pid)
 }
 
-// Scrape reads /metrics.
+// Scrape reads /metrics over plain HTTP.
 func (p *Process) Scrape(ctx context.Context) (string, error) {
+	if p.SecureMetrics {
+		return "", fmt.Errorf("the manager serves metrics over HTTPS behind a bearer token")
+	}
 	return Get(ctx, "http://"+p.MetricsAddr+"/metrics")
 }
 
