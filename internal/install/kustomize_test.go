@@ -109,7 +109,7 @@ func TestKustomizeDefault(t *testing.T) {
 	checkRestricted(t, "kustomize Deployment", pod)
 	c := pod.Containers[0]
 	checkArgsAreFlags(t, "kustomize Deployment", c.Args)
-	containsAll(t, "kustomize Deployment", c.Args, "--leader-elect", "--metrics-bind-address=:8443", "--metrics-secure", "--health-probe-bind-address=:8081")
+	containsAll(t, "kustomize Deployment", c.Args, "--leader-elect", "--metrics-bind-address=:8443", "--health-probe-bind-address=:8081")
 	if pod.ServiceAccountName != "token-operator-controller-manager" {
 		t.Errorf("service account %q", pod.ServiceAccountName)
 	}
