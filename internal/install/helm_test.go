@@ -370,8 +370,8 @@ func TestChartWithOptionsOff(t *testing.T) {
 			t.Errorf("service account %q", d.Spec.Template.Spec.ServiceAccountName)
 		}
 		checkArgsAreFlags(t, "chart Deployment", c.Args)
-		containsAll(t, "chart Deployment", c.Args, "--metrics-bind-address=:8080")
-		containsNone(t, "chart Deployment", c.Args, "--leader-elect", "--metrics-secure")
+		containsAll(t, "chart Deployment", c.Args, "--metrics-bind-address=:8080", "--metrics-secure=false")
+		containsNone(t, "chart Deployment", c.Args, "--leader-elect")
 		svc := convert[corev1.Service](t, find(t, r.objects, "Service", "token-operator-metrics"))
 		if p := svc.Spec.Ports; len(p) != 1 || p[0].Name != "http" || p[0].Port != 8080 {
 			t.Errorf("metrics Service ports: %+v", p)
