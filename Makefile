@@ -21,6 +21,8 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT ?= $(TOOLS_CACHE)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 # Building kube-apiserver and etcd on a fresh machine takes ~8 minutes; tests then take a few.
 TEST_TIMEOUT ?= 40m
+# Nested Go modules, which ./... in the root module skips: vet, lint and test run in each too.
+NESTED_MODULES ?= pkg/tokenfile
 
 .DEFAULT_GOAL := help
 
@@ -55,8 +57,9 @@ fmt: ## Run gofmt.
 	gofmt -l -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## Run go vet.
+vet: ## Run go vet (the root module and NESTED_MODULES).
 	go vet ./...
+	for m in $(NESTED_MODULES); do (cd $$m && go vet ./...) || exit 1; done
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for tests (cached outside the clone) and print their folder.
@@ -66,6 +69,7 @@ envtest: ## Build kube-apiserver and etcd for tests (cached outside the clone) a
 test: verify-generated vet lint ## Everything: tool builds (API servers 1.37 and 1.29, etcd, Hydra, zitadelop, golangci-lint, promtool), generated-file check, vet, lint, unit, envtest, interop, hostile-tenant and demo tests, CRD admission and smoke tests against the oldest supported Kubernetes, every benchmark once, and a short fuzz run.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt wants changes"; exit 1; }
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HYDRA_BINARY="$$(hack/setup-hydra.sh)" ZITADELOP_BINARY="$$(hack/setup-zitadelop.sh)" go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+	for m in $(NESTED_MODULES); do (cd $$m && go test $(GO_TEST_FLAGS) ./...) || exit 1; done
 	$(MAKE) test-oldest-kube
 	$(MAKE) bench-once
 	$(MAKE) fuzz
@@ -110,6 +114,7 @@ bench-once: ## Compile and run every benchmark once (-benchtime=1x), the scale b
 lint: ## Run golangci-lint (built from the Go module proxy once, cached outside the clone).
 	@test -x $(GOLANGCI_LINT) || GOBIN=$(dir $(GOLANGCI_LINT)) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	$(GOLANGCI_LINT) run ./...
+	for m in $(NESTED_MODULES); do (cd $$m && $(GOLANGCI_LINT) run ./...) || exit 1; done
 
 ##@ Build
 
