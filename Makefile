@@ -1,6 +1,7 @@
 # token-operator Makefile. `make help` lists the targets.
 
-IMG ?= token-operator:latest
+# The image docker-build builds and deploy deploys; the default is the one config/manager names, for a local cluster.
+IMG ?= token-operator:dev
 # Build identity stamped into the manager (manager --version, token_operator_build_info) and the kubectl plugin.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
