@@ -156,7 +156,7 @@ install: manifests ## Install the CRDs into the cluster of the current kubeconfi
 	kubectl apply --server-side -k config/crd
 
 .PHONY: uninstall
-uninstall: ## Remove the CRDs from the cluster of the current kubeconfig.
+uninstall: ## Remove the CRDs from the cluster of the current kubeconfig, and with them every TokenRequest and issuer, and the token Secrets not under deletionPolicy: Retain.
 	kubectl delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
@@ -164,8 +164,8 @@ deploy: manifests kustomization-img ## Deploy the operator with the image IMG to
 	kubectl apply --server-side -k dist/installer
 
 .PHONY: undeploy
-undeploy: ## Remove the operator from the cluster of the current kubeconfig.
-	kubectl delete --ignore-not-found -k config/default
+undeploy: ## Remove the operator from the cluster of the current kubeconfig; the CRDs, TokenRequests, issuers, token Secrets and the namespace stay (make uninstall removes the CRDs).
+	kubectl delete --ignore-not-found -k config/undeploy
 
 ##@ Packaging
 
