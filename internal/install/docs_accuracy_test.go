@@ -1,17 +1,20 @@
 package install_test
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiserverv1 "k8s.io/apiserver/pkg/apis/apiserver/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -135,4 +138,75 @@ func schemaDefaults(s apiextensionsv1.JSONSchemaProps, path string) []string {
 		out = append(out, schemaDefaults(*s.Items.Schema, path+"[]")...)
 	}
 	return out
+}
+
+// encryptionConfigMarker starts a ```yaml block that holds a kube-apiserver
+// --encryption-provider-config file rather than Kubernetes objects.
+const encryptionConfigMarker = "# --encryption-provider-config"
+
+// TestDocsEncryptionConfig decodes every encryption configuration of the
+// docs strictly into kube-apiserver's types and checks what the API server
+// checks of a KMS v2 provider, and that Secrets are written with it first.
+func TestDocsEncryptionConfig(t *testing.T) {
+	found := 0
+	for _, path := range markdownFiles(t) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range yamlBlocks(t, string(data)) {
+			if !strings.HasPrefix(b.text, encryptionConfigMarker) {
+				continue
+			}
+			found++
+			source := fmt.Sprintf("%s:%d", rel(path), b.line)
+			var cfg apiserverv1.EncryptionConfiguration
+			if err := yaml.UnmarshalStrict([]byte(b.text), &cfg); err != nil {
+				t.Errorf("%s: %v", source, err)
+				continue
+			}
+			if cfg.APIVersion != "apiserver.config.k8s.io/v1" || cfg.Kind != "EncryptionConfiguration" {
+				t.Errorf("%s: %s %s, want apiserver.config.k8s.io/v1 EncryptionConfiguration", source, cfg.APIVersion, cfg.Kind)
+			}
+			secrets := false
+			for _, r := range cfg.Resources {
+				if !slices.Contains(r.Resources, "secrets") {
+					continue
+				}
+				secrets = true
+				checkSecretProviders(t, source, r.Providers)
+			}
+			if !secrets {
+				t.Errorf("%s: does not encrypt secrets", source)
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatal("no encryption configuration in the docs")
+	}
+}
+
+// checkSecretProviders: KMS v2 first, as kube-apiserver's validation wants
+// it (a name, a unix socket, a timeout, no cachesize), and identity only
+// last, for reading what was written before.
+func checkSecretProviders(t *testing.T, source string, providers []apiserverv1.ProviderConfiguration) {
+	t.Helper()
+	if len(providers) == 0 {
+		t.Errorf("%s: no providers for secrets", source)
+		return
+	}
+	kms := providers[0].KMS
+	if kms == nil || kms.APIVersion != "v2" {
+		t.Errorf("%s: Secrets are not written with a KMS v2 provider first: %+v", source, providers[0])
+		return
+	}
+	if kms.Name == "" || strings.Contains(kms.Name, ":") || !strings.HasPrefix(kms.Endpoint, "unix:///") || kms.CacheSize != nil ||
+		kms.Timeout == nil || kms.Timeout.Duration <= 0 {
+		t.Errorf("%s: kube-apiserver would refuse the KMS v2 provider %+v", source, kms)
+	}
+	for i, p := range providers {
+		if p.Identity != nil && i != len(providers)-1 {
+			t.Errorf("%s: identity is provider %d of %d: it must come last, or Secrets are written in the clear", source, i+1, len(providers))
+		}
+	}
 }
