@@ -1,6 +1,7 @@
 # token-operator Makefile. `make help` lists the targets.
 
-IMG ?= token-operator:latest
+# The image docker-build builds and deploy deploys; the default is the one config/manager names, for a local cluster.
+IMG ?= token-operator:dev
 # Build identity stamped into the manager (manager --version, token_operator_build_info) and the kubectl plugin.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -21,6 +22,8 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT ?= $(TOOLS_CACHE)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 # Building kube-apiserver and etcd on a fresh machine takes ~8 minutes; tests then take a few.
 TEST_TIMEOUT ?= 40m
+# Nested Go modules, which ./... in the root module skips: vet, lint and test run in each too.
+NESTED_MODULES ?= pkg/tokenfile
 
 .DEFAULT_GOAL := help
 
@@ -55,8 +58,9 @@ fmt: ## Run gofmt.
 	gofmt -l -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## Run go vet.
+vet: ## Run go vet (the root module and NESTED_MODULES).
 	go vet ./...
+	for m in $(NESTED_MODULES); do (cd $$m && go vet ./...) || exit 1; done
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for tests (cached outside the clone) and print their folder.
@@ -66,6 +70,7 @@ envtest: ## Build kube-apiserver and etcd for tests (cached outside the clone) a
 test: verify-generated vet lint ## Everything: tool builds (API servers 1.37 and 1.29, etcd, Hydra, zitadelop, golangci-lint, promtool), generated-file check, vet, lint, unit, envtest, interop, hostile-tenant and demo tests, CRD admission and smoke tests against the oldest supported Kubernetes, every benchmark once, and a short fuzz run.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt wants changes"; exit 1; }
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" HYDRA_BINARY="$$(hack/setup-hydra.sh)" ZITADELOP_BINARY="$$(hack/setup-zitadelop.sh)" go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+	for m in $(NESTED_MODULES); do (cd $$m && go test $(GO_TEST_FLAGS) ./...) || exit 1; done
 	$(MAKE) test-oldest-kube
 	$(MAKE) bench-once
 	$(MAKE) fuzz
@@ -110,6 +115,7 @@ bench-once: ## Compile and run every benchmark once (-benchtime=1x), the scale b
 lint: ## Run golangci-lint (built from the Go module proxy once, cached outside the clone).
 	@test -x $(GOLANGCI_LINT) || GOBIN=$(dir $(GOLANGCI_LINT)) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	$(GOLANGCI_LINT) run ./...
+	for m in $(NESTED_MODULES); do (cd $$m && $(GOLANGCI_LINT) run ./...) || exit 1; done
 
 ##@ Build
 
@@ -150,7 +156,7 @@ install: manifests ## Install the CRDs into the cluster of the current kubeconfi
 	kubectl apply --server-side -k config/crd
 
 .PHONY: uninstall
-uninstall: ## Remove the CRDs from the cluster of the current kubeconfig.
+uninstall: ## Remove the CRDs from the cluster of the current kubeconfig, and with them every TokenRequest and issuer, and the token Secrets not under deletionPolicy: Retain.
 	kubectl delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
@@ -158,8 +164,8 @@ deploy: manifests kustomization-img ## Deploy the operator with the image IMG to
 	kubectl apply --server-side -k dist/installer
 
 .PHONY: undeploy
-undeploy: ## Remove the operator from the cluster of the current kubeconfig.
-	kubectl delete --ignore-not-found -k config/default
+undeploy: ## Remove the operator from the cluster of the current kubeconfig; the CRDs, TokenRequests, issuers, token Secrets and the namespace stay (make uninstall removes the CRDs).
+	kubectl delete --ignore-not-found -k config/undeploy
 
 ##@ Packaging
 

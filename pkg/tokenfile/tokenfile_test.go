@@ -216,7 +216,9 @@ func TestConcurrentSwaps(t *testing.T) {
 	seen := make([]atomic.Int64, readers)
 	var wg sync.WaitGroup
 	for i := range readers {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for !stop.Load() {
 				start := published.Load()
 				if err := checkNumbered(s, start); err != nil {
@@ -226,7 +228,7 @@ func TestConcurrentSwaps(t *testing.T) {
 				seen[i].Store(start)
 				runtime.Gosched() // let the writer in: readers outnumber the cores
 			}
-		})
+		}()
 	}
 	for g := int64(2); g <= versions && !stop.Load(); g++ {
 		v.publish(numbered(g))
