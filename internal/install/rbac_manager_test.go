@@ -289,13 +289,7 @@ func (run *rbacRun) stalledFor(t *testing.T, ns, name, reason, what string) *v1.
 	if msg := kube.Condition(tr, v1.ConditionStalled).Message; !strings.Contains(msg, what) {
 		t.Errorf("%s/%s: Stalled message does not name %q: %s", ns, name, what, msg)
 	}
-	kube.Eventually(t, 10*time.Second, "a "+reason+" event for "+name, func() bool {
-		var evs eventsv1.EventList
-		if err := k8s.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
-			t.Fatal(err)
-		}
-		return slices.ContainsFunc(evs.Items, func(e eventsv1.Event) bool { return e.Regarding.Name == name && e.Reason == reason })
-	})
+	run.eventFor(t, ns, name, reason, what)
 	before := run.cluster.GetTR(t, ns, name).ResourceVersion
 	time.Sleep(3 * time.Second)
 	if after := run.cluster.GetTR(t, ns, name); after.ResourceVersion != before {
@@ -420,6 +414,41 @@ func (run *rbacRun) scoped(t *testing.T, m *rbacManager) {
 	if n := run.sts.TokenCalls(clientID); n != 0 {
 		t.Errorf("%d token calls without a ServiceAccount token", n)
 	}
+
+	// Likewise the workload patch in a: the token is written, the restart
+	// is reported as PermissionDenied and not retried every 30 s.
+	key.Namespace = a
+	if err := k8s.Get(context.Background(), key, role); err != nil {
+		t.Fatal(err)
+	}
+	role.Rules = slices.DeleteFunc(role.Rules, func(r rbacv1.PolicyRule) bool { return slices.Contains(r.APIGroups, "apps") })
+	if err := k8s.Update(context.Background(), role); err != nil {
+		t.Fatal(err)
+	}
+	kube.Eventually(t, 10*time.Second, "the right to be gone", func() bool { return !m.may(t, "patch", "apps", "deployments", "", a) })
+	run.deployment(t, a, "app3")
+	noPatch := run.clientSecretRequest(t, a, "no-patch")
+	noPatch.Spec.RolloutRestartTargets = []v1.RolloutRestartTarget{{Kind: "Deployment", Name: "app3"}}
+	run.cluster.MustCreate(t, noPatch)
+	run.cluster.WaitReady(t, a, "no-patch")
+	run.eventFor(t, a, "no-patch", v1.ReasonPermissionDenied, "deployments patch")
+	if tr := run.cluster.GetTR(t, a, "no-patch"); len(tr.Status.PendingRestarts) != 0 {
+		t.Errorf("a refused restart is still pending: %+v", tr.Status.PendingRestarts)
+	}
+}
+
+// eventFor waits for an event about the TokenRequest with reason and a note containing what.
+func (run *rbacRun) eventFor(t *testing.T, ns, name, reason, what string) {
+	t.Helper()
+	kube.Eventually(t, 10*time.Second, "a "+reason+" event for "+name, func() bool {
+		var evs eventsv1.EventList
+		if err := k8s.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(evs.Items, func(e eventsv1.Event) bool {
+			return e.Regarding.Name == name && e.Reason == reason && strings.Contains(e.Note, what)
+		})
+	})
 }
 
 // noServiceAccountCredentials: ServiceAccount credentials are refused, the
