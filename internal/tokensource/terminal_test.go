@@ -11,7 +11,9 @@ import (
 // refusal is an assertion source's error that says retrying will not fix it.
 type refusal struct{}
 
-func (refusal) Error() string  { return "the API server refused a service account token (403 Forbidden)" }
+func (refusal) Error() string {
+	return "the API server refused a service account token (403 Forbidden)"
+}
 func (refusal) Terminal() bool { return true }
 
 // A refusal from the assertion source (a 403 from the API server) reaches
