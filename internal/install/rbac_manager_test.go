@@ -368,7 +368,18 @@ func (run *rbacRun) scoped(t *testing.T, m *rbacManager) {
 	restarter.Spec.RolloutRestartTargets = []v1.RolloutRestartTarget{{Kind: "Deployment", Name: "app"}}
 	run.cluster.MustCreate(t, restarter)
 
+	// A ClusterTokenIssuer's credential lives in the release namespace,
+	// which the manager may read although it does not watch it.
+	corp := run.clientSecretRequest(t, m.namespace, "corp")
+	ci := &v1.ClusterTokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: randomName("corp-")}, Spec: v1.ClusterTokenIssuerSpec{IssuerSpec: v1.IssuerSpec{
+		Authority: corp.Spec.Authority, ClientID: corp.Spec.ClientID, Credential: *corp.Spec.Credential}}}
+	run.cluster.MustCreate(t, ci)
+	defer func() { _ = k8s.Delete(context.Background(), ci) }()
+	run.cluster.MustCreate(t, &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: a, Name: "via-cluster-issuer"},
+		Spec: v1.TokenRequestSpec{IssuerRef: &v1.IssuerReference{Kind: v1.KindClusterTokenIssuer, Name: ci.Name}, Scopes: corp.Spec.Scopes}})
+
 	run.cluster.WaitReady(t, a, "plain")
+	run.cluster.WaitReady(t, a, "via-cluster-issuer")
 	run.cluster.WaitReady(t, b, "federated")
 	run.cluster.WaitReady(t, a, "restarter")
 	kube.Eventually(t, 10*time.Second, "the Deployment restarted", func() bool { return restartedAt(t, a, "app") != "" })
