@@ -173,6 +173,9 @@ func (r *TokenRequestReconciler) readSecret(ctx context.Context, namespace, name
 	if apierrors.IsNotFound(err) {
 		return nil, &credentialError{Reason: v1.ReasonCredentialNotFound, Message: fmt.Sprintf("Secret %q not found in namespace %q", name, namespace)}
 	}
+	if apierrors.IsForbidden(err) {
+		return nil, forbidden(fmt.Sprintf("reading Secret %q (secrets get)", name), namespace)
+	}
 	return s, err
 }
 
@@ -248,6 +251,9 @@ func (r *TokenRequestReconciler) loadServiceAccount(ctx context.Context, ns stri
 	sa, err := r.serviceAccountMeta(ctx, ns, ref.Name)
 	if apierrors.IsNotFound(err) {
 		return nil, nil, &credentialError{Reason: v1.ReasonCredentialNotFound, Message: fmt.Sprintf("ServiceAccount %q not found in namespace %q", ref.Name, ns)}
+	}
+	if apierrors.IsForbidden(err) {
+		return nil, nil, forbidden(fmt.Sprintf("reading ServiceAccount %q (serviceaccounts get)", ref.Name), ns)
 	}
 	if err != nil {
 		return nil, nil, err

@@ -44,7 +44,8 @@ func checkRefusal(t *testing.T, err error, reason, flag string) {
 }
 
 // The refusals are Stalled and keep the last good token: Ready stays True
-// while it is valid, and the pass asks to look again only at its expiry.
+// while it is valid, and the pass asks to look again only at its expiry (or
+// for a refused read, after permissionRecheck).
 func TestARefusalIsStalledAndKeepsTheLastGoodToken(t *testing.T) {
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	for _, reason := range []string{v1.ReasonServiceAccountCredentialsDisabled, v1.ReasonRolloutRestartsDisabled, v1.ReasonPermissionDenied} {
@@ -56,8 +57,12 @@ func TestARefusalIsStalledAndKeepsTheLastGoodToken(t *testing.T) {
 		if p.action != actCredentialError || p.write != nil || p.call {
 			t.Errorf("%s: plan %s, write %v, call %v", reason, p.action, p.write != nil, p.call)
 		}
-		if !p.requeueAt.Equal(now.Add(time.Hour)) {
-			t.Errorf("%s: looks again at %v, want only at the token's expiry", reason, p.requeueAt)
+		want := now.Add(time.Hour) // the token's expiry
+		if reason == v1.ReasonPermissionDenied {
+			want = now.Add(permissionRecheck)
+		}
+		if !p.requeueAt.Equal(want) {
+			t.Errorf("%s: looks again at %v, want %v", reason, p.requeueAt, want)
 		}
 		if !terminalFailure(p.status) || !isReadyStatus(p.status) {
 			t.Errorf("%s: conditions %+v, want Stalled True and Ready True", reason, p.status.Conditions)
@@ -67,4 +72,17 @@ func TestARefusalIsStalledAndKeepsTheLastGoodToken(t *testing.T) {
 
 func isReadyStatus(st v1.TokenRequestStatus) bool {
 	return isReady(&v1.TokenRequest{Status: st})
+}
+
+// A credential the operator may not read (403) is looked at again every
+// permissionRecheck, since granting the right changes nothing it watches;
+// the other refusals wait for a change.
+func TestARefusedReadIsLookedAtAgainLater(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	for reason, want := range map[string]time.Time{v1.ReasonPermissionDenied: now.Add(permissionRecheck), v1.ReasonServiceAccountCredentialsDisabled: {}} {
+		o := observed{now: now, tr: &v1.TokenRequest{}, secretName: "out", credErr: &credentialError{Reason: reason, Message: "refused"}}
+		if p := decide(o); !p.requeueAt.Equal(want) {
+			t.Errorf("%s: looks again at %v, want %v", reason, p.requeueAt, want)
+		}
+	}
 }
