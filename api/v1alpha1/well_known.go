@@ -109,4 +109,15 @@ const (
 	ReasonIssuerNotReady = "IssuerNotReady"
 	// ReasonIssuerChecked: an issuer's configuration and credential are valid (issuer Ready).
 	ReasonIssuerChecked = "Checked"
+	// ReasonServiceAccountCredentialsDisabled: the credential (the
+	// TokenRequest's or its issuer's) is a ServiceAccount, and this
+	// installation runs with --enable-service-account-credentials=false.
+	ReasonServiceAccountCredentialsDisabled = "ServiceAccountCredentialsDisabled"
+	// ReasonRolloutRestartsDisabled: spec.rolloutRestartTargets is set, and
+	// this installation runs with --enable-rollout-restarts=false.
+	ReasonRolloutRestartsDisabled = "RolloutRestartsDisabled"
+	// ReasonPermissionDenied: the API server refused the operator a request
+	// (403 Forbidden), such as creating a ServiceAccount token: its RBAC
+	// does not grant it in that namespace.
+	ReasonPermissionDenied = "PermissionDenied"
 )

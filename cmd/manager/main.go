@@ -67,6 +67,8 @@ func main() {
 	flag.DurationVar(&o.TokenRequestTimeout, "token-request-timeout", o.TokenRequestTimeout, "Timeout of one call to a token service.")
 	flag.DurationVar(&o.MinRemainingLifetime, "min-remaining-lifetime", o.MinRemainingLifetime, "Validity a token keeps at least when refreshed, so kubelet can propagate the Secret to pods.")
 	flag.DurationVar(&o.MinRefreshInterval, "min-refresh-interval", o.MinRefreshInterval, "Shortest time from a token's issue to its refresh (at most half the token's lifetime), whatever hints or renewal settings say: a safety net against refresh storms.")
+	flag.BoolVar(&o.EnableServiceAccountCredentials, "enable-service-account-credentials", o.EnableServiceAccountCredentials, "Let TokenRequests and issuers use a ServiceAccount credential, for which the operator creates service account tokens (RBAC: serviceaccounts/token create); false refuses them with ServiceAccountCredentialsDisabled.")
+	flag.BoolVar(&o.EnableRolloutRestarts, "enable-rollout-restarts", o.EnableRolloutRestarts, "Let TokenRequests name rollout restart targets, which the operator patches (RBAC: apps deployments, statefulsets, daemonsets patch); false refuses them with RolloutRestartsDisabled.")
 	flag.Var(&caBundles, "ca-bundle", "PEM file of extra CA certificates trusted for token endpoints (servers with a private CA); repeatable.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)

@@ -43,6 +43,28 @@ type credentialError struct {
 
 func (e *credentialError) Error() string { return e.Message }
 
+// Terminal tells the token engine that a credentialError met while getting
+// an assertion is a refusal retrying will not fix, to pass on as it is.
+func (e *credentialError) Terminal() bool { return true }
+
+// serviceAccountsDisabled refuses a ServiceAccount credential when the
+// operator may not mint service account tokens; direct, since it is the
+// operator's setting, not a fault of an issuer.
+func serviceAccountsDisabled(name, namespace string) error {
+	return &credentialError{Reason: v1.ReasonServiceAccountCredentialsDisabled, direct: true, Message: fmt.Sprintf(
+		"the credential is ServiceAccount %q in namespace %q, but this operator runs with --enable-service-account-credentials=false and mints no service account tokens; "+
+			"use a client secret or certificate credential, or ask the cluster administrator", name, namespace)}
+}
+
+// forbidden explains a 403 from the API server: the operator's RBAC
+// lacks a right, which a person must grant. The API server's text is left
+// out; it names nothing the message does not.
+func forbidden(what, namespace string) error {
+	return &credentialError{Reason: v1.ReasonPermissionDenied, direct: true, Message: fmt.Sprintf(
+		"the API server refused the operator %s in namespace %q (403 Forbidden): the operator's RBAC does not grant it there; "+
+			"ask the cluster administrator (a scoped install grants it only in the watched namespaces, and not at all when the feature is turned off)", what, namespace)}
+}
+
 // credentialSource names the object that holds a credential.
 type credentialSource struct {
 	kind, name string // kind is "Secret" or "ServiceAccount"
@@ -111,6 +133,9 @@ func (r *TokenRequestReconciler) loadCredential(ctx context.Context, from issuin
 	case c.Certificate != nil:
 		cred, allowed, holder, err = r.loadCertificate(ctx, from, c.Certificate)
 	case c.ServiceAccount != nil:
+		if r.NoServiceAccountCredentials {
+			return nil, nil, "", serviceAccountsDisabled(c.ServiceAccount.Name, ns)
+		}
 		if err := r.checkServiceAccountReservation(ctx, from, c.ServiceAccount.Name); err != nil {
 			return nil, nil, "", err
 		}
@@ -147,6 +172,9 @@ func (r *TokenRequestReconciler) readSecret(ctx context.Context, namespace, name
 	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, s)
 	if apierrors.IsNotFound(err) {
 		return nil, &credentialError{Reason: v1.ReasonCredentialNotFound, Message: fmt.Sprintf("Secret %q not found in namespace %q", name, namespace)}
+	}
+	if apierrors.IsForbidden(err) {
+		return nil, forbidden(fmt.Sprintf("reading Secret %q (secrets get)", name), namespace)
 	}
 	return s, err
 }
@@ -224,6 +252,9 @@ func (r *TokenRequestReconciler) loadServiceAccount(ctx context.Context, ns stri
 	if apierrors.IsNotFound(err) {
 		return nil, nil, &credentialError{Reason: v1.ReasonCredentialNotFound, Message: fmt.Sprintf("ServiceAccount %q not found in namespace %q", ref.Name, ns)}
 	}
+	if apierrors.IsForbidden(err) {
+		return nil, nil, forbidden(fmt.Sprintf("reading ServiceAccount %q (serviceaccounts get)", ref.Name), ns)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -236,6 +267,9 @@ func (r *TokenRequestReconciler) loadServiceAccount(ctx context.Context, ns stri
 		treq := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: &expiry}}
 		account := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: sa.Namespace, Name: sa.Name}}
 		if err := r.Client.SubResource("token").Create(ctx, account, treq); err != nil {
+			if apierrors.IsForbidden(err) {
+				return "", forbidden(fmt.Sprintf("a token for ServiceAccount %q (serviceaccounts/token create)", ref.Name), sa.Namespace)
+			}
 			return "", fmt.Errorf("creating a token for ServiceAccount %q: %w", ref.Name, err)
 		}
 		return treq.Status.Token, nil

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -72,13 +73,18 @@ func (l *restartLimiter) allow(key string, now time.Time) bool {
 // nothing.
 func (r *TokenRequestReconciler) restartOwed(ctx context.Context, tr *v1.TokenRequest, now time.Time) ctrl.Result {
 	var left []v1.RolloutRestartTarget
-	var failed, done []string
+	var failed, denied, done []string
 	for _, t := range tr.Status.PendingRestarts {
 		if !r.restarts.allow(strings.Join([]string{tr.Namespace, t.Kind, t.Name}, "/"), now) {
 			left = append(left, t)
 			continue
 		}
 		if err := r.restartTarget(ctx, tr.Namespace, t, tr.Status.LastRefreshTime.Time); err != nil {
+			var ce *credentialError
+			if errors.As(err, &ce) { // 403: retrying every restartWindow would not help
+				denied = append(denied, err.Error())
+				continue
+			}
 			left = append(left, t)
 			failed = append(failed, err.Error())
 			continue
@@ -88,6 +94,9 @@ func (r *TokenRequestReconciler) restartOwed(ctx context.Context, tr *v1.TokenRe
 	tr.Status.PendingRestarts = left
 	if len(done) > 0 {
 		r.event(tr, corev1.EventTypeNormal, v1.ReasonRolloutRestarted, fmt.Sprintf("restarted %s for the token issued at %s", strings.Join(done, ", "), formatTime(tr.Status.LastRefreshTime.Time)))
+	}
+	if len(denied) > 0 {
+		r.event(tr, corev1.EventTypeWarning, v1.ReasonPermissionDenied, strings.Join(denied, "; ")+"; not retried before the next token")
 	}
 	if len(failed) > 0 {
 		r.event(tr, corev1.EventTypeWarning, v1.ReasonRolloutRestartFailed, strings.Join(failed, "; ")+"; retrying")

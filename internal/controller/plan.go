@@ -92,6 +92,10 @@ func decide(o observed) plan {
 	case actCredentialError:
 		settleCredentialError(tr, o, ev)
 		p.requeueAt = expiryIfValid(o)
+		if o.credErr != nil && o.credErr.Reason == v1.ReasonPermissionDenied {
+			// A right granted later changes nothing the operator watches.
+			p.requeueAt = earliest(p.requeueAt, o.now.Add(permissionRecheck))
+		}
 	case actWaitRetry:
 		markProblem(tr, o, problemReasonOr(tr, v1.ReasonRefreshFailed), problemMessage(tr))
 		p.requeueAt = earliest(earliest(p.retryAt, expiryIfValid(o)), p.forcedAt)
@@ -108,6 +112,10 @@ func decide(o observed) plan {
 	p.status = tr.Status
 	return p
 }
+
+// permissionRecheck is how often a credential the API server refused to
+// let the operator read (403) is tried again.
+const permissionRecheck = 5 * time.Minute
 
 func addEvent(ev *[]pendingEvent, eventType, reason, message string) {
 	*ev = append(*ev, pendingEvent{eventType, reason, message})

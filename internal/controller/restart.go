@@ -3,9 +3,11 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -24,6 +26,9 @@ func (r *TokenRequestReconciler) restartTarget(ctx context.Context, namespace st
 	obj.SetNamespace(namespace)
 	obj.SetName(t.Name)
 	if err := r.Client.Patch(ctx, obj, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
+		if apierrors.IsForbidden(err) {
+			return forbidden(fmt.Sprintf("patching %s %q for a rollout restart (apps %ss patch)", t.Kind, t.Name, strings.ToLower(t.Kind)), namespace)
+		}
 		return fmt.Errorf("restarting %s %q: %w", t.Kind, t.Name, err)
 	}
 	return nil

@@ -58,6 +58,14 @@ type TokenRequestReconciler struct {
 	MinRefreshInterval time.Duration
 	// Audiences decides the audiences of minted service-account tokens (nil: refuse only the usual API server forms).
 	Audiences *ServiceAccountAudiences
+	// NoServiceAccountCredentials refuses ServiceAccount credentials
+	// (--enable-service-account-credentials=false), for an install whose
+	// RBAC grants no serviceaccounts/token create.
+	NoServiceAccountCredentials bool
+	// NoRolloutRestarts refuses spec.rolloutRestartTargets
+	// (--enable-rollout-restarts=false), for an install whose RBAC grants
+	// no workload patch.
+	NoRolloutRestarts bool
 
 	// credentials holds parsed credentials by Secret version.
 	credentials parsedCredentials
@@ -210,6 +218,9 @@ func (r *TokenRequestReconciler) gather(ctx context.Context, tr *v1.TokenRequest
 	if credErr == nil {
 		credErr = checkTemplate(tr)
 	}
+	if credErr == nil {
+		credErr = r.checkRestarts(tr)
+	}
 	if credErr != nil && !errors.As(credErr, &o.credErr) {
 		return o, treq, credErr // an API error: retry with backoff
 	}
@@ -330,6 +341,18 @@ func checkTemplate(tr *v1.TokenRequest) error {
 	return nil
 }
 
+// checkRestarts refuses rollout restart targets when restarts are turned
+// off, before any token call: a new token the workload never reads is no
+// better than none.
+func (r *TokenRequestReconciler) checkRestarts(tr *v1.TokenRequest) error {
+	if !r.NoRolloutRestarts || len(tr.Spec.RolloutRestartTargets) == 0 {
+		return nil
+	}
+	return &credentialError{Reason: v1.ReasonRolloutRestartsDisabled, Message: "spec.rolloutRestartTargets asks for rollout restarts, " +
+		"but this operator runs with --enable-rollout-restarts=false and may not patch workloads; remove the targets " +
+		"(and have the workload re-read the mounted Secret) or ask the cluster administrator"}
+}
+
 // fetch gets the token a plan asked for: from the shared cache, or from
 // the token service when one of the namespace's call slots is free.
 func (r *TokenRequestReconciler) fetch(ctx context.Context, tr *v1.TokenRequest, o observed, p plan, treq tokensource.Request) *fetched {
@@ -378,7 +401,7 @@ func (r *TokenRequestReconciler) act(ctx context.Context, tr *v1.TokenRequest, o
 		r.event(tr, e.eventType, e.reason, e.message)
 	}
 	res := requeueAt(o.now, p.requeueAt)
-	if len(p.restarts) > 0 {
+	if len(p.restarts) > 0 && !r.NoRolloutRestarts {
 		res = soonest(res, r.restartOwed(ctx, tr, o.now))
 	}
 	return res, nil

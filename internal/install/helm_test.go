@@ -261,7 +261,8 @@ func TestChartWithEveryOptionOn(t *testing.T) {
 	applyDryRun(t, "chart with every option on", r.objects, ns)
 
 	const full = "tokens-token-operator"
-	checkManagerRules(t, "chart", convert[rbacv1.ClusterRole](t, find(t, r.objects, "ClusterRole", full+"-manager")))
+	cluster, roles := managerRoles(t, r.objects, full+"-manager", full+"-manager", full+"-manager", "token-operator-sa", ns)
+	checkScoped(t, "chart", cluster, roles, []string{"team-a", "team-b"}, ns+"/"+full+"-manager-cluster-credentials") // watchNamespaces set
 	sa := find(t, r.objects, "ServiceAccount", "token-operator-sa")
 	if sa.GetAnnotations()["example.com/purpose"] != "token-operator" {
 		t.Errorf("service account annotations: %v", sa.GetAnnotations())

@@ -94,6 +94,13 @@ type Options struct {
 	// CountIssuerRequests writes each issuer's TokenRequest count; a shard
 	// sees only its own TokenRequests, so one instance should do it.
 	CountIssuerRequests bool
+	// EnableServiceAccountCredentials lets TokenRequests and issuers use a
+	// ServiceAccount credential (serviceaccounts/token create); off, they
+	// are refused with ServiceAccountCredentialsDisabled.
+	EnableServiceAccountCredentials bool
+	// EnableRolloutRestarts lets TokenRequests name rollout restart targets
+	// (apps patch); off, they are refused with RolloutRestartsDisabled.
+	EnableRolloutRestarts bool
 	// CABundleFiles are PEM files of extra CAs trusted for token endpoints.
 	CABundleFiles []string
 	// RootCAs replaces the system roots plus CABundleFiles when set (tests).
@@ -123,6 +130,8 @@ func Defaults() Options {
 		MinRefreshInterval:              30 * time.Second,
 		MaxTokenBytes:                   tokensource.DefaultMaxTokenBytes,
 		CountIssuerRequests:             true,
+		EnableServiceAccountCredentials: true,
+		EnableRolloutRestarts:           true,
 		Clock:                           clock.RealClock{},
 	}
 }
@@ -238,18 +247,20 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		return nil, err
 	}
 	r := &controller.TokenRequestReconciler{
-		Client:                   mgr.GetClient(),
-		APIReader:                mgr.GetAPIReader(),
-		Scheme:                   scheme,
-		Recorder:                 recorder,
-		Tokens:                   controller.NewSharedTokens(engine, o.Clock, o.TokenRequestTimeout, m),
-		Clock:                    o.Clock,
-		Metrics:                  m,
-		MaxSecretBytes:           maxSecretBytes,
-		MinRemaining:             o.MinRemainingLifetime,
-		MinRefreshInterval:       o.MinRefreshInterval,
-		ClusterResourceNamespace: o.ClusterResourceNamespace,
-		Audiences:                &controller.ServiceAccountAudiences{Allowed: o.AllowedServiceAccountAudiences, Discover: discoverAudiences, Clock: o.Clock},
+		Client:                      mgr.GetClient(),
+		APIReader:                   mgr.GetAPIReader(),
+		Scheme:                      scheme,
+		Recorder:                    recorder,
+		Tokens:                      controller.NewSharedTokens(engine, o.Clock, o.TokenRequestTimeout, m),
+		Clock:                       o.Clock,
+		Metrics:                     m,
+		MaxSecretBytes:              maxSecretBytes,
+		MinRemaining:                o.MinRemainingLifetime,
+		MinRefreshInterval:          o.MinRefreshInterval,
+		ClusterResourceNamespace:    o.ClusterResourceNamespace,
+		Audiences:                   &controller.ServiceAccountAudiences{Allowed: o.AllowedServiceAccountAudiences, Discover: discoverAudiences, Clock: o.Clock},
+		NoServiceAccountCredentials: !o.EnableServiceAccountCredentials,
+		NoRolloutRestarts:           !o.EnableRolloutRestarts,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.SetupOptions{
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles, MaxTokenCallsPerNamespace: o.MaxTokenCallsPerNamespace, SecretMetadata: secretMeta,

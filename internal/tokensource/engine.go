@@ -271,6 +271,8 @@ func (e *Engine) classify(parent, call context.Context, st *callState, err error
 		return err
 	case parent.Err() != nil:
 		return parent.Err()
+	case assertionErr != nil && terminal(assertionErr):
+		return assertionErr // a refusal the caller explains, such as a 403 from the API server
 	case assertionErr != nil:
 		return &Error{Retryable: true, Code: "credential_unavailable", Description: "the client assertion could not be obtained: " + describe(assertionErr.Error(), nil, secrets)}
 	case errors.Is(call.Err(), context.DeadlineExceeded):
@@ -301,4 +303,12 @@ func (e *Engine) networkError(err error, secrets []string) (*Error, bool) {
 
 func endpointField(kind string) string {
 	return map[string]string{"authority": "authority", "issuer": "issuerURL", "token": "tokenURL"}[kind]
+}
+
+// terminal says whether an assertion source's error is a refusal that
+// retrying will not fix: the source says so with a Terminal method, and
+// its message is its own, free of credential material.
+func terminal(err error) bool {
+	var t interface{ Terminal() bool }
+	return errors.As(err, &t) && t.Terminal()
 }
