@@ -165,7 +165,7 @@ undeploy: ## Remove the operator from the cluster of the current kubeconfig.
 
 KUSTOMIZE ?= kubectl kustomize
 HELM ?= $(CURDIR)/bin/helm
-HELM_VERSION ?= v3.22.0
+HELM_VERSION ?= v4.3.2
 
 .PHONY: build-installer
 build-installer: manifests kustomization-img ## Write dist/install.yaml: CRDs, RBAC and the manager (config/default) with the image IMG.
@@ -189,6 +189,6 @@ kustomization-img:
 
 .PHONY: helm-lint
 helm-lint: ## Lint the Helm chart with default values and with every option on (builds helm into bin/).
-	@test -x $(HELM) || GOBIN=$(CURDIR)/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	@test -x $(HELM) || GOBIN=$(CURDIR)/bin go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
 	$(HELM) lint --strict charts/token-operator
 	$(HELM) lint --strict charts/token-operator --values charts/token-operator/ci/all-on-values.yaml

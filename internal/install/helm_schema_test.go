@@ -3,8 +3,9 @@ package install_test
 import (
 	"testing"
 
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v4/pkg/chart/common"
+	chartutil "helm.sh/helm/v4/pkg/chart/common/util"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
 )
 
 // TestChartSchema: values.schema.json accepts the default and all-on values
@@ -18,7 +19,7 @@ func TestChartSchema(t *testing.T) {
 		t.Fatal("the chart has no values.schema.json")
 	}
 	validate := func(values map[string]any) error {
-		vals, err := chartutil.ToRenderValues(ch, values, chartutil.ReleaseOptions{Name: "token-operator", Namespace: "token-operator-system", IsInstall: true}, chartutil.DefaultCapabilities)
+		vals, err := chartutil.ToRenderValues(ch, values, common.ReleaseOptions{Name: "token-operator", Namespace: "token-operator-system", IsInstall: true}, common.DefaultCapabilities)
 		if err != nil {
 			return err
 		}

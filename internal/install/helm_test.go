@@ -10,12 +10,12 @@ import (
 	"strings"
 	"testing"
 
-	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/engine"
-	"helm.sh/helm/v3/pkg/lint"
-	"helm.sh/helm/v3/pkg/lint/support"
+	"helm.sh/helm/v4/pkg/chart/common"
+	chartutil "helm.sh/helm/v4/pkg/chart/common/util"
+	"helm.sh/helm/v4/pkg/chart/v2/lint"
+	"helm.sh/helm/v4/pkg/chart/v2/lint/support"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	"helm.sh/helm/v4/pkg/engine"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -28,7 +28,7 @@ func chartDir() string { return repoPath("charts", "token-operator") }
 // and CRDs) and its NOTES.txt.
 type rendered struct {
 	objects []*unstructured.Unstructured
-	crds    []*chart.File
+	crds    []*common.File
 	notes   string
 }
 
@@ -41,7 +41,7 @@ func renderChart(t *testing.T, release, namespace string, values map[string]any)
 	if err != nil {
 		t.Fatalf("loading the chart: %v", err)
 	}
-	vals, err := chartutil.ToRenderValues(ch, values, chartutil.ReleaseOptions{Name: release, Namespace: namespace, Revision: 1, IsInstall: true}, chartutil.DefaultCapabilities)
+	vals, err := chartutil.ToRenderValues(ch, values, common.ReleaseOptions{Name: release, Namespace: namespace, Revision: 1, IsInstall: true}, common.DefaultCapabilities)
 	if err != nil {
 		t.Fatalf("values: %v", err)
 	}
@@ -83,7 +83,7 @@ func renderChart(t *testing.T, release, namespace string, values map[string]any)
 
 func readValues(t *testing.T, path string) map[string]any {
 	t.Helper()
-	v, err := chartutil.ReadValuesFile(path)
+	v, err := common.ReadValuesFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func allOnValues(t *testing.T) map[string]any {
 func TestChartLints(t *testing.T) {
 	for name, values := range map[string]map[string]any{"default values": nil, "all options on": allOnValues(t)} {
 		t.Run(name, func(t *testing.T) {
-			linter := lint.All(chartDir(), values, "token-operator-system", false)
+			linter := lint.RunAll(chartDir(), values, "token-operator-system")
 			for _, m := range linter.Messages {
 				if m.Severity > support.InfoSev {
 					t.Errorf("helm lint: %s", m)
