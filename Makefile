@@ -35,6 +35,7 @@ help: ## Show this help.
 .PHONY: manifests
 manifests: ## Generate the CRD and RBAC manifests from the Go types and markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	rm -f charts/token-operator/files/crds/*.yaml && cp config/crd/bases/*.yaml charts/token-operator/files/crds/
 
 .PHONY: generate
 generate: ## Generate the DeepCopy methods.
@@ -47,8 +48,8 @@ api-docs: ## Generate docs/api.md, the API reference, from the Go types in api/ 
 
 .PHONY: verify-generated
 verify-generated: manifests generate api-docs ## Fail when generated files differ from what is committed.
-	@git diff --exit-code -- config api docs/api.md || { echo "generated files are stale: run 'make manifests generate api-docs' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- config api docs/api.md)" || { git status --porcelain -- config api docs/api.md; echo "untracked generated files: commit them"; exit 1; }
+	@git diff --exit-code -- config api docs/api.md charts/token-operator/files/crds || { echo "generated files are stale: run 'make manifests generate api-docs' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- config api docs/api.md charts/token-operator/files/crds)" || { git status --porcelain -- config api docs/api.md charts/token-operator/files/crds; echo "untracked generated files: commit them"; exit 1; }
 
 .PHONY: fmt
 fmt: ## Run gofmt.
