@@ -274,6 +274,10 @@ func TestChartWithEveryOptionOn(t *testing.T) {
 	d, c := chartDeployment(t, r, full)
 	pod := d.Spec.Template.Spec
 	checkRestricted(t, "chart Deployment", pod)
+	// TestChartServiceAccountValues checks the projected token of
+	// automountServiceAccountToken: false.
+	pod.Volumes = slices.DeleteFunc(slices.Clone(pod.Volumes), func(v corev1.Volume) bool { return v.Name == "kube-api-access" })
+	mounts := slices.DeleteFunc(slices.Clone(c.VolumeMounts), func(m corev1.VolumeMount) bool { return m.Name == "kube-api-access" })
 	checkArgsAreFlags(t, "chart Deployment", c.Args)
 	containsAll(t, "chart Deployment", c.Args,
 		"--leader-elect", "--metrics-bind-address=:9443", "--metrics-secure", "--namespace=team-a", "--namespace=team-b",
@@ -302,8 +306,8 @@ func TestChartWithEveryOptionOn(t *testing.T) {
 		!reflect.DeepEqual(pod.Volumes[0].ConfigMap.Items, []corev1.KeyToPath{{Key: "bundle.pem", Path: "ca-bundle.pem"}}) {
 		t.Errorf("CA bundle volume: %+v", pod.Volumes)
 	}
-	if len(c.VolumeMounts) == 0 || c.VolumeMounts[0].MountPath != "/etc/token-operator/ca" || !c.VolumeMounts[0].ReadOnly {
-		t.Errorf("CA bundle mount: %+v", c.VolumeMounts)
+	if len(mounts) == 0 || mounts[0].MountPath != "/etc/token-operator/ca" || !mounts[0].ReadOnly {
+		t.Errorf("CA bundle mount: %+v", mounts)
 	}
 	if len(c.Ports) == 0 || c.Ports[0].Name != "metrics" || c.Ports[0].ContainerPort != 9443 {
 		t.Errorf("container ports: %+v", c.Ports)
