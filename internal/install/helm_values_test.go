@@ -310,3 +310,39 @@ func TestChartKubeVersion(t *testing.T) {
 		t.Errorf("kubeVersion %q refuses %s", ch.Metadata.KubeVersion, oldest)
 	}
 }
+
+// TestChartWithScopedValues renders the chart for two watched namespaces
+// and has the API server accept it (server-side dry run).
+func TestChartWithScopedValues(t *testing.T) {
+	const ns = "token-operator-scoped"
+	ensureNamespace(t, ns, restricted)
+	for _, watched := range []string{"a", "b"} {
+		ensureNamespace(t, watched, nil)
+	}
+	r := renderChart(t, "token-operator", ns, map[string]any{"watchNamespaces": []any{"a", "b"}})
+	applyDryRun(t, "chart with watchNamespaces", r.objects, ns)
+	_, c := chartDeployment(t, r, "token-operator")
+	checkArgsAreFlags(t, "chart Deployment", c.Args)
+	containsAll(t, "chart Deployment", c.Args, "--namespace=a", "--namespace=b")
+	if !strings.Contains(r.notes, "a, b") {
+		t.Errorf("NOTES.txt does not name the watched namespaces:\n%s", r.notes)
+	}
+}
+
+// TestChartWithoutRBACApplies: with rbac.create=false and an existing
+// service account the rest of the chart still applies.
+func TestChartWithoutRBACApplies(t *testing.T) {
+	const ns = "token-operator-norbac"
+	ensureNamespace(t, ns, restricted)
+	r := renderChart(t, "token-operator", ns, map[string]any{
+		"rbac":           map[string]any{"create": false},
+		"serviceAccount": map[string]any{"create": false, "name": "token-operator-managed-elsewhere"},
+		"crds":           map[string]any{"enabled": false},
+	})
+	applyDryRun(t, "chart without RBAC", r.objects, ns)
+	for _, o := range r.objects {
+		if strings.HasPrefix(o.GetAPIVersion(), "rbac.authorization.k8s.io/") || o.GetKind() == "ServiceAccount" || o.GetKind() == "CustomResourceDefinition" {
+			t.Errorf("rendered %s", describe(o))
+		}
+	}
+}
