@@ -42,6 +42,15 @@ func TestChartSchema(t *testing.T) {
 		"extraEnv without name":  {"extraEnv": []any{map[string]any{"value": "x"}}},
 		"budget enabled type":    {"podDisruptionBudget": map[string]any{"enabled": "yes"}},
 		"prometheusRule unknown": {"prometheusRule": map[string]any{"enable": true}},
+		"strategy type":          {"strategy": map[string]any{"type": "Sometimes"}},
+		"revisionHistoryLimit":   {"revisionHistoryLimit": -1},
+		"probe unknown key":      {"livenessProbe": map[string]any{"path": "/other"}},
+		"probe period 0":         {"readinessProbe": map[string]any{"periodSeconds": 0}},
+		"maxUnavailable":         {"podDisruptionBudget": map[string]any{"maxUnavailable": "half"}},
+		"lease name":             {"leaderElection": map[string]any{"leaseName": "Token_Operator"}},
+		"automount type":         {"serviceAccount": map[string]any{"automountServiceAccountToken": "no"}},
+		"commonLabels value":     {"commonLabels": map[string]any{"team": 1}},
+		"rbac unknown key":       {"rbac": map[string]any{"enabled": false}},
 	} {
 		if err := validate(values); err == nil {
 			t.Errorf("%s: the schema accepts %v", name, values)

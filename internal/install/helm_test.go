@@ -3,6 +3,7 @@ package install_test
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -396,4 +397,18 @@ func TestChartWithOptionsOff(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestMakeManifestsCopiesCRDsIntoTheChart: make manifests refreshes the
+// chart's copy of the CRDs after controller-gen writes them.
+func TestMakeManifestsCopiesCRDsIntoTheChart(t *testing.T) {
+	plan, err := exec.Command("make", "-s", "-n", "-C", repoPath(), "manifests").CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n manifests: %v\n%s", err, plan)
+	}
+	gen := strings.Index(string(plan), "output:crd:artifacts:config=config/crd/bases")
+	cp := strings.Index(string(plan), "cp config/crd/bases/*.yaml charts/token-operator/files/crds/")
+	if gen < 0 || cp < gen {
+		t.Errorf("make manifests does not copy the generated CRDs into charts/token-operator/files/crds after generating them:\n%s", plan)
+	}
 }
