@@ -16,6 +16,8 @@ var (
 	// k8s talks to the test API server; warnings collects what it warns about.
 	k8s      client.Client
 	warnings = &warningCollector{}
+	// testEnv is the API server, for tests that need a kubeconfig.
+	testEnv *testenv.Env
 )
 
 func TestMain(m *testing.M) {
@@ -24,6 +26,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	testEnv = env
 	code := func() int {
 		cfg := rest.CopyConfig(env.Config)
 		cfg.WarningHandler = nil
