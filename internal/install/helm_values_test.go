@@ -346,3 +346,19 @@ func TestChartWithoutRBACApplies(t *testing.T) {
 		}
 	}
 }
+
+// TestChartLocalImage: the README's local-cluster install (a loaded
+// token-operator:dev, pull policy Never) renders that image and policy.
+func TestChartLocalImage(t *testing.T) {
+	values := map[string]any{"image": map[string]any{"tag": "dev", "pullPolicy": "Never"}}
+	if err := renderSchemaError(t, values); err != nil {
+		t.Fatal(err)
+	}
+	_, c := chartDeployment(t, renderChart(t, "token-operator", "token-operator-system", values), "token-operator")
+	if c.Image != "token-operator:dev" || c.ImagePullPolicy != corev1.PullNever {
+		t.Errorf("image %q, pull policy %q; want token-operator:dev, Never", c.Image, c.ImagePullPolicy)
+	}
+	if !strings.Contains(readFile(t, "charts", "token-operator", "README.md"), "--set image.tag=dev --set image.pullPolicy=Never") {
+		t.Errorf("the chart README's local-cluster install does not use image.tag=dev and pullPolicy Never")
+	}
+}
