@@ -59,7 +59,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-A manager flag from a value: "- --flag=value" when the value is set, also to
+A manager flag from a value: a line "- --flag=value" of the manager's args
+(indented for deployment.yaml) when the value is set, also to
 a zero (0, false, 0s), which means something for several flags ("no limit");
 nothing when the key is missing, null or an empty string. Whole numbers print
 as integers (YAML numbers arrive as floats).
@@ -74,7 +75,7 @@ Usage: include "token-operator.flag" (list .Values "key" "flag-name")
 {{- $v = int64 $v }}
 {{- end }}
 {{- if not (or (kindIs "invalid" $v) (and (kindIs "string" $v) (eq $v ""))) }}
-- {{ printf "--%s=%v" (index . 2) $v | quote }}
+{{- printf "- %s" (printf "--%s=%v" (index . 2) $v | quote) | nindent 8 }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -86,7 +87,7 @@ Usage: include "token-operator.flag" (list .Values "key" "flag-name")
 
 {{/* A probe of the health port: path, and the timings of the value without its enabled switch. */}}
 {{- define "token-operator.probe" -}}
-{{- $probe := index . 0 }}
+{{- $probe := index . 0 -}}
 httpGet:
   path: {{ index . 1 }}
   port: health
