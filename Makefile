@@ -38,6 +38,7 @@ help: ## Show this help.
 .PHONY: manifests
 manifests: ## Generate the CRD and RBAC manifests from the Go types and markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	rm -f charts/token-operator/files/crds/*.yaml && cp config/crd/bases/*.yaml charts/token-operator/files/crds/
 
 .PHONY: generate
 generate: ## Generate the DeepCopy methods.
@@ -50,8 +51,8 @@ api-docs: ## Generate docs/api.md, the API reference, from the Go types in api/ 
 
 .PHONY: verify-generated
 verify-generated: manifests generate api-docs ## Fail when generated files differ from what is committed.
-	@git diff --exit-code -- config api docs/api.md || { echo "generated files are stale: run 'make manifests generate api-docs' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- config api docs/api.md)" || { git status --porcelain -- config api docs/api.md; echo "untracked generated files: commit them"; exit 1; }
+	@git diff --exit-code -- config api docs/api.md charts/token-operator/files/crds || { echo "generated files are stale: run 'make manifests generate api-docs' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- config api docs/api.md charts/token-operator/files/crds)" || { git status --porcelain -- config api docs/api.md charts/token-operator/files/crds; echo "untracked generated files: commit them"; exit 1; }
 
 .PHONY: fmt
 fmt: ## Run gofmt.
@@ -171,7 +172,7 @@ undeploy: ## Remove the operator from the cluster of the current kubeconfig; the
 
 KUSTOMIZE ?= kubectl kustomize
 HELM ?= $(CURDIR)/bin/helm
-HELM_VERSION ?= v3.22.0
+HELM_VERSION ?= v4.3.2
 
 .PHONY: build-installer
 build-installer: manifests kustomization-img ## Write dist/install.yaml: CRDs, RBAC and the manager (config/default) with the image IMG.
@@ -195,6 +196,6 @@ kustomization-img:
 
 .PHONY: helm-lint
 helm-lint: ## Lint the Helm chart with default values and with every option on (builds helm into bin/).
-	@test -x $(HELM) || GOBIN=$(CURDIR)/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	@test -x $(HELM) || GOBIN=$(CURDIR)/bin go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
 	$(HELM) lint --strict charts/token-operator
 	$(HELM) lint --strict charts/token-operator --values charts/token-operator/ci/all-on-values.yaml

@@ -31,7 +31,7 @@ func generatedCRDs(t *testing.T) []*unstructured.Unstructured {
 	return out
 }
 
-// templatedCRDs are the CRDs the chart renders from templates (crds.enabled).
+// templatedCRDs are the CRDs the chart renders (crds.enabled).
 func templatedCRDs(r rendered) []*unstructured.Unstructured {
 	var out []*unstructured.Unstructured
 	for _, o := range ofKind(r.objects, "CustomResourceDefinition") {
@@ -42,17 +42,25 @@ func templatedCRDs(r rendered) []*unstructured.Unstructured {
 	return out
 }
 
-// TestChartCRDTemplates: with crds.enabled the chart renders the generated
-// CRDs themselves, with the release's labels and, with crds.keep, Helm's
-// keep resource policy; without it (the default) only crds/ holds them.
+// TestChartCRDTemplates: by default the chart renders the generated CRDs
+// themselves, with the release's labels and, with crds.keep (the default),
+// Helm's keep resource policy; crds.enabled=false renders none.
 func TestChartCRDTemplates(t *testing.T) {
-	if got := templatedCRDs(renderChart(t, "token-operator", "token-operator-system", nil)); len(got) != 0 {
-		t.Errorf("CRD templates by default: %v", describe(got[0]))
+	off := renderChart(t, "token-operator", "token-operator-system", map[string]any{"crds": map[string]any{"enabled": false}})
+	if got := ofKind(off.objects, "CustomResourceDefinition"); len(got) != 0 {
+		t.Errorf("CRDs with crds.enabled=false: %v", describe(got[0]))
 	}
 	want := generatedCRDs(t)
-	for name, keep := range map[string]bool{"keep": true, "no keep": false} {
+	for name, tc := range map[string]struct {
+		values map[string]any
+		keep   bool
+	}{
+		"default values": {nil, true},
+		"no keep":        {map[string]any{"crds": map[string]any{"keep": false}}, false},
+	} {
+		keep := tc.keep
 		t.Run(name, func(t *testing.T) {
-			r := renderChart(t, "token-operator", "token-operator-system", map[string]any{"crds": map[string]any{"enabled": true, "keep": keep}})
+			r := renderChart(t, "token-operator", "token-operator-system", tc.values)
 			got := templatedCRDs(r)
 			if len(got) != len(want) {
 				t.Fatalf("%d CRD templates, want %d", len(got), len(want))

@@ -3,8 +3,9 @@ package install_test
 import (
 	"testing"
 
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v4/pkg/chart/common"
+	chartutil "helm.sh/helm/v4/pkg/chart/common/util"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
 )
 
 // TestChartSchema: values.schema.json accepts the default and all-on values
@@ -18,7 +19,7 @@ func TestChartSchema(t *testing.T) {
 		t.Fatal("the chart has no values.schema.json")
 	}
 	validate := func(values map[string]any) error {
-		vals, err := chartutil.ToRenderValues(ch, values, chartutil.ReleaseOptions{Name: "token-operator", Namespace: "token-operator-system", IsInstall: true}, chartutil.DefaultCapabilities)
+		vals, err := chartutil.ToRenderValues(ch, values, common.ReleaseOptions{Name: "token-operator", Namespace: "token-operator-system", IsInstall: true}, common.DefaultCapabilities)
 		if err != nil {
 			return err
 		}
@@ -41,6 +42,15 @@ func TestChartSchema(t *testing.T) {
 		"extraEnv without name":  {"extraEnv": []any{map[string]any{"value": "x"}}},
 		"budget enabled type":    {"podDisruptionBudget": map[string]any{"enabled": "yes"}},
 		"prometheusRule unknown": {"prometheusRule": map[string]any{"enable": true}},
+		"strategy type":          {"strategy": map[string]any{"type": "Sometimes"}},
+		"revisionHistoryLimit":   {"revisionHistoryLimit": -1},
+		"probe unknown key":      {"livenessProbe": map[string]any{"path": "/other"}},
+		"probe period 0":         {"readinessProbe": map[string]any{"periodSeconds": 0}},
+		"maxUnavailable":         {"podDisruptionBudget": map[string]any{"maxUnavailable": "half"}},
+		"lease name":             {"leaderElection": map[string]any{"leaseName": "Token_Operator"}},
+		"automount type":         {"serviceAccount": map[string]any{"automountServiceAccountToken": "no"}},
+		"commonLabels value":     {"commonLabels": map[string]any{"team": 1}},
+		"rbac unknown key":       {"rbac": map[string]any{"enabled": false}},
 	} {
 		if err := validate(values); err == nil {
 			t.Errorf("%s: the schema accepts %v", name, values)

@@ -3,6 +3,7 @@ package install_test
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -10,12 +11,12 @@ import (
 	"strings"
 	"testing"
 
-	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/engine"
-	"helm.sh/helm/v3/pkg/lint"
-	"helm.sh/helm/v3/pkg/lint/support"
+	"helm.sh/helm/v4/pkg/chart/common"
+	chartutil "helm.sh/helm/v4/pkg/chart/common/util"
+	"helm.sh/helm/v4/pkg/chart/v2/lint"
+	"helm.sh/helm/v4/pkg/chart/v2/lint/support"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	"helm.sh/helm/v4/pkg/engine"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -24,11 +25,10 @@ import (
 
 func chartDir() string { return repoPath("charts", "token-operator") }
 
-// rendered is a chart rendered like `helm install`: its objects (templates
-// and CRDs) and its NOTES.txt.
+// rendered is a chart rendered like `helm install`: its objects and its
+// NOTES.txt.
 type rendered struct {
 	objects []*unstructured.Unstructured
-	crds    []*chart.File
 	notes   string
 }
 
@@ -41,7 +41,7 @@ func renderChart(t *testing.T, release, namespace string, values map[string]any)
 	if err != nil {
 		t.Fatalf("loading the chart: %v", err)
 	}
-	vals, err := chartutil.ToRenderValues(ch, values, chartutil.ReleaseOptions{Name: release, Namespace: namespace, Revision: 1, IsInstall: true}, chartutil.DefaultCapabilities)
+	vals, err := chartutil.ToRenderValues(ch, values, common.ReleaseOptions{Name: release, Namespace: namespace, Revision: 1, IsInstall: true}, common.DefaultCapabilities)
 	if err != nil {
 		t.Fatalf("values: %v", err)
 	}
@@ -70,20 +70,18 @@ func renderChart(t *testing.T, release, namespace string, values map[string]any)
 		}
 		r.objects = append(r.objects, objs...)
 	}
-	for _, f := range ch.CRDObjects() {
-		r.crds = append(r.crds, f.File)
-		objs, err := decodeObjects(f.File.Data)
-		if err != nil {
-			t.Fatalf("%s: %v", f.Filename, err)
-		}
-		r.objects = append(objs, r.objects...)
+	// The CRDs come from templates only (crds.enabled): a crds/ folder too
+	// would make Helm create them before the release and then refuse to
+	// adopt them.
+	if crds := ch.CRDObjects(); len(crds) != 0 {
+		t.Fatalf("the chart has a crds/ folder (%s): the CRDs are templates only", crds[0].Filename)
 	}
 	return r
 }
 
 func readValues(t *testing.T, path string) map[string]any {
 	t.Helper()
-	v, err := chartutil.ReadValuesFile(path)
+	v, err := common.ReadValuesFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +97,7 @@ func allOnValues(t *testing.T) map[string]any {
 func TestChartLints(t *testing.T) {
 	for name, values := range map[string]map[string]any{"default values": nil, "all options on": allOnValues(t)} {
 		t.Run(name, func(t *testing.T) {
-			linter := lint.All(chartDir(), values, "token-operator-system", false)
+			linter := lint.RunAll(chartDir(), values, "token-operator-system")
 			for _, m := range linter.Messages {
 				if m.Severity > support.InfoSev {
 					t.Errorf("helm lint: %s", m)
@@ -111,14 +109,15 @@ func TestChartLints(t *testing.T) {
 	}
 }
 
-// TestChartCRDsAreTheGeneratedOnes: charts/token-operator/crds/ holds
-// byte-for-byte the CRDs controller-gen writes to config/crd/bases.
+// TestChartCRDsAreTheGeneratedOnes: charts/token-operator/files/crds/,
+// which templates/crds.yaml renders, holds byte-for-byte the CRDs
+// controller-gen writes to config/crd/bases (make manifests copies them).
 func TestChartCRDsAreTheGeneratedOnes(t *testing.T) {
 	generated, err := filepath.Glob(repoPath("config", "crd", "bases", "*.yaml"))
 	if err != nil || len(generated) == 0 {
 		t.Fatalf("no generated CRDs in config/crd/bases: %v", err)
 	}
-	inChart, err := filepath.Glob(filepath.Join(chartDir(), "crds", "*"))
+	inChart, err := filepath.Glob(filepath.Join(chartDir(), "files", "crds", "*"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,19 +128,16 @@ func TestChartCRDsAreTheGeneratedOnes(t *testing.T) {
 		}
 		return out
 	}
+	const fix = "run make manifests (it copies config/crd/bases/*.yaml to charts/token-operator/files/crds/)"
 	if !slices.Equal(base(generated), base(inChart)) {
-		t.Fatalf("chart CRDs %v differ from config/crd/bases %v: run cp config/crd/bases/*.yaml charts/token-operator/crds/", base(inChart), base(generated))
+		t.Fatalf("chart CRDs %v differ from config/crd/bases %v: %s", base(inChart), base(generated), fix)
 	}
 	for _, g := range generated {
 		want, _ := os.ReadFile(g)
-		got, _ := os.ReadFile(filepath.Join(chartDir(), "crds", filepath.Base(g)))
+		got, _ := os.ReadFile(filepath.Join(chartDir(), "files", "crds", filepath.Base(g)))
 		if !bytes.Equal(want, got) {
-			t.Errorf("charts/token-operator/crds/%s differs from config/crd/bases: run cp config/crd/bases/*.yaml charts/token-operator/crds/", filepath.Base(g))
+			t.Errorf("charts/token-operator/files/crds/%s differs from config/crd/bases: %s", filepath.Base(g), fix)
 		}
-	}
-	// And Helm loads them as CRDs.
-	if crds := renderChart(t, "token-operator", "token-operator-system", nil).crds; len(crds) != len(generated) {
-		t.Errorf("Helm loads %d CRDs, want %d", len(crds), len(generated))
 	}
 }
 
@@ -280,6 +276,10 @@ func TestChartWithEveryOptionOn(t *testing.T) {
 	d, c := chartDeployment(t, r, full)
 	pod := d.Spec.Template.Spec
 	checkRestricted(t, "chart Deployment", pod)
+	// TestChartServiceAccountValues checks the projected token of
+	// automountServiceAccountToken: false.
+	pod.Volumes = slices.DeleteFunc(slices.Clone(pod.Volumes), func(v corev1.Volume) bool { return v.Name == "kube-api-access" })
+	mounts := slices.DeleteFunc(slices.Clone(c.VolumeMounts), func(m corev1.VolumeMount) bool { return m.Name == "kube-api-access" })
 	checkArgsAreFlags(t, "chart Deployment", c.Args)
 	containsAll(t, "chart Deployment", c.Args,
 		"--leader-elect", "--metrics-bind-address=:9443", "--metrics-secure", "--namespace=team-a", "--namespace=team-b",
@@ -308,8 +308,8 @@ func TestChartWithEveryOptionOn(t *testing.T) {
 		!reflect.DeepEqual(pod.Volumes[0].ConfigMap.Items, []corev1.KeyToPath{{Key: "bundle.pem", Path: "ca-bundle.pem"}}) {
 		t.Errorf("CA bundle volume: %+v", pod.Volumes)
 	}
-	if len(c.VolumeMounts) == 0 || c.VolumeMounts[0].MountPath != "/etc/token-operator/ca" || !c.VolumeMounts[0].ReadOnly {
-		t.Errorf("CA bundle mount: %+v", c.VolumeMounts)
+	if len(mounts) == 0 || mounts[0].MountPath != "/etc/token-operator/ca" || !mounts[0].ReadOnly {
+		t.Errorf("CA bundle mount: %+v", mounts)
 	}
 	if len(c.Ports) == 0 || c.Ports[0].Name != "metrics" || c.Ports[0].ContainerPort != 9443 {
 		t.Errorf("container ports: %+v", c.Ports)
@@ -398,4 +398,18 @@ func TestChartWithOptionsOff(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestMakeManifestsCopiesCRDsIntoTheChart: make manifests refreshes the
+// chart's copy of the CRDs after controller-gen writes them.
+func TestMakeManifestsCopiesCRDsIntoTheChart(t *testing.T) {
+	plan, err := exec.Command("make", "-s", "-n", "-C", repoPath(), "manifests").CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n manifests: %v\n%s", err, plan)
+	}
+	gen := strings.Index(string(plan), "output:crd:artifacts:config=config/crd/bases")
+	cp := strings.Index(string(plan), "cp config/crd/bases/*.yaml charts/token-operator/files/crds/")
+	if gen < 0 || cp < gen {
+		t.Errorf("make manifests does not copy the generated CRDs into charts/token-operator/files/crds after generating them:\n%s", plan)
+	}
 }
