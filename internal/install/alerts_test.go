@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -75,7 +76,8 @@ func TestAlertRules(t *testing.T) {
 }
 
 // TestEveryAlertHasAFiringTest: each alert of config/prometheus/alerts.yaml
-// is expected to fire in at least one case of the promtool tests.
+// is expected to fire in at least one case of the promtool tests and to stay
+// quiet in another.
 func TestEveryAlertHasAFiringTest(t *testing.T) {
 	var file struct {
 		Tests []struct {
@@ -88,18 +90,152 @@ func TestEveryAlertHasAFiringTest(t *testing.T) {
 	if err := yaml.Unmarshal(alertTests(t), &file); err != nil {
 		t.Fatal(err)
 	}
-	fires := map[string]bool{}
+	fires, quiet := map[string]bool{}, map[string]bool{}
 	for _, tc := range file.Tests {
 		for _, a := range tc.AlertRuleTest {
 			fires[a.Alertname] = fires[a.Alertname] || len(a.ExpAlerts) > 0
+			quiet[a.Alertname] = quiet[a.Alertname] || len(a.ExpAlerts) == 0
 		}
 	}
+	for _, rule := range alertRules(t) {
+		if name, _ := rule["alert"].(string); !fires[name] {
+			t.Errorf("no promtool test expects %s to fire", name)
+		} else if !quiet[name] {
+			t.Errorf("no promtool test expects %s to stay quiet", name)
+		}
+	}
+}
+
+// alertRules are the alerting rules of config/prometheus/alerts.yaml.
+func alertRules(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
 	for _, g := range alertGroups(t) {
 		rules, _, _ := unstructured.NestedSlice(g.(map[string]any), "rules")
 		for _, rule := range rules {
-			if name, _ := rule.(map[string]any)["alert"].(string); name != "" && !fires[name] {
-				t.Errorf("no promtool test expects %s to fire", name)
+			if r := rule.(map[string]any); r["alert"] != nil {
+				out = append(out, r)
 			}
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no alerting rules")
+	}
+	return out
+}
+
+const runbookURL = "https://github.com/token-operator/token-operator/blob/main/docs/runbook.md#"
+
+// TestEveryAlertHasARunbook: each alert has a severity, an owner to route on
+// and a runbook_url pointing at the section of docs/runbook.md named after
+// it, which explains meaning, impact, diagnosis and fix.
+func TestEveryAlertHasARunbook(t *testing.T) {
+	data, err := os.ReadFile(repoPath("docs", "runbook.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := map[string]string{}
+	for _, s := range strings.Split(string(data), "\n## ")[1:] {
+		heading, body, _ := strings.Cut(s, "\n")
+		sections[strings.ToLower(heading)] = body
+	}
+	for _, rule := range alertRules(t) {
+		name := rule["alert"].(string)
+		labels, _ := rule["labels"].(map[string]any)
+		if sev := labels["severity"]; sev != "critical" && sev != "warning" {
+			t.Errorf("%s: severity %v, want critical or warning", name, sev)
+		}
+		if owner := labels["owner"]; owner != "platform" && owner != "tenant" {
+			t.Errorf("%s: owner %v, want platform or tenant", name, owner)
+		}
+		annotations, _ := rule["annotations"].(map[string]any)
+		url, _ := annotations["runbook_url"].(string)
+		if want := runbookURL + strings.ToLower(name); url != want {
+			t.Errorf("%s: runbook_url %q, want %q", name, url, want)
+			continue
+		}
+		body, ok := sections[strings.ToLower(name)]
+		if !ok {
+			t.Errorf("docs/runbook.md has no section \"## %s\"", name)
+			continue
+		}
+		for _, part := range []string{"**Meaning.**", "**Impact.**", "**Diagnosis.**", "**Fix.**"} {
+			if !strings.Contains(body, part) {
+				t.Errorf("docs/runbook.md#%s has no %s", strings.ToLower(name), part)
+			}
+		}
+	}
+}
+
+// resultMatcher is the result=~"..." matcher of a rule's expression.
+var resultMatcher = regexp.MustCompile(`result=~"([^"]+)"`)
+
+// documentedResults are the result values of
+// token_operator_token_service_requests_total that docs/metrics.md lists.
+func documentedResults(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(repoPath("docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, "| `token_operator_token_service_requests_total`") {
+			continue
+		}
+		cells := strings.Split(line, "|")
+		meaning := cells[len(cells)-2]
+		// "... `result` takes a fixed set of values, never text a server chose: `success`, ..."
+		_, meaning, _ = strings.Cut(meaning, "chose:")
+		meaning, _, _ = strings.Cut(meaning, "`issuer_host`")
+		var results []string
+		for _, m := range regexp.MustCompile("`([a-z_]+)`").FindAllStringSubmatch(meaning, -1) {
+			results = append(results, m[1])
+		}
+		return results
+	}
+	t.Fatal("docs/metrics.md has no row for token_operator_token_service_requests_total")
+	return nil
+}
+
+// TestServiceAlertsSplitEveryResult: each failing result of a token-service
+// call goes to exactly one of the two alerts, the platform's
+// (TokenOperatorTokenServiceFailing) or the tenant's
+// (TokenOperatorTenantConfigErrors), so no failure pages both or neither.
+func TestServiceAlertsSplitEveryResult(t *testing.T) {
+	owner := map[string]string{}
+	for _, g := range alertGroups(t) {
+		rules, _, _ := unstructured.NestedSlice(g.(map[string]any), "rules")
+		for _, rule := range rules {
+			r := rule.(map[string]any)
+			name, _ := r["alert"].(string)
+			if name != "TokenOperatorTokenServiceFailing" && name != "TokenOperatorTenantConfigErrors" {
+				continue
+			}
+			m := resultMatcher.FindStringSubmatch(r["expr"].(string))
+			if m == nil {
+				t.Fatalf("%s has no result=~ matcher", name)
+			}
+			for _, result := range strings.Split(m[1], "|") {
+				if prev, ok := owner[result]; ok {
+					t.Errorf("result %s goes to both %s and %s", result, prev, name)
+				}
+				owner[result] = name
+			}
+		}
+	}
+	docs := documentedResults(t)
+	if len(docs) < 10 {
+		t.Fatalf("read only %v from docs/metrics.md", docs)
+	}
+	for _, result := range docs {
+		if _, ok := owner[result]; !ok && result != "success" {
+			t.Errorf("result %s (docs/metrics.md) goes to no alert", result)
+		}
+		delete(owner, result)
+	}
+	for result, name := range owner {
+		if result != "success" {
+			t.Errorf("%s matches result %s, which docs/metrics.md does not list", name, result)
 		}
 	}
 }
