@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -167,18 +168,100 @@ func TestEveryAlertHasARunbook(t *testing.T) {
 	}
 }
 
-// resultMatcher is the result=~"..." matcher of a rule's expression.
-var resultMatcher = regexp.MustCompile(`result=~"([^"]+)"`)
+// resultMatcher and reasonMatcher are the =~ matchers of a rule's expression.
+var (
+	resultMatcher = regexp.MustCompile(`result=~"([^"]+)"`)
+	reasonMatcher = regexp.MustCompile(`reason=~"([^"]+)"`)
+)
+
+// matcherValues are the alternatives of re's matcher in the expression of
+// the alert named alert.
+func matcherValues(t *testing.T, alert string, re *regexp.Regexp) []string {
+	t.Helper()
+	for _, r := range alertRules(t) {
+		if r["alert"] == alert {
+			m := re.FindStringSubmatch(r["expr"].(string))
+			if m == nil {
+				t.Fatalf("%s has no matcher %s", alert, re)
+			}
+			return strings.Split(m[1], "|")
+		}
+	}
+	t.Fatalf("no alert %s", alert)
+	return nil
+}
+
+// tenantResults are the token-service call results a tenant's configuration
+// causes. The TokenRequest then turns Stalled with TokenServiceRejected,
+// CredentialNotAllowed (host_not_allowed) or TokenTooLarge.
+var tenantResults = []string{"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+	"unsupported_grant_type", "invalid_scope", "access_denied", "scheme_not_allowed", "host_not_allowed", "token_too_large"}
+
+// notTenantReasons are the condition reasons that need nothing of a
+// tenant: success, transient failures the operator retries, and rollouts.
+var notTenantReasons = []string{"Issued", "Refreshed", "Expired", "Recovered", "UpToDate", "Checked",
+	"TokenServiceUnavailable", "RefreshFailed", "TokenCallsBusy", "ShortLifetime", "RolloutRestarted", "RolloutRestartFailed"}
+
+// reasonConstant is a condition reason constant of api/v1alpha1.
+var reasonConstant = regexp.MustCompile(`(?m)^\s*Reason\w+\s*=\s*"(\w+)"`)
+
+// TestEveryReasonIsRouted: each condition reason of api/v1alpha1 either
+// pages the tenant (TokenOperatorTenantConfigErrors, and then
+// TokenOperatorTokenNotReady leaves it out) or is in notTenantReasons, so a
+// new reason cannot slip past both.
+func TestEveryReasonIsRouted(t *testing.T) {
+	tenant := matcherValues(t, "TokenOperatorTenantConfigErrors", reasonMatcher)
+	if notReady := matcherValues(t, "TokenOperatorTokenNotReady", reasonMatcher); !slices.Equal(notReady, tenant) {
+		t.Errorf("TokenOperatorTokenNotReady leaves out %v, TokenOperatorTenantConfigErrors matches %v", notReady, tenant)
+	}
+	reasons := reasonConstant.FindAllStringSubmatch(readFile(t, "api", "v1alpha1", "well_known.go"), -1)
+	if len(reasons) < 20 {
+		t.Fatalf("read only %d reasons from api/v1alpha1/well_known.go", len(reasons))
+	}
+	for _, m := range reasons {
+		reason := m[1]
+		if slices.Contains(tenant, reason) == slices.Contains(notTenantReasons, reason) {
+			t.Errorf("reason %s: in TokenOperatorTenantConfigErrors %v, in notTenantReasons %v; want exactly one",
+				reason, slices.Contains(tenant, reason), slices.Contains(notTenantReasons, reason))
+		}
+	}
+	for _, reason := range []string{"TokenServiceRejected", "CredentialNotAllowed", "TokenTooLarge"} {
+		if !slices.Contains(tenant, reason) {
+			t.Errorf("TokenOperatorTenantConfigErrors leaves out %s, where tenantResults end", reason)
+		}
+	}
+}
+
+// TestServiceAlertsSplitEveryResult: each failing result of a token-service
+// call is either the platform's (TokenOperatorTokenServiceFailing) or one of
+// tenantResults, never both, so no failure pages both or neither.
+func TestServiceAlertsSplitEveryResult(t *testing.T) {
+	platform := matcherValues(t, "TokenOperatorTokenServiceFailing", resultMatcher)
+	docs := documentedResults(t)
+	if len(docs) < 10 {
+		t.Fatalf("read only %v from docs/metrics.md", docs)
+	}
+	for _, result := range docs {
+		if result == "success" {
+			continue
+		}
+		if slices.Contains(platform, result) == slices.Contains(tenantResults, result) {
+			t.Errorf("result %s: platform %v, tenant %v; want exactly one", result,
+				slices.Contains(platform, result), slices.Contains(tenantResults, result))
+		}
+	}
+	for _, result := range append(platform, tenantResults...) {
+		if !slices.Contains(docs, result) {
+			t.Errorf("result %s is not among those docs/metrics.md lists", result)
+		}
+	}
+}
 
 // documentedResults are the result values of
 // token_operator_token_service_requests_total that docs/metrics.md lists.
 func documentedResults(t *testing.T) []string {
 	t.Helper()
-	data, err := os.ReadFile(repoPath("docs", "metrics.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
+	for _, line := range strings.Split(readFile(t, "docs", "metrics.md"), "\n") {
 		if !strings.HasPrefix(line, "| `token_operator_token_service_requests_total`") {
 			continue
 		}
@@ -195,47 +278,4 @@ func documentedResults(t *testing.T) []string {
 	}
 	t.Fatal("docs/metrics.md has no row for token_operator_token_service_requests_total")
 	return nil
-}
-
-// TestServiceAlertsSplitEveryResult: each failing result of a token-service
-// call goes to exactly one of the two alerts, the platform's
-// (TokenOperatorTokenServiceFailing) or the tenant's
-// (TokenOperatorTenantConfigErrors), so no failure pages both or neither.
-func TestServiceAlertsSplitEveryResult(t *testing.T) {
-	owner := map[string]string{}
-	for _, g := range alertGroups(t) {
-		rules, _, _ := unstructured.NestedSlice(g.(map[string]any), "rules")
-		for _, rule := range rules {
-			r := rule.(map[string]any)
-			name, _ := r["alert"].(string)
-			if name != "TokenOperatorTokenServiceFailing" && name != "TokenOperatorTenantConfigErrors" {
-				continue
-			}
-			m := resultMatcher.FindStringSubmatch(r["expr"].(string))
-			if m == nil {
-				t.Fatalf("%s has no result=~ matcher", name)
-			}
-			for _, result := range strings.Split(m[1], "|") {
-				if prev, ok := owner[result]; ok {
-					t.Errorf("result %s goes to both %s and %s", result, prev, name)
-				}
-				owner[result] = name
-			}
-		}
-	}
-	docs := documentedResults(t)
-	if len(docs) < 10 {
-		t.Fatalf("read only %v from docs/metrics.md", docs)
-	}
-	for _, result := range docs {
-		if _, ok := owner[result]; !ok && result != "success" {
-			t.Errorf("result %s (docs/metrics.md) goes to no alert", result)
-		}
-		delete(owner, result)
-	}
-	for result, name := range owner {
-		if result != "success" {
-			t.Errorf("%s matches result %s, which docs/metrics.md does not list", name, result)
-		}
-	}
 }

@@ -159,7 +159,7 @@ func TestKustomizeWithPrometheusAndNetworkPolicy(t *testing.T) {
 	}
 	all := strings.Join(exprs, "\n")
 	for _, want := range []string{"token_operator_token_expiration_timestamp_seconds - time() < 600", "token_operator_token_ready == 0",
-		`token_operator_token_service_requests_total{result=~"server_error|`, `token_operator_token_service_requests_total{result=~"invalid_request|`,
+		`token_operator_token_service_requests_total{result=~"server_error|`, `token_operator_token_problem{reason=~"TokenServiceRejected|`,
 		"leader_election_master_status == 1", "token_operator_issuer_ready"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("alert rules lack %q", want)
