@@ -127,7 +127,7 @@ type IssuerStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=tokiss,categories=tokens
+// +kubebuilder:resource:shortName=tokiss,categories=token-operator
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Requests",type=integer,description="TokenRequests naming this issuer",JSONPath=`.status.tokenRequests`
@@ -162,7 +162,7 @@ type TokenIssuerList struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Cluster,shortName=ctokiss,categories=tokens
+// +kubebuilder:resource:scope=Cluster,shortName=ctokiss,categories=token-operator
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Requests",type=integer,description="TokenRequests naming this issuer",JSONPath=`.status.tokenRequests`

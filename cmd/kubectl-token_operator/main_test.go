@@ -93,6 +93,13 @@ func at(t time.Time) *metav1.Time {
 // execute runs the plugin's command line against the test API server.
 func execute(t *testing.T, now time.Time, args ...string) (string, error) {
 	t.Helper()
+	out, _, err := executeStderr(t, now, args...)
+	return out, err
+}
+
+// executeStderr is execute that also returns what went to stderr.
+func executeStderr(t *testing.T, now time.Time, args ...string) (string, string, error) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	cmd := newRootCommand(&out, &errOut, func() time.Time { return now })
 	cmd.SetArgs(append([]string{"--kubeconfig", kubeconfig}, args...))
@@ -100,7 +107,7 @@ func execute(t *testing.T, now time.Time, args ...string) (string, error) {
 	if err != nil {
 		t.Logf("stderr: %s", errOut.String())
 	}
-	return out.String(), err
+	return out.String(), errOut.String(), err
 }
 
 func TestCommandLine(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -18,18 +19,45 @@ import (
 // names is empty; the operator then gets a new token.
 func renew(ctx context.Context, c client.Client, w io.Writer, ns string, names []string, now time.Time) error {
 	if len(names) == 0 {
-		list := &v1.TokenRequestList{}
-		if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
-			return err
-		}
-		if len(list.Items) == 0 {
-			_, err := fmt.Fprintf(w, "No TokenRequests in namespace %s.\n", ns)
-			return err
-		}
-		for _, tr := range list.Items {
-			names = append(names, tr.Name)
-		}
+		return renewMatching(ctx, c, w, ns, "", now)
 	}
+	keys := make([]types.NamespacedName, len(names))
+	for i, name := range names {
+		keys[i] = types.NamespacedName{Namespace: ns, Name: name}
+	}
+	return renewKeys(ctx, c, w, keys, now)
+}
+
+// renewMatching renews the TokenRequests of namespace ns (all namespaces
+// when empty) that match the label selector (all when empty).
+func renewMatching(ctx context.Context, c client.Client, w io.Writer, ns, selector string, now time.Time) error {
+	sel, err := labels.Parse(selector)
+	if err != nil {
+		return fmt.Errorf("--selector %q: %w", selector, err)
+	}
+	list := &v1.TokenRequestList{}
+	if err := c.List(ctx, list, client.InNamespace(ns), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return err
+	}
+	if len(list.Items) == 0 {
+		where := "in namespace " + ns
+		if ns == "" {
+			where = "in any namespace"
+		}
+		if selector != "" {
+			where += " matching " + selector
+		}
+		_, err := fmt.Fprintf(w, "No TokenRequests %s.\n", where)
+		return err
+	}
+	keys := make([]types.NamespacedName, len(list.Items))
+	for i, tr := range list.Items {
+		keys[i] = types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name}
+	}
+	return renewKeys(ctx, c, w, keys, now)
+}
+
+func renewKeys(ctx context.Context, c client.Client, w io.Writer, keys []types.NamespacedName, now time.Time) error {
 	at := now.UTC().Format(time.RFC3339)
 	patch, err := json.Marshal(map[string]any{
 		"metadata": map[string]any{"annotations": map[string]string{v1.AnnotationRefreshRequestedAt: at}},
@@ -37,13 +65,13 @@ func renew(ctx context.Context, c client.Client, w io.Writer, ns string, names [
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
+	for _, key := range keys {
 		tr := &v1.TokenRequest{}
-		tr.Namespace, tr.Name = ns, name
+		tr.Namespace, tr.Name = key.Namespace, key.Name
 		if err := c.Patch(ctx, tr, client.RawPatch(types.MergePatchType, patch)); err != nil {
-			return fmt.Errorf("renewing %s/%s: %w", ns, name, err)
+			return fmt.Errorf("renewing %s: %w", key, err)
 		}
-		if _, err := fmt.Fprintf(w, "tokenrequest %s/%s: renewal requested (%s=%s)\n", ns, name, v1.AnnotationRefreshRequestedAt, at); err != nil {
+		if _, err := fmt.Fprintf(w, "tokenrequest %s: renewal requested (%s=%s)\n", key, v1.AnnotationRefreshRequestedAt, at); err != nil {
 			return err
 		}
 	}

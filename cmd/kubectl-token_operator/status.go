@@ -59,22 +59,7 @@ func printStatus(ctx context.Context, c client.Client, w io.Writer, ns, name str
 	if secretErr != nil {
 		fmt.Fprintf(tw, "  Secret:\t%s\n", describeError(secretErr))
 	}
-	var issued, expires, refresh time.Time
-	if secret != nil {
-		issued = parseTime(secret.Annotations[v1.AnnotationIssuedAt])
-		expires = parseTime(secret.Annotations[v1.AnnotationExpiresAt])
-		refresh = parseTime(secret.Annotations[v1.AnnotationRefreshAt])
-	}
-	// The status says what the operator plans; the Secret what it holds.
-	if issued.IsZero() && st.LastRefreshTime != nil {
-		issued = st.LastRefreshTime.Time
-	}
-	if expires.IsZero() && st.ExpiresAt != nil {
-		expires = st.ExpiresAt.Time
-	}
-	if st.RefreshAt != nil {
-		refresh = st.RefreshAt.Time
-	}
+	issued, expires, refresh := tokenTimes(tr, secret)
 	fmt.Fprintf(tw, "  Issued:\t%s\n", timeAndRel(issued, now))
 	fmt.Fprintf(tw, "  Expires:\t%s\n", timeAndRel(expires, now))
 	fmt.Fprintf(tw, "  Refresh:\t%s\n", timeAndRel(refresh, now))
@@ -96,6 +81,29 @@ func printStatus(ctx context.Context, c client.Client, w io.Writer, ns, name str
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", relTime(eventTime(e), now), e.Type, e.Reason, msg)
 	}
 	return tw.Flush()
+}
+
+// tokenTimes are when the token in the Secret was issued and expires, from
+// the Secret's annotations, else the status, and when the operator plans to
+// refresh it.
+func tokenTimes(tr *v1.TokenRequest, secret *metav1.PartialObjectMetadata) (issued, expires, refresh time.Time) {
+	st := tr.Status
+	if secret != nil {
+		issued = parseTime(secret.Annotations[v1.AnnotationIssuedAt])
+		expires = parseTime(secret.Annotations[v1.AnnotationExpiresAt])
+		refresh = parseTime(secret.Annotations[v1.AnnotationRefreshAt])
+	}
+	// The status says what the operator plans; the Secret what it holds.
+	if issued.IsZero() && st.LastRefreshTime != nil {
+		issued = st.LastRefreshTime.Time
+	}
+	if expires.IsZero() && st.ExpiresAt != nil {
+		expires = st.ExpiresAt.Time
+	}
+	if st.RefreshAt != nil {
+		refresh = st.RefreshAt.Time
+	}
+	return issued, expires, refresh
 }
 
 // printTable writes one line per TokenRequest of namespace ns, or of all

@@ -1,5 +1,5 @@
-// Package argocd_test runs the Argo CD health check for TokenRequests,
-// tokenrequest-health.lua, the way Argo CD does: with gopher-lua, the object
+// Package argocd_test runs the Argo CD health checks, tokenrequest-health.lua
+// and issuer-health.lua, the way Argo CD does: with gopher-lua, the object
 // read as JSON into a Lua table in the global obj, and only the base, table
 // and package libraries open.
 package argocd_test
@@ -19,11 +19,19 @@ import (
 )
 
 const (
-	scriptFile = "tokenrequest-health.lua"
-	docsFile   = "../../docs/gitops.md"
+	scriptFile       = "tokenrequest-health.lua"
+	issuerScriptFile = "issuer-health.lua"
+	docsFile         = "../../docs/gitops.md"
 	// configKey is the argocd-cm key Argo CD reads the script from.
 	configKey = "resource.customizations.health.tokens.token-operator.io_TokenRequest"
 )
+
+// scriptsByKey are the argocd-cm keys and the script each carries.
+var scriptsByKey = map[string]string{
+	configKey: scriptFile,
+	"resource.customizations.health.tokens.token-operator.io_TokenIssuer":        issuerScriptFile,
+	"resource.customizations.health.tokens.token-operator.io_ClusterTokenIssuer": issuerScriptFile,
+}
 
 // health is what the script returns: Argo CD's health status and message.
 type health struct {
@@ -112,7 +120,12 @@ func toLua(l *lua.LState, v any) lua.LValue {
 
 func readScript(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile(scriptFile)
+	return readScriptFile(t, scriptFile)
+}
+
+func readScriptFile(t *testing.T, file string) string {
+	t.Helper()
+	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,10 +291,9 @@ func TestHealth(t *testing.T) {
 	}
 }
 
-// TestDocsCarryTheScript: the argocd-cm example in docs/gitops.md holds the
-// script byte for byte under its key.
+// TestDocsCarryTheScript: the argocd-cm example in docs/gitops.md holds each
+// script byte for byte under its keys.
 func TestDocsCarryTheScript(t *testing.T) {
-	script := readScript(t)
 	data, err := os.ReadFile(docsFile)
 	if err != nil {
 		t.Fatal(err)
@@ -296,18 +308,20 @@ func TestDocsCarryTheScript(t *testing.T) {
 		if err := yaml.Unmarshal([]byte(block), &cm); err != nil || cm.Kind != "ConfigMap" || cm.Metadata.Name != "argocd-cm" {
 			continue
 		}
-		got, ok := cm.Data[configKey]
-		if !ok {
-			t.Errorf("the argocd-cm example has no key %s", configKey)
-			continue
-		}
 		found = true
-		if got != script {
-			t.Errorf("the script in the argocd-cm example of %s differs from %s: copy the file into it", docsFile, scriptFile)
+		for key, file := range scriptsByKey {
+			got, ok := cm.Data[key]
+			if !ok {
+				t.Errorf("the argocd-cm example has no key %s", key)
+				continue
+			}
+			if got != readScriptFile(t, file) {
+				t.Errorf("the script under %s in the argocd-cm example of %s differs from %s: copy the file into it", key, docsFile, file)
+			}
 		}
 	}
 	if !found {
-		t.Errorf("%s has no argocd-cm example with the key %s", docsFile, configKey)
+		t.Errorf("%s has no argocd-cm example", docsFile)
 	}
 }
 

@@ -519,6 +519,7 @@ func (r *TokenRequestReconciler) recordMetrics(tr *v1.TokenRequest) {
 		refresh = tr.Status.RefreshAt.Time
 	}
 	r.Metrics.SetToken(tr.Namespace, tr.Name, expires, refresh, isReady(tr))
+	r.Metrics.SetTokenProblem(tr.Namespace, tr.Name, problemReason(tr))
 }
 
 // pendingEvent is an event held back until the status it goes with is saved.

@@ -38,6 +38,11 @@ func TestChartMetricsDefaults(t *testing.T) {
 		ep["bearerTokenFile"] != "/var/run/secrets/kubernetes.io/serviceaccount/token" || ep["authorization"] != nil {
 		t.Errorf("ServiceMonitor endpoint: %v", ep)
 	}
+	// Without honorLabels Prometheus renames the series' namespace label and
+	// the alerts and dashboard group by the operator's namespace instead.
+	if ep["honorLabels"] != true {
+		t.Errorf("ServiceMonitor endpoint without honorLabels: true: %v", ep)
+	}
 }
 
 func TestChartMetricsWithCertManager(t *testing.T) {

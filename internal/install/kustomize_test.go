@@ -143,6 +143,9 @@ func TestKustomizeWithPrometheusAndNetworkPolicy(t *testing.T) {
 	endpoints, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
 	if len(endpoints) != 1 || endpoints[0].(map[string]any)["port"] != svc.Spec.Ports[0].Name || endpoints[0].(map[string]any)["scheme"] != "https" {
 		t.Errorf("ServiceMonitor endpoints %v do not scrape the Service's https port", endpoints)
+	} else if endpoints[0].(map[string]any)["honorLabels"] != true {
+		// Else the series' namespace label becomes exported_namespace.
+		t.Errorf("ServiceMonitor endpoint without honorLabels: true: %v", endpoints[0])
 	}
 
 	rule := find(t, objs, "PrometheusRule", "token-operator-alerts")
@@ -155,7 +158,9 @@ func TestKustomizeWithPrometheusAndNetworkPolicy(t *testing.T) {
 		}
 	}
 	all := strings.Join(exprs, "\n")
-	for _, want := range []string{"token_operator_token_expiration_timestamp_seconds - time() < 600", "token_operator_token_ready == 0", `token_operator_token_service_requests_total{result!="success"}`} {
+	for _, want := range []string{"token_operator_token_expiration_timestamp_seconds - time() < 600", "token_operator_token_ready == 0",
+		`token_operator_token_service_requests_total{result=~"server_error|`, `token_operator_token_problem{reason=~"TokenServiceRejected|`,
+		"leader_election_master_status == 1", "token_operator_issuer_ready"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("alert rules lack %q", want)
 		}

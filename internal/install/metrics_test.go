@@ -18,6 +18,7 @@ func operatorMetricNames(t *testing.T) map[string]bool {
 	reg := prometheus.NewRegistry()
 	c := metrics.New(reg)
 	c.SetToken("ns", "name", time.Now(), time.Now(), true)
+	c.SetTokenProblem("ns", "name", "TokenServiceRejected")
 	c.ObserveServiceCall("issuer.example.com", "success", time.Second)
 	c.ObserveCache("hit")
 	c.SetIssuer("ClusterTokenIssuer", "", "corp", true, 1)
@@ -35,8 +36,8 @@ func operatorMetricNames(t *testing.T) map[string]bool {
 			}
 		}
 	}
-	if len(families) != 9 {
-		t.Fatalf("want the nine operator metrics, got %d", len(families))
+	if len(families) != 10 {
+		t.Fatalf("want the ten operator metrics, got %d", len(families))
 	}
 	return names
 }

@@ -104,6 +104,13 @@ func (c *Collectors) SetToken(namespace, name string, expiresAt, refreshAt time.
 	c.tokens.set(types.NamespacedName{Namespace: namespace, Name: name}, expiresAt, refreshAt, ready)
 }
 
+// SetTokenProblem records the reason of a TokenRequest's True Reconciling or
+// Stalled condition; empty when neither is True. Reasons are the operator's
+// own constants, so the series count stays one per TokenRequest at most.
+func (c *Collectors) SetTokenProblem(namespace, name, reason string) {
+	c.tokens.setProblem(types.NamespacedName{Namespace: namespace, Name: name}, reason)
+}
+
 // Forget removes a deleted TokenRequest's series.
 func (c *Collectors) Forget(namespace, name string) {
 	c.tokens.forget(types.NamespacedName{Namespace: namespace, Name: name})

@@ -12,6 +12,8 @@ import (
 type tokenValues struct {
 	expires, refresh int64
 	ready            bool
+	// problem is the reason of a True Reconciling or Stalled condition.
+	problem string
 }
 
 // tokenGauges serve the three per-TokenRequest gauges from one compact map,
@@ -21,7 +23,7 @@ type tokenGauges struct {
 	mu     sync.RWMutex
 	values map[types.NamespacedName]tokenValues
 
-	expiration, renewal, readiness *prometheus.Desc
+	expiration, renewal, readiness, problem *prometheus.Desc
 }
 
 func newTokenGauges() *tokenGauges {
@@ -34,6 +36,9 @@ func newTokenGauges() *tokenGauges {
 			"When the operator plans to refresh a TokenRequest's token, as a Unix timestamp.", labels, nil),
 		readiness: prometheus.NewDesc("token_operator_token_ready",
 			"1 when a TokenRequest's Secret holds an unexpired token matching its spec, else 0.", labels, nil),
+		problem: prometheus.NewDesc("token_operator_token_problem",
+			"1 while a TokenRequest's Reconciling or Stalled condition is True, with its reason (one of the operator's condition reasons).",
+			[]string{"namespace", "name", "reason"}, nil),
 	}
 }
 
@@ -48,6 +53,14 @@ func (g *tokenGauges) set(key types.NamespacedName, expiresAt, refreshAt time.Ti
 		v.refresh = refreshAt.Unix()
 	}
 	v.ready = ready
+	g.values[key] = v
+}
+
+func (g *tokenGauges) setProblem(key types.NamespacedName, reason string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	v := g.values[key]
+	v.problem = reason
 	g.values[key] = v
 }
 
@@ -78,6 +91,7 @@ func (g *tokenGauges) Describe(ch chan<- *prometheus.Desc) {
 	ch <- g.expiration
 	ch <- g.renewal
 	ch <- g.readiness
+	ch <- g.problem
 }
 
 type tokenEntry struct {
@@ -103,6 +117,9 @@ func (g *tokenGauges) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(g.renewal, prometheus.GaugeValue, float64(e.refresh), ns, name)
 		}
 		ch <- prometheus.MustNewConstMetric(g.readiness, prometheus.GaugeValue, readyValue(e.ready), ns, name)
+		if e.problem != "" {
+			ch <- prometheus.MustNewConstMetric(g.problem, prometheus.GaugeValue, 1, ns, name, e.problem)
+		}
 	}
 }
 

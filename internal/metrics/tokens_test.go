@@ -86,3 +86,29 @@ func heapInUse() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
 }
+
+func TestTokenProblemSeriesFollowsTheConditionReason(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := New(reg)
+	c.SetToken("team-a", "graph", time.Time{}, time.Time{}, false)
+	c.SetTokenProblem("team-a", "graph", "TokenServiceRejected")
+	c.SetToken("team-b", "fine", time.Time{}, time.Time{}, true)
+	c.SetTokenProblem("team-b", "fine", "")
+	want := `
+# HELP token_operator_token_problem 1 while a TokenRequest's Reconciling or Stalled condition is True, with its reason (one of the operator's condition reasons).
+# TYPE token_operator_token_problem gauge
+token_operator_token_problem{name="graph",namespace="team-a",reason="TokenServiceRejected"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "token_operator_token_problem"); err != nil {
+		t.Fatal(err)
+	}
+	// A new reason replaces the old series; a fix removes it.
+	c.SetTokenProblem("team-a", "graph", "CredentialNotFound")
+	if n := testutil.CollectAndCount(c.tokens, "token_operator_token_problem"); n != 1 {
+		t.Errorf("%d problem series after a change of reason, want 1", n)
+	}
+	c.SetTokenProblem("team-a", "graph", "")
+	if n := testutil.CollectAndCount(c.tokens, "token_operator_token_problem"); n != 0 {
+		t.Errorf("%d problem series after the fix, want 0", n)
+	}
+}
