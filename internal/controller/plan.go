@@ -238,7 +238,7 @@ func setOwner(tr *v1.TokenRequest, s *corev1.Secret) bool {
 func settleIssue(tr *v1.TokenRequest, o observed, p *plan) {
 	f := o.fetched
 	if f.noSlot {
-		if o.now.Sub(f.busySince) > slowCalls {
+		if o.now.Sub(f.busySince) > tokensource.SlowCalls {
 			markProblem(tr, o, v1.ReasonTokenCallsBusy, f.busyMessage)
 		}
 		p.requeueAt = o.now.Add(f.retryIn)

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/tokensource"
 )
 
 // Field indexes on TokenRequests.
@@ -79,8 +80,8 @@ func (r *TokenRequestReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 	if opts.SecretMetadata == nil {
 		return errNoMetadataCache
 	}
-	r.slots = newCallSlots(opts.MaxTokenCallsPerNamespace)
-	r.rate = newCallRate(opts.TokenCallsPerNamespacePerSecond, opts.TokenCallBurstPerNamespace)
+	r.slots = tokensource.NewCallSlots(opts.MaxTokenCallsPerNamespace)
+	r.rate = tokensource.NewCallRate(opts.TokenCallsPerNamespacePerSecond, opts.TokenCallBurstPerNamespace)
 	r.Metadata = opts.SecretMetadata
 	if err := r.indexFields(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err

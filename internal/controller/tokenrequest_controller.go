@@ -70,9 +70,9 @@ type TokenRequestReconciler struct {
 	// credentials holds parsed credentials by Secret version.
 	credentials parsedCredentials
 	// slots bounds each namespace's token calls under way (nil: no bound).
-	slots *callSlots
+	slots *tokensource.CallSlots
 	// rate bounds each namespace's token calls per second (nil: no bound).
-	rate *callRate
+	rate *tokensource.CallRate
 	// restarts rate-limits rollout restarts per workload.
 	restarts restartLimiter
 	// retryNotBefore remembers Retry-After answers (namespace/name → time).
@@ -82,6 +82,18 @@ type TokenRequestReconciler struct {
 	// replaced remembers the resourceVersion each status patch replaced
 	// (namespace/name → replacedVersion), to tell a cache that is behind.
 	replaced sync.Map
+}
+
+// TokenService hands out tokens for TokenRequests. user names the
+// TokenRequest (namespace/name) so that tokens nobody uses are dropped.
+type TokenService interface {
+	Token(ctx context.Context, user string, req tokensource.Request, fresh func(tokensource.Token) bool) (tokensource.Token, error)
+	// Cached returns a token fresh accepts only if one is at hand, never calling out.
+	Cached(user string, req tokensource.Request, fresh func(tokensource.Token) bool) (tokensource.Token, bool)
+	Forget(user string)
+	// Validate refuses, before any call, what the operator's own policy
+	// forbids: plain-http endpoints, issuer hosts outside its ceiling.
+	Validate(req tokensource.Request) error
 }
 
 // replacedVersion is a TokenRequest version a status patch made outdated.
@@ -361,15 +373,15 @@ func (r *TokenRequestReconciler) fetch(ctx context.Context, tr *v1.TokenRequest,
 		return &fetched{token: tok}
 	}
 	now := r.Clock.Now()
-	release, busySince := r.slots.tryAcquire(tr.Namespace, now)
+	release, busySince := r.slots.TryAcquire(tr.Namespace, now)
 	if release == nil {
 		log.FromContext(ctx).V(1).Info("the namespace's token calls are all under way; trying again shortly")
-		return &fetched{noSlot: true, busySince: busySince, retryIn: slotRetryDelay(), busyMessage: r.slots.busyMessage()}
+		return &fetched{noSlot: true, busySince: busySince, retryIn: tokensource.SlotRetryDelay(), busyMessage: r.slots.BusyMessage()}
 	}
 	defer release()
-	if ok, retryAt, limitedSince := r.rate.take(tr.Namespace, user, now); !ok {
+	if ok, retryAt, limitedSince := r.rate.Take(tr.Namespace, user, now); !ok {
 		log.FromContext(ctx).V(1).Info("the namespace's token-call rate is used up; waiting for a turn", "at", retryAt.UTC())
-		return &fetched{noSlot: true, busySince: limitedSince, retryIn: retryAt.Sub(now), busyMessage: r.rate.busyMessage()}
+		return &fetched{noSlot: true, busySince: limitedSince, retryIn: retryAt.Sub(now), busyMessage: r.rate.BusyMessage()}
 	}
 	tok, err := r.Tokens.Token(ctx, user, treq, fresh)
 	if err != nil {

@@ -30,6 +30,7 @@ import (
 	tokensv1alpha1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/controller"
 	"github.com/token-operator/token-operator/internal/metrics"
+	"github.com/token-operator/token-operator/internal/tokencache"
 	"github.com/token-operator/token-operator/internal/tokensource"
 )
 
@@ -251,7 +252,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		APIReader:                   mgr.GetAPIReader(),
 		Scheme:                      scheme,
 		Recorder:                    recorder,
-		Tokens:                      controller.NewSharedTokens(engine, o.Clock, o.TokenRequestTimeout, m),
+		Tokens:                      tokencache.NewSharedTokens(engine, o.Clock, o.TokenRequestTimeout, m),
 		Clock:                       o.Clock,
 		Metrics:                     m,
 		MaxSecretBytes:              maxSecretBytes,

@@ -1,4 +1,4 @@
-package controller
+package tokensource
 
 import (
 	"fmt"
@@ -9,31 +9,31 @@ import (
 var fairNow = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 
 func TestCallSlotsBoundEachNamespaceAndFreeOnRelease(t *testing.T) {
-	s := newCallSlots(2)
-	r1, _ := s.tryAcquire("a", fairNow)
-	r2, _ := s.tryAcquire("a", fairNow.Add(time.Second))
+	s := NewCallSlots(2)
+	r1, _ := s.TryAcquire("a", fairNow)
+	r2, _ := s.TryAcquire("a", fairNow.Add(time.Second))
 	if r1 == nil || r2 == nil {
 		t.Fatal("the first two calls of a namespace got no slot")
 	}
-	r3, busySince := s.tryAcquire("a", fairNow.Add(2*time.Second))
+	r3, busySince := s.TryAcquire("a", fairNow.Add(2*time.Second))
 	if r3 != nil {
 		t.Fatal("a third call under way in one namespace")
 	}
 	if !busySince.Equal(fairNow.Add(time.Second)) {
 		t.Errorf("busy since %v, want the start of the newest call %v", busySince, fairNow.Add(time.Second))
 	}
-	if rb, _ := s.tryAcquire("b", fairNow); rb == nil {
+	if rb, _ := s.TryAcquire("b", fairNow); rb == nil {
 		t.Error("another namespace waits for a's slots")
 	} else {
 		rb()
 	}
 	r1()
-	again, _ := s.tryAcquire("a", fairNow) // the same start time as r1's call
+	again, _ := s.TryAcquire("a", fairNow) // the same start time as r1's call
 	if again == nil {
 		t.Fatal("a released slot is not free again")
 	}
 	r1() // a second release frees nothing more
-	if r, _ := s.tryAcquire("a", fairNow.Add(3*time.Second)); r != nil {
+	if r, _ := s.TryAcquire("a", fairNow.Add(3*time.Second)); r != nil {
 		t.Error("a double release freed another call's slot")
 	}
 	again()
@@ -41,67 +41,67 @@ func TestCallSlotsBoundEachNamespaceAndFreeOnRelease(t *testing.T) {
 	if n := len(s.inUse); n != 0 {
 		t.Errorf("%d namespaces left in the map with no call under way", n)
 	}
-	var none *callSlots
-	if r, _ := none.tryAcquire("a", fairNow); r == nil {
+	var none *CallSlots
+	if r, _ := none.TryAcquire("a", fairNow); r == nil {
 		t.Error("no limit refuses a call")
 	}
 }
 
 func TestCallRateGivesOutTurnsAtTheRateAfterTheBurst(t *testing.T) {
-	c := newCallRate(2, 3)
+	c := NewCallRate(2, 3)
 	for i := range 3 {
-		if ok, _, _ := c.take("a", fmt.Sprint("tr-", i), fairNow); !ok {
+		if ok, _, _ := c.Take("a", fmt.Sprint("tr-", i), fairNow); !ok {
 			t.Fatalf("call %d of the burst refused", i)
 		}
 	}
-	ok, turn4, since := c.take("a", "tr-3", fairNow)
+	ok, turn4, since := c.Take("a", "tr-3", fairNow)
 	if ok || !turn4.Equal(fairNow.Add(500*time.Millisecond)) || !since.Equal(fairNow) {
 		t.Fatalf("the 4th call: ok %v, turn %v, limited since %v; want a turn 0.5 s later", ok, turn4, since)
 	}
-	if _, turn5, _ := c.take("a", "tr-4", fairNow); !turn5.Equal(fairNow.Add(time.Second)) {
+	if _, turn5, _ := c.Take("a", "tr-4", fairNow); !turn5.Equal(fairNow.Add(time.Second)) {
 		t.Errorf("the 5th call's turn %v, want 1 s later: turns are not shared", turn5)
 	}
-	if ok, again, _ := c.take("a", "tr-3", fairNow.Add(100*time.Millisecond)); ok || !again.Equal(turn4) {
+	if ok, again, _ := c.Take("a", "tr-3", fairNow.Add(100*time.Millisecond)); ok || !again.Equal(turn4) {
 		t.Errorf("coming back early: ok %v, turn %v; want the same turn %v", ok, again, turn4)
 	}
-	if ok, _, _ := c.take("b", "tr-0", fairNow); !ok {
+	if ok, _, _ := c.Take("b", "tr-0", fairNow); !ok {
 		t.Error("another namespace waits for a's rate")
 	}
-	if ok, _, _ := c.take("a", "tr-3", turn4); !ok {
+	if ok, _, _ := c.Take("a", "tr-3", turn4); !ok {
 		t.Error("the reserved turn is refused")
 	}
-	if ok, _, _ := c.take("a", "tr-9", turn4); ok {
+	if ok, _, _ := c.Take("a", "tr-9", turn4); ok {
 		t.Error("a newcomer took a token the turns had already promised")
 	}
-	var none *callRate
-	if ok, _, _ := none.take("a", "x", fairNow); !ok {
+	var none *CallRate
+	if ok, _, _ := none.Take("a", "x", fairNow); !ok {
 		t.Error("no limit refuses a call")
 	}
 }
 
 func TestCallRateBoundsItsTurnsAndForgetsIdleNamespaces(t *testing.T) {
-	c := newCallRate(1, 1)
+	c := NewCallRate(1, 1)
 	for i := range 100 {
-		c.take("a", fmt.Sprint("tr-", i), fairNow)
+		c.Take("a", fmt.Sprint("tr-", i), fairNow)
 	}
 	if n := len(c.buckets["a"].turns); n > int(maxRateWait/time.Second) {
 		t.Errorf("%d turns given out at 1 per second, more than %s ahead", n, maxRateWait)
 	}
-	if ok, retry, _ := c.take("a", "late", fairNow); ok || !retry.Equal(fairNow.Add(maxRateWait)) {
+	if ok, retry, _ := c.Take("a", "late", fairNow); ok || !retry.Equal(fairNow.Add(maxRateWait)) {
 		t.Errorf("past the bound: ok %v, retry %v; want a retry %s later without a turn", ok, retry, maxRateWait)
 	}
 	for i := range 1000 {
-		c.take(fmt.Sprint("ns-", i), "tr", fairNow)
+		c.Take(fmt.Sprint("ns-", i), "tr", fairNow)
 	}
 	// Long after every turn, the next call scans: only its own namespace remains.
-	c.take("z", "tr", fairNow.Add(10*time.Minute))
+	c.Take("z", "tr", fairNow.Add(10*time.Minute))
 	if n := len(c.buckets); n != 1 {
 		t.Errorf("%d buckets kept after the namespaces went idle, want 1", n)
 	}
 }
 
 func TestCallRateDefaultsServeAThousandRequestsInAboutFortyFiveSeconds(t *testing.T) {
-	c := newCallRate(20, 100)
+	c := NewCallRate(20, 100)
 	next := map[string]time.Time{}
 	for i := range 1000 {
 		next[fmt.Sprint("tr-", i)] = fairNow
@@ -109,7 +109,7 @@ func TestCallRateDefaultsServeAThousandRequestsInAboutFortyFiveSeconds(t *testin
 	var last time.Time
 	for len(next) > 0 {
 		for caller, at := range next {
-			ok, retry, _ := c.take("big", caller, at)
+			ok, retry, _ := c.Take("big", caller, at)
 			if ok {
 				delete(next, caller)
 				if at.After(last) {

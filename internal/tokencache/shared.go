@@ -1,4 +1,4 @@
-package controller
+package tokencache
 
 import (
 	"context"
@@ -9,26 +9,13 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/token-operator/token-operator/internal/metrics"
-	"github.com/token-operator/token-operator/internal/tokencache"
 	"github.com/token-operator/token-operator/internal/tokensource"
 )
-
-// TokenService hands out tokens for TokenRequests. user names the
-// TokenRequest (namespace/name) so that tokens nobody uses are dropped.
-type TokenService interface {
-	Token(ctx context.Context, user string, req tokensource.Request, fresh func(tokensource.Token) bool) (tokensource.Token, error)
-	// Cached returns a token fresh accepts only if one is at hand, never calling out.
-	Cached(user string, req tokensource.Request, fresh func(tokensource.Token) bool) (tokensource.Token, bool)
-	Forget(user string)
-	// Validate refuses, before any call, what the operator's own policy
-	// forbids: plain-http endpoints, issuer hosts outside its ceiling.
-	Validate(req tokensource.Request) error
-}
 
 // SharedTokens is the operator-wide app token cache in front of the token
 // engine: one call per key and refresh window, concurrent misses collapsed.
 type SharedTokens struct {
-	cache   *tokencache.Cache[tokensource.Token]
+	cache   *Cache[tokensource.Token]
 	engine  *tokensource.Engine
 	metrics *metrics.Collectors
 	clock   clock.PassiveClock
@@ -42,7 +29,7 @@ const sharedTokenBytes = 64 << 20
 // NewSharedTokens returns a SharedTokens over engine.
 func NewSharedTokens(engine *tokensource.Engine, clk clock.PassiveClock, timeout time.Duration, m *metrics.Collectors) *SharedTokens {
 	s := &SharedTokens{engine: engine, metrics: m, clock: clk}
-	s.cache = tokencache.New(tokencache.Options[tokensource.Token]{
+	s.cache = New(Options[tokensource.Token]{
 		Expired:      func(t tokensource.Token, now time.Time) bool { return !now.Before(t.ExpiresAt) },
 		Clock:        clk,
 		FetchTimeout: timeout,
@@ -72,7 +59,7 @@ func (s *SharedTokens) Token(ctx context.Context, user string, req tokensource.R
 func (s *SharedTokens) Cached(user string, req tokensource.Request, fresh func(tokensource.Token) bool) (tokensource.Token, bool) {
 	tok, ok := s.cache.Lookup(user, req.CacheKey(), fresh)
 	if ok {
-		s.metrics.ObserveCache(string(tokencache.Hit))
+		s.metrics.ObserveCache(string(Hit))
 	}
 	return tok, ok
 }

@@ -1,4 +1,4 @@
-package controller
+package tokensource
 
 import (
 	"fmt"
@@ -7,29 +7,29 @@ import (
 	"time"
 )
 
-// callSlots bounds the token calls each namespace has under way. A worker
+// CallSlots bounds the token calls each namespace has under way. A worker
 // that finds its namespace's slots taken requeues instead of waiting, so a
 // namespace whose token service stalls can hold at most perNamespace
 // reconcile workers and never the rest of the cluster's.
-type callSlots struct {
+type CallSlots struct {
 	perNamespace int
 
 	mu    sync.Mutex
 	inUse map[string][]time.Time // namespace → start of each call under way; absent when none
 }
 
-func newCallSlots(perNamespace int) *callSlots {
-	return &callSlots{perNamespace: perNamespace, inUse: map[string][]time.Time{}}
+func NewCallSlots(perNamespace int) *CallSlots {
+	return &CallSlots{perNamespace: perNamespace, inUse: map[string][]time.Time{}}
 }
 
-// slowCalls is how long a namespace's calls may all be under way before its
+// SlowCalls is how long a namespace's calls may all be under way before its
 // waiting TokenRequests say so in their status.
-const slowCalls = 5 * time.Second
+const SlowCalls = 5 * time.Second
 
-// tryAcquire takes a slot for namespace if one is free and returns its
+// TryAcquire takes a slot for namespace if one is free and returns its
 // release. Otherwise it returns nil and since when every slot has been taken.
 // A nil receiver or a non-positive limit means no limit.
-func (s *callSlots) tryAcquire(namespace string, now time.Time) (release func(), busySince time.Time) {
+func (s *CallSlots) TryAcquire(namespace string, now time.Time) (release func(), busySince time.Time) {
 	if s == nil || s.perNamespace <= 0 {
 		return func() {}, time.Time{}
 	}
@@ -50,7 +50,7 @@ func (s *callSlots) tryAcquire(namespace string, now time.Time) (release func(),
 	return func() { once.Do(func() { s.release(namespace, now) }) }, time.Time{}
 }
 
-func (s *callSlots) release(namespace string, started time.Time) {
+func (s *CallSlots) release(namespace string, started time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	calls := s.inUse[namespace]
@@ -67,25 +67,26 @@ func (s *callSlots) release(namespace string, started time.Time) {
 	s.inUse[namespace] = calls
 }
 
-func (s *callSlots) busyMessage() string {
-	return fmt.Sprintf("this namespace's %d token calls have been under way for more than %s; waiting for one to finish", s.perNamespace, slowCalls)
+// BusyMessage is the status message of a namespace whose slots stay taken.
+func (s *CallSlots) BusyMessage() string {
+	return fmt.Sprintf("this namespace's %d token calls have been under way for more than %s; waiting for one to finish", s.perNamespace, SlowCalls)
 }
 
-// slotRetryDelay is how long a TokenRequest whose namespace had no free slot
+// SlotRetryDelay is how long a TokenRequest whose namespace had no free slot
 // waits: one to two seconds, spread so that waiting requests do not return
 // together.
-func slotRetryDelay() time.Duration {
+func SlotRetryDelay() time.Duration {
 	return time.Second + rand.N(time.Second)
 }
 
-// callRate is a token bucket per namespace on calls to token services (a
+// CallRate is a token bucket per namespace on calls to token services (a
 // shared-cache hit costs none): many TokenRequests cannot storm a client
 // they share, nor one namespace the token services everyone uses. A
 // TokenRequest that finds its namespace's bucket empty reserves the next
 // free turn and requeues until then, holding no worker. Reservations are
 // bounded (maxWait of them), and a bucket that is full and has none is
 // dropped, so the map is as large as the namespaces calling right now.
-type callRate struct {
+type CallRate struct {
 	perSecond float64
 	burst     float64
 
@@ -107,14 +108,14 @@ type bucket struct {
 // TokenRequest retries later without a reservation.
 const maxRateWait = time.Minute
 
-func newCallRate(perSecond float64, burst int) *callRate {
-	return &callRate{perSecond: perSecond, burst: float64(max(burst, 1)), buckets: map[string]*bucket{}}
+func NewCallRate(perSecond float64, burst int) *CallRate {
+	return &CallRate{perSecond: perSecond, burst: float64(max(burst, 1)), buckets: map[string]*bucket{}}
 }
 
 // take lets the caller (a TokenRequest's key) call now, or says when to
 // come back and since when the namespace has been waiting. A nil receiver
 // or a non-positive rate means no limit.
-func (c *callRate) take(namespace, caller string, now time.Time) (ok bool, retryAt, limitedSince time.Time) {
+func (c *CallRate) Take(namespace, caller string, now time.Time) (ok bool, retryAt, limitedSince time.Time) {
 	if c == nil || c.perSecond <= 0 {
 		return true, time.Time{}, time.Time{}
 	}
@@ -153,7 +154,7 @@ func (c *callRate) take(namespace, caller string, now time.Time) (ok bool, retry
 	return false, now.Add(wait), b.limitedSince
 }
 
-func (c *callRate) refill(b *bucket, now time.Time) {
+func (c *CallRate) refill(b *bucket, now time.Time) {
 	if now.After(b.at) {
 		b.tokens = min(c.burst, b.tokens+now.Sub(b.at).Seconds()*c.perSecond)
 		b.at = now
@@ -165,7 +166,7 @@ func (c *callRate) refill(b *bucket, now time.Time) {
 
 // scan, at most once per maxRateWait, drops turns long past (their
 // TokenRequest went away) and buckets that are full again.
-func (c *callRate) scan(now time.Time) {
+func (c *CallRate) scan(now time.Time) {
 	if now.Sub(c.lastScan) < maxRateWait {
 		return
 	}
@@ -183,6 +184,7 @@ func (c *callRate) scan(now time.Time) {
 	}
 }
 
-func (c *callRate) busyMessage() string {
-	return fmt.Sprintf("this namespace's token calls are limited to %g per second (burst %g) and it has been using them all for more than %s; waiting for its turn", c.perSecond, c.burst, slowCalls)
+// BusyMessage is the status message of a namespace that waits for its turn.
+func (c *CallRate) BusyMessage() string {
+	return fmt.Sprintf("this namespace's token calls are limited to %g per second (burst %g) and it has been using them all for more than %s; waiting for its turn", c.perSecond, c.burst, SlowCalls)
 }
