@@ -1,11 +1,13 @@
 package controller
 
 import (
+	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
+
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/secretdata"
 	"github.com/token-operator/token-operator/internal/tokensource"
-	"k8s.io/apimachinery/pkg/types"
-	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

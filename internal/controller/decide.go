@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/renewal"
+	"github.com/token-operator/token-operator/internal/resolve"
 	"github.com/token-operator/token-operator/internal/secretdata"
 )
 
@@ -39,13 +40,13 @@ type observed struct {
 	// it still exists; nil otherwise.
 	former *corev1.Secret
 	// credErr says why the credential cannot be used (credentialOK false).
-	credErr *credentialError
+	credErr *resolve.Refusal
 	// fetched is the token call's outcome, once a plan asked for it.
 	fetched *fetched
 	// retryNotBefore is a Retry-After the token service asked for, remembered in memory.
 	retryNotBefore time.Time
 	// from is where the token comes from: the spec or an issuer.
-	from issuing
+	from resolve.Source
 	// clientID is the client the token is for (the issuer's with issuerRef).
 	clientID string
 }

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/resolve"
 )
 
 // +kubebuilder:rbac:groups=tokens.token-operator.io,resources=tokenissuers;clustertokenissuers,verbs=get;list;watch
@@ -35,18 +36,16 @@ type IssuerReconciler struct {
 // issuerObject is an issuer of either kind with its spec and status.
 type issuerObject struct {
 	client.Object
-	spec              *v1.IssuerSpec
-	status            *v1.IssuerStatus
-	allowedNamespaces *v1.AllowedNamespaces
+	status *v1.IssuerStatus
 }
 
 func (r *IssuerReconciler) newObject() issuerObject {
 	if r.Kind == v1.KindClusterTokenIssuer {
 		c := &v1.ClusterTokenIssuer{}
-		return issuerObject{Object: c, spec: &c.Spec.IssuerSpec, status: &c.Status}
+		return issuerObject{Object: c, status: &c.Status}
 	}
 	t := &v1.TokenIssuer{}
-	return issuerObject{Object: t, spec: &t.Spec.IssuerSpec, status: &t.Status}
+	return issuerObject{Object: t, status: &t.Status}
 }
 
 // Reconcile checks one issuer and writes its status.
@@ -57,9 +56,6 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			r.Requests.Metrics.ForgetIssuer(r.Kind, req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if c, ok := obj.Object.(*v1.ClusterTokenIssuer); ok {
-		obj.allowedNamespaces = c.Spec.AllowedNamespaces
 	}
 	orig := obj.DeepCopyObject().(client.Object)
 	st := obj.status
@@ -93,19 +89,8 @@ func (r *IssuerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 
 // check says whether the issuer's configuration and credential can be used.
 func (r *IssuerReconciler) check(ctx context.Context, obj issuerObject) (metav1.Condition, error) {
-	spec := obj.spec
-	from := issuing{spec: *spec, credential: &spec.Credential, credentialNamespace: obj.GetNamespace(), scopesLater: true,
-		ref: r.Kind + "/" + obj.GetName()}
-	if r.Kind == v1.KindClusterTokenIssuer {
-		from.credentialNamespace = r.Requests.ClusterResourceNamespace
-		if sel := obj.allowedNamespaces; sel != nil && sel.Selector != nil {
-			if _, err := metav1.LabelSelectorAsSelector(sel.Selector); err != nil {
-				return notReady(v1.ReasonInvalidSpec, "allowedNamespaces.selector: "+err.Error()), nil
-			}
-		}
-	}
-	_, _, _, err := r.Requests.buildRequest(ctx, from, nil)
-	var ce *credentialError
+	err := r.Requests.Resolver.CheckIssuer(ctx, obj.Object)
+	var ce *resolve.Refusal
 	switch {
 	case err == nil:
 		return metav1.Condition{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1.ReasonIssuerChecked,

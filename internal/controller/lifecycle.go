@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/resolve"
 )
 
 // leaveFormer deletes or releases, as planned, the Secret a renamed output
@@ -80,7 +81,7 @@ func (r *TokenRequestReconciler) restartOwed(ctx context.Context, tr *v1.TokenRe
 			continue
 		}
 		if err := r.restartTarget(ctx, tr.Namespace, t, tr.Status.LastRefreshTime.Time); err != nil {
-			var ce *credentialError
+			var ce *resolve.Refusal
 			if errors.As(err, &ce) { // 403: retrying every restartWindow would not help
 				denied = append(denied, err.Error())
 				continue

@@ -12,6 +12,7 @@ import (
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/renewal"
+	"github.com/token-operator/token-operator/internal/resolve"
 	"github.com/token-operator/token-operator/internal/secretdata"
 	"github.com/token-operator/token-operator/internal/tokensource"
 )
@@ -135,7 +136,7 @@ func settleConflict(tr *v1.TokenRequest, o observed, ev *[]pendingEvent) {
 func settleCredentialError(tr *v1.TokenRequest, o observed, ev *[]pendingEvent) {
 	ce := o.credErr
 	if ce == nil {
-		ce = &credentialError{Reason: v1.ReasonInvalidSpec, Message: "the credential cannot be used"}
+		ce = &resolve.Refusal{Reason: v1.ReasonInvalidSpec, Message: "the credential cannot be used"}
 	}
 	if problemReason(tr) != ce.Reason || problemMessage(tr) != ce.Message {
 		addEvent(ev, corev1.EventTypeWarning, ce.Reason, ce.Message)
@@ -288,7 +289,7 @@ func announce(tr *v1.TokenRequest, o observed, t secretdata.Token, newToken bool
 	}
 	markIssued(tr, t, o.secretName, reason)
 	if newToken {
-		addEvent(ev, corev1.EventTypeNormal, reason, fmt.Sprintf("wrote a new token into Secret %q, valid until %s%s", o.secretName, formatTime(t.ExpiresAt), o.from.via()))
+		addEvent(ev, corev1.EventTypeNormal, reason, fmt.Sprintf("wrote a new token into Secret %q, valid until %s%s", o.secretName, formatTime(t.ExpiresAt), o.from.Via()))
 		// Owed until done, and recorded so that an operator restart never repeats them.
 		tr.Status.PendingRestarts = slices.Clone(tr.Spec.RolloutRestartTargets)
 		if markLifetime(tr, t.ExpiresAt.Sub(t.IssuedAt), o.policy.MinRemaining) {
@@ -306,7 +307,7 @@ func settleFailure(tr *v1.TokenRequest, o observed, p *plan, err error) {
 	reason, retryable, retryAfter := classify(err)
 	retryAfter = capRetryAfter(retryAfter, o)
 	msg := err.Error()
-	var ce *credentialError
+	var ce *resolve.Refusal
 	if errors.As(err, &ce) {
 		msg = ce.Message
 	}

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/resolve"
 )
 
 // restartTarget restarts a workload that reads the token only at start, the
@@ -27,7 +28,7 @@ func (r *TokenRequestReconciler) restartTarget(ctx context.Context, namespace st
 	obj.SetName(t.Name)
 	if err := r.Client.Patch(ctx, obj, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
 		if apierrors.IsForbidden(err) {
-			return forbidden(fmt.Sprintf("patching %s %q for a rollout restart (apps %ss patch)", t.Kind, t.Name, strings.ToLower(t.Kind)), namespace)
+			return resolve.Forbidden(fmt.Sprintf("patching %s %q for a rollout restart (apps %ss patch)", t.Kind, t.Name, strings.ToLower(t.Kind)), namespace)
 		}
 		return fmt.Errorf("restarting %s %q: %w", t.Kind, t.Name, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/resolve"
 	"github.com/token-operator/token-operator/internal/tokensource"
 )
 
@@ -83,6 +84,9 @@ func (r *TokenRequestReconciler) SetupWithManager(ctx context.Context, mgr ctrl.
 	r.slots = tokensource.NewCallSlots(opts.MaxTokenCallsPerNamespace)
 	r.rate = tokensource.NewCallRate(opts.TokenCallsPerNamespacePerSecond, opts.TokenCallBurstPerNamespace)
 	r.Metadata = opts.SecretMetadata
+	if r.Resolver.Metadata == nil {
+		r.Resolver.Metadata = opts.SecretMetadata
+	}
 	if err := r.indexFields(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
@@ -151,11 +155,7 @@ func metadataOf(kind string) *metav1.PartialObjectMetadata {
 }
 
 func credentialIndex(o client.Object) []string {
-	s := sourceOf(o.(*v1.TokenRequest))
-	if s.kind == "" {
-		return nil
-	}
-	return []string{s.kind + "/" + s.name}
+	return keys(resolve.CredentialKey(o.(*v1.TokenRequest).Spec.Credential))
 }
 
 func issuerIndex(o client.Object) []string {
@@ -163,7 +163,7 @@ func issuerIndex(o client.Object) []string {
 	if ref == nil {
 		return nil
 	}
-	return []string{issuerKind(ref) + "/" + ref.Name}
+	return []string{resolve.IssuerKind(ref) + "/" + ref.Name}
 }
 
 func issuerCredentialIndex(o client.Object) []string {
@@ -174,11 +174,14 @@ func issuerCredentialIndex(o client.Object) []string {
 	case *v1.ClusterTokenIssuer:
 		c = &i.Spec.Credential
 	}
-	s := credentialSourceOf(c)
-	if s.kind == "" {
+	return keys(resolve.CredentialKey(c))
+}
+
+func keys(key string) []string {
+	if key == "" {
 		return nil
 	}
-	return []string{s.kind + "/" + s.name}
+	return []string{key}
 }
 
 func outputSecretIndex(o client.Object) []string {
@@ -289,7 +292,7 @@ func (r *TokenRequestReconciler) clusterIssuerUsersIn(ctx context.Context, ns *m
 	}
 	var reqs []reconcile.Request
 	for _, tr := range trs.Items {
-		if ref := tr.Spec.IssuerRef; ref != nil && issuerKind(ref) == v1.KindClusterTokenIssuer {
+		if ref := tr.Spec.IssuerRef; ref != nil && resolve.IssuerKind(ref) == v1.KindClusterTokenIssuer {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&tr)})
 		}
 	}
@@ -362,7 +365,7 @@ func requestsFor(objs []client.Object) []reconcile.Request {
 func issuerOf(kind string) handler.MapFunc {
 	return func(_ context.Context, o client.Object) []reconcile.Request {
 		ref := o.(*v1.TokenRequest).Spec.IssuerRef
-		if ref == nil || issuerKind(ref) != kind {
+		if ref == nil || resolve.IssuerKind(ref) != kind {
 			return nil
 		}
 		key := types.NamespacedName{Name: ref.Name}
@@ -383,3 +386,10 @@ func (issuerRefChanged) Update(e event.UpdateEvent) bool {
 }
 
 func (issuerRefChanged) Generic(event.GenericEvent) bool { return false }
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

@@ -6,11 +6,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"

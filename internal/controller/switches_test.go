@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -10,21 +9,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/resolve"
 	"github.com/token-operator/token-operator/internal/secretdata"
 )
 
-// With a feature switched off, what needs it is refused before any API or
+// With restarts switched off, restart targets are refused before any API or
 // token call, with a reason that names the flag; the rest is untouched.
+// (Service account credentials switched off: internal/resolve.)
 func TestSwitchedOffFeaturesAreRefusedWithTheirReason(t *testing.T) {
-	r := &TokenRequestReconciler{NoServiceAccountCredentials: true, NoRolloutRestarts: true} // no client: any API call would panic
-	sa := &v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "workload"}}
-	_, _, _, err := r.loadCredential(context.Background(), issuing{credential: sa, credentialNamespace: "team-a"})
-	checkRefusal(t, err, v1.ReasonServiceAccountCredentialsDisabled, "--enable-service-account-credentials=false")
-	// Through an issuer the reason stays: the operator's setting, not the issuer's fault.
-	from := issuing{credential: sa, credentialNamespace: "team-a", issuer: "TokenIssuer/x", label: `TokenIssuer "x"`}
-	_, _, _, err = r.buildRequest(context.Background(), from, nil)
-	checkRefusal(t, err, v1.ReasonServiceAccountCredentialsDisabled, "--enable-service-account-credentials=false")
-
+	r := &TokenRequestReconciler{NoRolloutRestarts: true} // no client: any API call would panic
 	tr := &v1.TokenRequest{Spec: v1.TokenRequestSpec{RolloutRestartTargets: []v1.RolloutRestartTarget{{Kind: "Deployment", Name: "app"}}}}
 	checkRefusal(t, r.checkRestarts(tr), v1.ReasonRolloutRestartsDisabled, "--enable-rollout-restarts=false")
 	if err := r.checkRestarts(&v1.TokenRequest{}); err != nil {
@@ -37,7 +30,7 @@ func TestSwitchedOffFeaturesAreRefusedWithTheirReason(t *testing.T) {
 
 func checkRefusal(t *testing.T, err error, reason, flag string) {
 	t.Helper()
-	var ce *credentialError
+	var ce *resolve.Refusal
 	if !errors.As(err, &ce) || ce.Reason != reason || !strings.Contains(ce.Message, flag) {
 		t.Errorf("got %v, want %s naming %s", err, reason, flag)
 	}
@@ -51,7 +44,7 @@ func TestARefusalIsStalledAndKeepsTheLastGoodToken(t *testing.T) {
 	for _, reason := range []string{v1.ReasonServiceAccountCredentialsDisabled, v1.ReasonRolloutRestartsDisabled, v1.ReasonPermissionDenied} {
 		tr := &v1.TokenRequest{}
 		tr.Status.Conditions = []metav1.Condition{{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1.ReasonIssued}}
-		o := observed{now: now, tr: tr, secretName: "out", credErr: &credentialError{Reason: reason, Message: "refused"},
+		o := observed{now: now, tr: tr, secretName: "out", credErr: &resolve.Refusal{Reason: reason, Message: "refused"},
 			secret: &secretdata.State{HasToken: true, Intact: true, IssuedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)}}
 		p := decide(o)
 		if p.action != actCredentialError || p.write != nil || p.call {
@@ -80,7 +73,7 @@ func isReadyStatus(st v1.TokenRequestStatus) bool {
 func TestARefusedReadIsLookedAtAgainLater(t *testing.T) {
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	for reason, want := range map[string]time.Time{v1.ReasonPermissionDenied: now.Add(permissionRecheck), v1.ReasonServiceAccountCredentialsDisabled: {}} {
-		o := observed{now: now, tr: &v1.TokenRequest{}, secretName: "out", credErr: &credentialError{Reason: reason, Message: "refused"}}
+		o := observed{now: now, tr: &v1.TokenRequest{}, secretName: "out", credErr: &resolve.Refusal{Reason: reason, Message: "refused"}}
 		if p := decide(o); !p.requeueAt.Equal(want) {
 			t.Errorf("%s: looks again at %v, want %v", reason, p.requeueAt, want)
 		}

@@ -28,6 +28,7 @@ import (
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/metrics"
 	"github.com/token-operator/token-operator/internal/renewal"
+	"github.com/token-operator/token-operator/internal/resolve"
 	"github.com/token-operator/token-operator/internal/secretdata"
 	"github.com/token-operator/token-operator/internal/tokensource"
 )
@@ -45,30 +46,24 @@ type TokenRequestReconciler struct {
 	MaxSecretBytes int
 	// ClusterResourceNamespace holds the credentials of ClusterTokenIssuers.
 	ClusterResourceNamespace string
-	Scheme                   *runtime.Scheme
-	Recorder                 events.EventRecorder
-	Tokens                   TokenService
-	Clock                    clock.PassiveClock
-	Metrics                  *metrics.Collectors
+	// Resolver finds each TokenRequest's issuer and credential.
+	Resolver *resolve.Resolver
+	Scheme   *runtime.Scheme
+	Recorder events.EventRecorder
+	Tokens   TokenService
+	Clock    clock.PassiveClock
+	Metrics  *metrics.Collectors
 	// MinRemaining is the validity a refreshed Secret keeps at least, for kubelet to propagate it.
 	MinRemaining time.Duration
 	// MinRefreshInterval is the shortest time from a token's issue to its
 	// planned refresh (at most half its lifetime): no stale hint or odd
 	// renewal setting can make a TokenRequest call its token service in a loop.
 	MinRefreshInterval time.Duration
-	// Audiences decides the audiences of minted service-account tokens (nil: refuse only the usual API server forms).
-	Audiences *ServiceAccountAudiences
-	// NoServiceAccountCredentials refuses ServiceAccount credentials
-	// (--enable-service-account-credentials=false), for an install whose
-	// RBAC grants no serviceaccounts/token create.
-	NoServiceAccountCredentials bool
 	// NoRolloutRestarts refuses spec.rolloutRestartTargets
 	// (--enable-rollout-restarts=false), for an install whose RBAC grants
 	// no workload patch.
 	NoRolloutRestarts bool
 
-	// credentials holds parsed credentials by Secret version.
-	credentials parsedCredentials
 	// slots bounds each namespace's token calls under way (nil: no bound).
 	slots *tokensource.CallSlots
 	// rate bounds each namespace's token calls per second (nil: no bound).
@@ -226,7 +221,9 @@ func (r *TokenRequestReconciler) gather(ctx context.Context, tr *v1.TokenRequest
 		}
 		o.secret = &state
 	}
-	treq, credVersion, credIdentity, credErr := r.request(ctx, tr, &o)
+	res, credErr := r.Resolver.Resolve(ctx, tr)
+	o.from, o.clientID = res.Source, res.ClientID
+	treq, credVersion, credIdentity := res.Request, res.Version, res.Identity
 	if credErr == nil {
 		credErr = checkTemplate(tr)
 	}
@@ -247,17 +244,6 @@ func (r *TokenRequestReconciler) gather(ctx context.Context, tr *v1.TokenRequest
 		o.attemptHash = attemptHash(attempt, treq.AllowedHosts)
 	}
 	return o, treq, nil
-}
-
-// request resolves tr's issuer and builds its token request.
-func (r *TokenRequestReconciler) request(ctx context.Context, tr *v1.TokenRequest, o *observed) (tokensource.Request, string, string, error) {
-	from, err := r.resolve(ctx, tr)
-	o.from = from
-	if err != nil {
-		return tokensource.Request{}, "", "", err
-	}
-	o.clientID = from.spec.ClientID
-	return r.buildRequest(ctx, from, tr.Spec.Scopes)
 }
 
 func (r *TokenRequestReconciler) policy(tr *v1.TokenRequest) renewal.Policy {
@@ -348,7 +334,7 @@ func mayWrite(s *corev1.Secret, tr *v1.TokenRequest) bool {
 // any call to the token service; the message names the key, never a value.
 func checkTemplate(tr *v1.TokenRequest) error {
 	if err := secretdata.ValidateTemplate(tr.Spec.SecretTemplate); err != nil {
-		return &credentialError{Reason: v1.ReasonInvalidTemplate, Message: err.Error()}
+		return &resolve.Refusal{Reason: v1.ReasonInvalidTemplate, Message: err.Error()}
 	}
 	return nil
 }
@@ -360,7 +346,7 @@ func (r *TokenRequestReconciler) checkRestarts(tr *v1.TokenRequest) error {
 	if !r.NoRolloutRestarts || len(tr.Spec.RolloutRestartTargets) == 0 {
 		return nil
 	}
-	return &credentialError{Reason: v1.ReasonRolloutRestartsDisabled, Message: "spec.rolloutRestartTargets asks for rollout restarts, " +
+	return &resolve.Refusal{Reason: v1.ReasonRolloutRestartsDisabled, Message: "spec.rolloutRestartTargets asks for rollout restarts, " +
 		"but this operator runs with --enable-rollout-restarts=false and may not patch workloads; remove the targets " +
 		"(and have the workload re-read the mounted Secret) or ask the cluster administrator"}
 }
@@ -385,7 +371,7 @@ func (r *TokenRequestReconciler) fetch(ctx context.Context, tr *v1.TokenRequest,
 	}
 	tok, err := r.Tokens.Token(ctx, user, treq, fresh)
 	if err != nil {
-		err = o.from.wrap(consentError(o.from, treq.AllowedHosts, err))
+		err = o.from.Explain(err, treq.AllowedHosts)
 		reason, _, _ := classify(err)
 		log.FromContext(ctx).Info("getting a token failed", "reason", reason, "error", err.Error(), "attempt", tr.Status.FailedAttempts+1)
 	}
@@ -472,7 +458,7 @@ func classify(err error) (reason string, retryable bool, retryAfter time.Duratio
 	var te *tokensource.Error
 	var refused *tokensource.HostNotAllowedError
 	var cfg *tokensource.ConfigError
-	var ce *credentialError
+	var ce *resolve.Refusal
 	var large *tokensource.TokenTooLargeError
 	switch {
 	case errors.As(err, &large):

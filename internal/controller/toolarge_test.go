@@ -8,12 +8,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/resolve"
 	"github.com/token-operator/token-operator/internal/tokensource"
 )
 
 func TestClassifyTokenTooLargeAsTerminal(t *testing.T) {
 	err := error(&tokensource.TokenTooLargeError{Size: 900 << 10, Max: 64 << 10})
-	for _, e := range []error{err, (issuing{issuer: "ClusterTokenIssuer//corp/uid", label: `ClusterTokenIssuer "corp"`}).wrap(err)} {
+	for _, e := range []error{err, resolve.Source{}.Explain(err, nil)} {
 		reason, retryable, after := classify(e)
 		if reason != v1.ReasonTokenTooLarge || retryable || after != 0 {
 			t.Errorf("classify(%v) = %s, retryable %v, after %s", e, reason, retryable, after)

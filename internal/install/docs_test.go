@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
-	"github.com/token-operator/token-operator/internal/controller"
+	"github.com/token-operator/token-operator/internal/resolve"
 	"github.com/token-operator/token-operator/internal/tokensource"
 )
 
@@ -213,7 +213,7 @@ func checkCredentialsCarryConsent(t *testing.T, source string, objs []*unstructu
 func consentAdmits(annotation, endpoint string) bool {
 	req := tokensource.Request{
 		TokenURL:     endpoint,
-		AllowedHosts: controller.ConsentHosts(map[string]string{v1.AnnotationAllowedIssuers: annotation}),
+		AllowedHosts: resolve.ConsentHosts(map[string]string{v1.AnnotationAllowedIssuers: annotation}),
 	}
 	return req.CheckConfiguredHost() == nil
 }

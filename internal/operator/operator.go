@@ -30,6 +30,7 @@ import (
 	tokensv1alpha1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/controller"
 	"github.com/token-operator/token-operator/internal/metrics"
+	"github.com/token-operator/token-operator/internal/resolve"
 	"github.com/token-operator/token-operator/internal/tokencache"
 	"github.com/token-operator/token-operator/internal/tokensource"
 )
@@ -169,7 +170,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	if err := tokensource.ValidateAllowedIssuerHosts(o.AllowedIssuerHosts); err != nil {
 		return nil, fmt.Errorf("--allowed-issuer-hosts: %w", err)
 	}
-	if err := controller.ValidateAllowedAudiences(o.AllowedServiceAccountAudiences); err != nil {
+	if err := resolve.ValidateAllowedAudiences(o.AllowedServiceAccountAudiences); err != nil {
 		return nil, fmt.Errorf("--allowed-service-account-audiences: %w", err)
 	}
 	scheme := NewScheme()
@@ -243,25 +244,30 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		AllowHTTPLoopback: o.AllowHTTPLoopback, AllowedIssuerHosts: o.AllowedIssuerHosts,
 		MaxTokenBytes: o.MaxTokenBytes,
 	})
-	discoverAudiences, err := controller.APIServerAudiences(mgr.GetConfig(), mgr.GetHTTPClient())
+	discoverAudiences, err := resolve.APIServerAudiences(mgr.GetConfig(), mgr.GetHTTPClient())
 	if err != nil {
 		return nil, err
 	}
+	tokens := tokencache.NewSharedTokens(engine, o.Clock, o.TokenRequestTimeout, m)
 	r := &controller.TokenRequestReconciler{
-		Client:                      mgr.GetClient(),
-		APIReader:                   mgr.GetAPIReader(),
-		Scheme:                      scheme,
-		Recorder:                    recorder,
-		Tokens:                      tokencache.NewSharedTokens(engine, o.Clock, o.TokenRequestTimeout, m),
-		Clock:                       o.Clock,
-		Metrics:                     m,
-		MaxSecretBytes:              maxSecretBytes,
-		MinRemaining:                o.MinRemainingLifetime,
-		MinRefreshInterval:          o.MinRefreshInterval,
-		ClusterResourceNamespace:    o.ClusterResourceNamespace,
-		Audiences:                   &controller.ServiceAccountAudiences{Allowed: o.AllowedServiceAccountAudiences, Discover: discoverAudiences, Clock: o.Clock},
-		NoServiceAccountCredentials: !o.EnableServiceAccountCredentials,
-		NoRolloutRestarts:           !o.EnableRolloutRestarts,
+		Client:                   mgr.GetClient(),
+		APIReader:                mgr.GetAPIReader(),
+		Scheme:                   scheme,
+		Recorder:                 recorder,
+		Tokens:                   tokens,
+		Clock:                    o.Clock,
+		Metrics:                  m,
+		MaxSecretBytes:           maxSecretBytes,
+		MinRemaining:             o.MinRemainingLifetime,
+		MinRefreshInterval:       o.MinRefreshInterval,
+		ClusterResourceNamespace: o.ClusterResourceNamespace,
+		Resolver: &resolve.Resolver{
+			Cached: mgr.GetClient(), Direct: mgr.GetAPIReader(), Metadata: secretMeta, Minter: mgr.GetClient(), Policy: tokens,
+			ClusterResourceNamespace:    o.ClusterResourceNamespace,
+			Audiences:                   &resolve.ServiceAccountAudiences{Allowed: o.AllowedServiceAccountAudiences, Discover: discoverAudiences, Clock: o.Clock},
+			NoServiceAccountCredentials: !o.EnableServiceAccountCredentials,
+		},
+		NoRolloutRestarts: !o.EnableRolloutRestarts,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.SetupOptions{
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles, MaxTokenCallsPerNamespace: o.MaxTokenCallsPerNamespace, SecretMetadata: secretMeta,

@@ -1,4 +1,4 @@
-package controller
+package resolve
 
 // ConsentHosts is the host list a credential's allowed-issuers annotation
 // grants, read as the operator reads it; tokensource.Request.AllowedHosts

@@ -1,4 +1,4 @@
-package controller
+package resolve
 
 import (
 	"context"
@@ -70,7 +70,7 @@ func (p *parsedCredentials) drop(k parsedKey) {
 // an informer). holder carries the Secret's identity and version only.
 // The Secret's reservation is checked for from first, on every call, and a
 // refused use parses nothing.
-func (r *TokenRequestReconciler) secretCredential(ctx context.Context, from issuing, name string, ref any, parse func(*corev1.Secret) (credential.Credential, error)) (cred credential.Credential, allowed []string, holder metav1.Object, err error) {
+func (r *Resolver) secretCredential(ctx context.Context, from Source, name string, ref any, parse func(*corev1.Secret) (credential.Credential, error)) (cred credential.Credential, allowed []string, holder metav1.Object, err error) {
 	namespace, src := from.credentialNamespace, credentialSource{"Secret", name}
 	how, _ := json.Marshal(ref)
 	key := parsedKey{namespace: namespace, name: name, how: string(how)}
@@ -107,7 +107,7 @@ func (r *TokenRequestReconciler) secretCredential(ctx context.Context, from issu
 }
 
 // cachedSecretMeta is the Secret's metadata from the metadata cache, or nil.
-func (r *TokenRequestReconciler) cachedSecretMeta(ctx context.Context, namespace, name string) *metav1.PartialObjectMetadata {
+func (r *Resolver) cachedSecretMeta(ctx context.Context, namespace, name string) *metav1.PartialObjectMetadata {
 	if r.Metadata == nil {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package controller
+package resolve
 
 import (
 	"context"
@@ -18,9 +18,9 @@ import (
 	"github.com/token-operator/token-operator/internal/tokensource"
 )
 
-// issuing is where a TokenRequest's token comes from: its own spec, or a
+// Source is where a TokenRequest's token comes from: its own spec, or a
 // TokenIssuer or ClusterTokenIssuer it names.
-type issuing struct {
+type Source struct {
 	spec                v1.IssuerSpec
 	credential          *v1.Credential
 	credentialNamespace string
@@ -37,24 +37,31 @@ type issuing struct {
 
 // wrap puts an issuer's credential or configuration problem in terms the
 // TokenRequest's owner can act on: the issuer is not ready.
-func (from issuing) wrap(err error) error {
-	var ce *credentialError
+func (from Source) wrap(err error) error {
+	var ce *Refusal
 	if from.issuer == "" || !errors.As(err, &ce) || ce.direct {
 		return err
 	}
-	return &credentialError{Reason: v1.ReasonIssuerNotReady, Message: fmt.Sprintf("%s is not ready: %s: %s", from.label, ce.Reason, ce.Message)}
+	return &Refusal{Reason: v1.ReasonIssuerNotReady, Message: fmt.Sprintf("%s is not ready: %s: %s", from.label, ce.Reason, ce.Message)}
 }
 
-// via names the issuer for an event, empty for a TokenRequest's own spec.
-func (from issuing) via() string {
+// Explain puts a token call's error in terms the TokenRequest's owner can
+// act on: a refused host says how to consent, an issuer's fault says the
+// issuer is not ready. allowed is the credential's consent.
+func (from Source) Explain(err error, allowed []string) error {
+	return from.wrap(consentError(from, allowed, err))
+}
+
+// Via names the issuer for an event, empty for a TokenRequest's own spec.
+func (from Source) Via() string {
 	if from.label == "" {
 		return ""
 	}
 	return ", from " + from.label
 }
 
-// issuerKind is the kind an IssuerReference names; TokenIssuer by default.
-func issuerKind(ref *v1.IssuerReference) string {
+// IssuerKind is the kind an IssuerReference names; TokenIssuer by default.
+func IssuerKind(ref *v1.IssuerReference) string {
 	if ref.Kind == v1.KindClusterTokenIssuer {
 		return v1.KindClusterTokenIssuer
 	}
@@ -62,25 +69,25 @@ func issuerKind(ref *v1.IssuerReference) string {
 }
 
 // resolve finds what tr's token comes from and whether tr may use it. A
-// refusal is a *credentialError, found before any call to a token service.
-func (r *TokenRequestReconciler) resolve(ctx context.Context, tr *v1.TokenRequest) (issuing, error) {
+// refusal is a *Refusal, found before any call to a token service.
+func (r *Resolver) resolve(ctx context.Context, tr *v1.TokenRequest) (Source, error) {
 	// Before any allowedScopes pattern sees them (objects stored before
 	// the API refused such scopes).
 	if err := tokensource.CheckScopes(tr.Spec.Scopes); err != nil {
-		return issuing{}, specError(err)
+		return Source{}, specError(err)
 	}
 	ref := tr.Spec.IssuerRef
 	if ref == nil {
 		s := tr.Spec
-		return issuing{
+		return Source{
 			spec: v1.IssuerSpec{Authority: s.Authority, IssuerURL: s.IssuerURL, TokenURL: s.TokenURL, AzureRegion: s.AzureRegion,
 				ClientID: s.ClientID, ExtraParameters: s.ExtraParameters},
 			credential: s.Credential, credentialNamespace: tr.Namespace,
 		}, nil
 	}
-	var from issuing
+	var from Source
 	var err error
-	if issuerKind(ref) == v1.KindClusterTokenIssuer {
+	if IssuerKind(ref) == v1.KindClusterTokenIssuer {
 		from, err = r.clusterIssuer(ctx, tr, ref.Name)
 	} else {
 		from, err = r.namespacedIssuer(ctx, tr, ref.Name)
@@ -93,18 +100,18 @@ func (r *TokenRequestReconciler) resolve(ctx context.Context, tr *v1.TokenReques
 		if bad == "" {
 			msg = fmt.Sprintf("%s allows only the scopes it lists; name one in spec.scopes", from.label)
 		}
-		return from, &credentialError{Reason: v1.ReasonScopeNotAllowed, Message: msg}
+		return from, &Refusal{Reason: v1.ReasonScopeNotAllowed, Message: msg}
 	}
 	return from, nil
 }
 
-func (r *TokenRequestReconciler) clusterIssuer(ctx context.Context, tr *v1.TokenRequest, name string) (issuing, error) {
+func (r *Resolver) clusterIssuer(ctx context.Context, tr *v1.TokenRequest, name string) (Source, error) {
 	label := fmt.Sprintf("ClusterTokenIssuer %q", name)
 	ci := &v1.ClusterTokenIssuer{}
-	if err := r.Client.Get(ctx, types.NamespacedName{Name: name}, ci); err != nil {
-		return issuing{}, issuerGetError(err, label)
+	if err := r.Cached.Get(ctx, types.NamespacedName{Name: name}, ci); err != nil {
+		return Source{}, issuerGetError(err, label)
 	}
-	from := issuing{
+	from := Source{
 		spec: ci.Spec.IssuerSpec, credential: &ci.Spec.Credential, credentialNamespace: r.ClusterResourceNamespace,
 		issuer: strings.Join([]string{v1.KindClusterTokenIssuer, name, string(ci.UID)}, "/"), label: label,
 		ref: v1.KindClusterTokenIssuer + "/" + name,
@@ -114,18 +121,18 @@ func (r *TokenRequestReconciler) clusterIssuer(ctx context.Context, tr *v1.Token
 		return from, err
 	}
 	if !allowed {
-		return from, &credentialError{Reason: v1.ReasonIssuerNotAllowed, Message: fmt.Sprintf("%s does not allow namespace %q", label, tr.Namespace)}
+		return from, &Refusal{Reason: v1.ReasonIssuerNotAllowed, Message: fmt.Sprintf("%s does not allow namespace %q", label, tr.Namespace)}
 	}
 	return from, nil
 }
 
-func (r *TokenRequestReconciler) namespacedIssuer(ctx context.Context, tr *v1.TokenRequest, name string) (issuing, error) {
+func (r *Resolver) namespacedIssuer(ctx context.Context, tr *v1.TokenRequest, name string) (Source, error) {
 	label := fmt.Sprintf("TokenIssuer %q", name)
 	ti := &v1.TokenIssuer{}
-	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: name}, ti); err != nil {
-		return issuing{}, issuerGetError(err, label+" in namespace "+tr.Namespace)
+	if err := r.Cached.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: name}, ti); err != nil {
+		return Source{}, issuerGetError(err, label+" in namespace "+tr.Namespace)
 	}
-	return issuing{
+	return Source{
 		spec: ti.Spec.IssuerSpec, credential: &ti.Spec.Credential, credentialNamespace: ti.Namespace,
 		issuer: strings.Join([]string{v1.KindTokenIssuer, ti.Namespace, name, string(ti.UID)}, "/"), label: label,
 		ref: v1.KindTokenIssuer + "/" + name,
@@ -134,14 +141,14 @@ func (r *TokenRequestReconciler) namespacedIssuer(ctx context.Context, tr *v1.To
 
 func issuerGetError(err error, label string) error {
 	if apierrors.IsNotFound(err) {
-		return &credentialError{Reason: v1.ReasonIssuerNotFound, Message: label + " not found"}
+		return &Refusal{Reason: v1.ReasonIssuerNotFound, Message: label + " not found"}
 	}
 	return err
 }
 
 // namespaceAllowed applies a ClusterTokenIssuer's allowedNamespaces; the
 // namespace's labels come from the metadata cache.
-func (r *TokenRequestReconciler) namespaceAllowed(ctx context.Context, allowed *v1.AllowedNamespaces, namespace string) (bool, error) {
+func (r *Resolver) namespaceAllowed(ctx context.Context, allowed *v1.AllowedNamespaces, namespace string) (bool, error) {
 	if allowed == nil {
 		return true, nil
 	}
@@ -153,7 +160,7 @@ func (r *TokenRequestReconciler) namespaceAllowed(ctx context.Context, allowed *
 	}
 	sel, err := metav1.LabelSelectorAsSelector(allowed.Selector)
 	if err != nil {
-		return false, &credentialError{Reason: v1.ReasonIssuerNotReady, Message: fmt.Sprintf("allowedNamespaces.selector: %v", err)}
+		return false, &Refusal{Reason: v1.ReasonIssuerNotReady, Message: fmt.Sprintf("allowedNamespaces.selector: %v", err)}
 	}
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))

@@ -1,4 +1,4 @@
-package controller
+package resolve
 
 import (
 	"context"
@@ -228,9 +228,9 @@ func ValidateAllowedAudiences(entries []string) error {
 	return nil
 }
 
-// audienceError is the refusal as a credentialError: CredentialNotAllowed,
+// audienceError is the refusal as a Refusal: CredentialNotAllowed,
 // like a host outside --allowed-issuer-hosts, since the spec is well formed
 // but asks for a credential the operator will not make.
 func audienceError(ref *v1.ServiceAccountCredential, why string) error {
-	return &credentialError{Reason: v1.ReasonCredentialNotAllowed, Message: fmt.Sprintf("ServiceAccount %q: %s", ref.Name, why)}
+	return &Refusal{Reason: v1.ReasonCredentialNotAllowed, Message: fmt.Sprintf("ServiceAccount %q: %s", ref.Name, why)}
 }

@@ -1,4 +1,4 @@
-package controller
+package resolve
 
 import (
 	"context"
@@ -32,39 +32,6 @@ const (
 	serviceAccountTokenSeconds = 600
 )
 
-// credentialError is a credential that cannot be used; Reason is a condition reason.
-type credentialError struct {
-	Reason  string
-	Message string
-	// direct: a refusal of this use of the credential rather than a fault
-	// of the issuer, so an issuer's wrap leaves it as it is.
-	direct bool
-}
-
-func (e *credentialError) Error() string { return e.Message }
-
-// Terminal tells the token engine that a credentialError met while getting
-// an assertion is a refusal retrying will not fix, to pass on as it is.
-func (e *credentialError) Terminal() bool { return true }
-
-// serviceAccountsDisabled refuses a ServiceAccount credential when the
-// operator may not mint service account tokens; direct, since it is the
-// operator's setting, not a fault of an issuer.
-func serviceAccountsDisabled(name, namespace string) error {
-	return &credentialError{Reason: v1.ReasonServiceAccountCredentialsDisabled, direct: true, Message: fmt.Sprintf(
-		"the credential is ServiceAccount %q in namespace %q, but this operator runs with --enable-service-account-credentials=false and mints no service account tokens; "+
-			"use a client secret or certificate credential, or ask the cluster administrator", name, namespace)}
-}
-
-// forbidden explains a 403 from the API server: the operator's RBAC
-// lacks a right, which a person must grant. The API server's text is left
-// out; it names nothing the message does not.
-func forbidden(what, namespace string) error {
-	return &credentialError{Reason: v1.ReasonPermissionDenied, direct: true, Message: fmt.Sprintf(
-		"the API server refused the operator %s in namespace %q (403 Forbidden): the operator's RBAC does not grant it there; "+
-			"ask the cluster administrator (a scoped install grants it only in the watched namespaces, and not at all when the feature is turned off)", what, namespace)}
-}
-
 // credentialSource names the object that holds a credential.
 type credentialSource struct {
 	kind, name string // kind is "Secret" or "ServiceAccount"
@@ -83,19 +50,23 @@ func credentialSourceOf(c *v1.Credential) credentialSource {
 	return credentialSource{}
 }
 
-// sourceOf is the credential a TokenRequest names inline; an issuerRef
-// names none of its own.
-func sourceOf(tr *v1.TokenRequest) credentialSource {
-	return credentialSourceOf(tr.Spec.Credential)
+// CredentialKey names the object that holds a credential, "Secret/<name>"
+// or "ServiceAccount/<name>"; "" for none.
+func CredentialKey(c *v1.Credential) string {
+	s := credentialSourceOf(c)
+	if s.kind == "" {
+		return ""
+	}
+	return s.kind + "/" + s.name
 }
 
 // buildRequest reads the credential and returns the token request for scopes,
-// or a *credentialError. Consent is checked here, before any cache lookup.
+// or a *Refusal. Consent is checked here, before any cache lookup.
 // The second result identifies the credential's source and version, never
 // its material; the third, for a TokenRequest using an issuer, the same
 // without the credential's version, so that rotating an issuer's
 // credential reaches its TokenRequests at their next refresh, not all at once.
-func (r *TokenRequestReconciler) buildRequest(ctx context.Context, from issuing, scopes []string) (req tokensource.Request, version, identity string, err error) {
+func (r *Resolver) buildRequest(ctx context.Context, from Source, scopes []string) (req tokensource.Request, version, identity string, err error) {
 	cred, allowed, version, err := r.loadCredential(ctx, from)
 	if err != nil {
 		return tokensource.Request{}, "", "", from.wrap(err)
@@ -116,18 +87,18 @@ func (r *TokenRequestReconciler) buildRequest(ctx context.Context, from issuing,
 	if err := req.Validate(); err != nil {
 		return req, version, identity, from.wrap(specError(err))
 	}
-	if err := r.Tokens.Validate(req); err != nil {
+	if err := r.Policy.Validate(req); err != nil {
 		return req, version, identity, from.wrap(specError(consentError(from, allowed, err)))
 	}
 	return req, version, identity, nil
 }
 
-func (r *TokenRequestReconciler) loadCredential(ctx context.Context, from issuing) (cred credential.Credential, allowed []string, version string, err error) {
+func (r *Resolver) loadCredential(ctx context.Context, from Source) (cred credential.Credential, allowed []string, version string, err error) {
 	c, ns := from.credential, from.credentialNamespace
 	var holder metav1.Object
 	switch {
 	case c == nil:
-		return nil, nil, "", &credentialError{Reason: v1.ReasonInvalidSpec, Message: "spec.credential names no credential"}
+		return nil, nil, "", &Refusal{Reason: v1.ReasonInvalidSpec, Message: "spec.credential names no credential"}
 	case c.ClientSecret != nil:
 		cred, allowed, holder, err = r.loadClientSecret(ctx, from, c.ClientSecret)
 	case c.Certificate != nil:
@@ -145,7 +116,7 @@ func (r *TokenRequestReconciler) loadCredential(ctx context.Context, from issuin
 		}
 		return cred, allowed, version, err
 	default:
-		return nil, nil, "", &credentialError{Reason: v1.ReasonInvalidSpec, Message: "spec.credential names no credential"}
+		return nil, nil, "", &Refusal{Reason: v1.ReasonInvalidSpec, Message: "spec.credential names no credential"}
 	}
 	if holder != nil {
 		version = credentialVersion(holder, *c)
@@ -154,7 +125,7 @@ func (r *TokenRequestReconciler) loadCredential(ctx context.Context, from issuin
 }
 
 // credentialIdentity names where a credential is read from and how, without its version.
-func credentialIdentity(from issuing) string {
+func credentialIdentity(from Source) string {
 	how, _ := json.Marshal(from.credential)
 	return from.credentialNamespace + "/" + string(how)
 }
@@ -167,14 +138,14 @@ func credentialVersion(holder metav1.Object, ref v1.Credential) string {
 	return strings.Join([]string{"Secret", holder.GetNamespace(), holder.GetName(), string(holder.GetUID()), holder.GetResourceVersion(), string(how)}, "/")
 }
 
-func (r *TokenRequestReconciler) readSecret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+func (r *Resolver) readSecret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
 	s := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, s)
+	err := r.Direct.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, s)
 	if apierrors.IsNotFound(err) {
-		return nil, &credentialError{Reason: v1.ReasonCredentialNotFound, Message: fmt.Sprintf("Secret %q not found in namespace %q", name, namespace)}
+		return nil, &Refusal{Reason: v1.ReasonCredentialNotFound, Message: fmt.Sprintf("Secret %q not found in namespace %q", name, namespace)}
 	}
 	if apierrors.IsForbidden(err) {
-		return nil, forbidden(fmt.Sprintf("reading Secret %q (secrets get)", name), namespace)
+		return nil, Forbidden(fmt.Sprintf("reading Secret %q (secrets get)", name), namespace)
 	}
 	return s, err
 }
@@ -182,12 +153,12 @@ func (r *TokenRequestReconciler) readSecret(ctx context.Context, namespace, name
 func secretValue(s *corev1.Secret, key string) ([]byte, error) {
 	v, ok := s.Data[key]
 	if !ok || len(v) == 0 {
-		return nil, &credentialError{Reason: v1.ReasonCredentialNotFound, Message: fmt.Sprintf("Secret %q has no data key %q", s.Name, key)}
+		return nil, &Refusal{Reason: v1.ReasonCredentialNotFound, Message: fmt.Sprintf("Secret %q has no data key %q", s.Name, key)}
 	}
 	return v, nil
 }
 
-func (r *TokenRequestReconciler) loadClientSecret(ctx context.Context, from issuing, ref *v1.ClientSecretCredential) (credential.Credential, []string, metav1.Object, error) {
+func (r *Resolver) loadClientSecret(ctx context.Context, from Source, ref *v1.ClientSecretCredential) (credential.Credential, []string, metav1.Object, error) {
 	return r.secretCredential(ctx, from, ref.Name, ref, func(s *corev1.Secret) (credential.Credential, error) {
 		v, err := secretValue(s, orDefault(ref.Key, defaultClientSecretKey))
 		if err != nil {
@@ -197,7 +168,7 @@ func (r *TokenRequestReconciler) loadClientSecret(ctx context.Context, from issu
 	})
 }
 
-func (r *TokenRequestReconciler) loadCertificate(ctx context.Context, from issuing, ref *v1.CertificateCredential) (credential.Credential, []string, metav1.Object, error) {
+func (r *Resolver) loadCertificate(ctx context.Context, from Source, ref *v1.CertificateCredential) (credential.Credential, []string, metav1.Object, error) {
 	return r.secretCredential(ctx, from, ref.SecretName, ref, func(s *corev1.Secret) (credential.Credential, error) {
 		cert, err := parseCertificateSecret(s, ref)
 		if err != nil {
@@ -239,7 +210,7 @@ func parseCertificateSecret(s *corev1.Secret, ref *v1.CertificateCredential) (*c
 		cert, err = credential.ParseCertificate(certPEM, keyPEM)
 	}
 	if err != nil {
-		return nil, &credentialError{Reason: v1.ReasonInvalidCredential, Message: fmt.Sprintf("Secret %q: %v", s.Name, err)}
+		return nil, &Refusal{Reason: v1.ReasonInvalidCredential, Message: fmt.Sprintf("Secret %q: %v", s.Name, err)}
 	}
 	return cert, nil
 }
@@ -247,13 +218,13 @@ func parseCertificateSecret(s *corev1.Secret, ref *v1.CertificateCredential) (*c
 // loadServiceAccount exchanges a token of the ServiceAccount. The
 // ServiceAccount gives consent the way a Secret does, with the
 // allowed-issuers annotation, because its token proves the workload's identity.
-func (r *TokenRequestReconciler) loadServiceAccount(ctx context.Context, ns string, ref *v1.ServiceAccountCredential) (credential.Credential, []string, error) {
+func (r *Resolver) loadServiceAccount(ctx context.Context, ns string, ref *v1.ServiceAccountCredential) (credential.Credential, []string, error) {
 	sa, err := r.serviceAccountMeta(ctx, ns, ref.Name)
 	if apierrors.IsNotFound(err) {
-		return nil, nil, &credentialError{Reason: v1.ReasonCredentialNotFound, Message: fmt.Sprintf("ServiceAccount %q not found in namespace %q", ref.Name, ns)}
+		return nil, nil, &Refusal{Reason: v1.ReasonCredentialNotFound, Message: fmt.Sprintf("ServiceAccount %q not found in namespace %q", ref.Name, ns)}
 	}
 	if apierrors.IsForbidden(err) {
-		return nil, nil, forbidden(fmt.Sprintf("reading ServiceAccount %q (serviceaccounts get)", ref.Name), ns)
+		return nil, nil, Forbidden(fmt.Sprintf("reading ServiceAccount %q (serviceaccounts get)", ref.Name), ns)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -266,9 +237,9 @@ func (r *TokenRequestReconciler) loadServiceAccount(ctx context.Context, ns stri
 		expiry := int64(serviceAccountTokenSeconds)
 		treq := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: &expiry}}
 		account := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: sa.Namespace, Name: sa.Name}}
-		if err := r.Client.SubResource("token").Create(ctx, account, treq); err != nil {
+		if err := r.Minter.SubResource("token").Create(ctx, account, treq); err != nil {
 			if apierrors.IsForbidden(err) {
-				return "", forbidden(fmt.Sprintf("a token for ServiceAccount %q (serviceaccounts/token create)", ref.Name), sa.Namespace)
+				return "", Forbidden(fmt.Sprintf("a token for ServiceAccount %q (serviceaccounts/token create)", ref.Name), sa.Namespace)
 			}
 			return "", fmt.Errorf("creating a token for ServiceAccount %q: %w", ref.Name, err)
 		}
@@ -280,14 +251,14 @@ func (r *TokenRequestReconciler) loadServiceAccount(ctx context.Context, ns stri
 
 // serviceAccountMeta reads a ServiceAccount's metadata from the watch
 // cache, and directly when the cache has not seen it yet.
-func (r *TokenRequestReconciler) serviceAccountMeta(ctx context.Context, ns, name string) (*metav1.PartialObjectMetadata, error) {
+func (r *Resolver) serviceAccountMeta(ctx context.Context, ns, name string) (*metav1.PartialObjectMetadata, error) {
 	key := types.NamespacedName{Namespace: ns, Name: name}
 	m := metadataOf("ServiceAccount")
-	if err := r.Client.Get(ctx, key, m); err == nil {
+	if err := r.Cached.Get(ctx, key, m); err == nil {
 		return m, nil
 	}
 	sa := &corev1.ServiceAccount{}
-	if err := r.APIReader.Get(ctx, key, sa); err != nil {
+	if err := r.Direct.Get(ctx, key, sa); err != nil {
 		return nil, err
 	}
 	return &metav1.PartialObjectMetadata{ObjectMeta: sa.ObjectMeta}, nil
@@ -306,18 +277,18 @@ func allowedHosts(annotations map[string]string) []string {
 
 // consentError explains a refused host and, for a host that is
 // syntactically valid, how the credential's owner may allow it.
-func consentError(from issuing, allowed []string, err error) error {
+func consentError(from Source, allowed []string, err error) error {
 	var refused *tokensource.HostNotAllowedError
 	if !errors.As(err, &refused) {
 		return err
 	}
 	src := credentialSourceOf(from.credential)
 	if refused.ByOperator {
-		return &credentialError{Reason: v1.ReasonCredentialNotAllowed, Message: fmt.Sprintf(
+		return &Refusal{Reason: v1.ReasonCredentialNotAllowed, Message: fmt.Sprintf(
 			"the operator may not send credentials to %s: it is not in the operator's --allowed-issuer-hosts; ask the cluster administrator", hostForMessage(refused.Host))}
 	}
 	if !validHostPort(refused.Host) {
-		return &credentialError{Reason: v1.ReasonCredentialNotAllowed, Message: fmt.Sprintf(
+		return &Refusal{Reason: v1.ReasonCredentialNotAllowed, Message: fmt.Sprintf(
 			"%s %q does not allow sending its credential to the issuer, whose host is not a valid host name", src.kind, src.name)}
 	}
 	value := strings.Join(append(append([]string{}, allowed...), refused.Host), ",")
@@ -325,7 +296,7 @@ func consentError(from issuing, allowed []string, err error) error {
 	if len(allowed) > 0 {
 		overwrite = " --overwrite"
 	}
-	return &credentialError{Reason: v1.ReasonCredentialNotAllowed, Message: fmt.Sprintf(
+	return &Refusal{Reason: v1.ReasonCredentialNotAllowed, Message: fmt.Sprintf(
 		"%s %q does not allow sending its credential to %q; if you trust %q with this credential: kubectl annotate %s %s -n %s%s %s",
 		src.kind, src.name, refused.Host, refused.Host, strings.ToLower(src.kind), shellQuote(src.name), shellQuote(from.credentialNamespace), overwrite,
 		shellQuote(v1.AnnotationAllowedIssuers+"="+value))}
@@ -366,24 +337,4 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// specError turns a request the token engine refuses before any call into a credentialError.
-func specError(err error) error {
-	var cfg *tokensource.ConfigError
-	if errors.As(err, &cfg) {
-		reason := v1.ReasonInvalidSpec
-		if strings.HasPrefix(cfg.Field, "credential") {
-			reason = v1.ReasonInvalidCredential
-		}
-		return &credentialError{Reason: reason, Message: cfg.Error()}
-	}
-	return err
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }

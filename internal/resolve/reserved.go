@@ -1,4 +1,4 @@
-package controller
+package resolve
 
 import (
 	"context"
@@ -53,7 +53,7 @@ func wellFormedIssuerRef(entry string) bool {
 // check refuses from unless the reservation names its issuer. The refusal
 // stays CredentialNotAllowed through an issuer: the TokenRequest's owner
 // chose an issuer that may not use the credential.
-func (res reservation) check(from issuing, src credentialSource) error {
+func (res reservation) check(from Source, src credentialSource) error {
 	if !res.present || (from.ref != "" && slices.Contains(res.issuers, from.ref)) {
 		return nil
 	}
@@ -68,7 +68,7 @@ func (res reservation) check(from issuing, src credentialSource) error {
 	if from.ref != "" {
 		who = from.ref
 	}
-	return &credentialError{Reason: v1.ReasonCredentialNotAllowed, direct: true, Message: fmt.Sprintf(
+	return &Refusal{Reason: v1.ReasonCredentialNotAllowed, direct: true, Message: fmt.Sprintf(
 		"%s %q is reserved by its annotation %s for %s; %s may not use it",
 		src.kind, src.name, v1.AnnotationReservedFor, allowed, who)}
 }
@@ -76,7 +76,7 @@ func (res reservation) check(from issuing, src credentialSource) error {
 // checkServiceAccountReservation applies the reservation of a
 // ServiceAccount used as a federation credential. A missing account is
 // reported by loadServiceAccount.
-func (r *TokenRequestReconciler) checkServiceAccountReservation(ctx context.Context, from issuing, name string) error {
+func (r *Resolver) checkServiceAccountReservation(ctx context.Context, from Source, name string) error {
 	sa, err := r.serviceAccountMeta(ctx, from.credentialNamespace, name)
 	if apierrors.IsNotFound(err) {
 		return nil
