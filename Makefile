@@ -88,7 +88,7 @@ test-oldest-kube: ## Run the CRD admission tests and an envtest smoke suite agai
 		"$$assets/kube-apiserver" --version | grep -qx "Kubernetes v$$(basename "$$assets")" && \
 		KUBEBUILDER_ASSETS="$$assets" go test $(GO_TEST_FLAGS) -timeout 10m ./api/v1alpha1/ && \
 		KUBEBUILDER_ASSETS="$$assets" go test $(GO_TEST_FLAGS) -timeout 10m -run '^(TestDocsExamplesApply|TestSamplesApply)$$' ./internal/install/ && \
-		KUBEBUILDER_ASSETS="$$assets" go test $(GO_TEST_FLAGS) -timeout 10m -run '$(OLDEST_KUBE_SMOKE)' ./internal/controller/
+		KUBEBUILDER_ASSETS="$$assets" go test $(GO_TEST_FLAGS) -timeout 10m -run '$(OLDEST_KUBE_SMOKE)' ./internal/controller/tokenrequest/
 
 FUZZTIME ?= 5s
 

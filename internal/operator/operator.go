@@ -28,7 +28,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	tokensv1alpha1 "github.com/token-operator/token-operator/api/v1alpha1"
-	"github.com/token-operator/token-operator/internal/controller"
+	"github.com/token-operator/token-operator/internal/controller/index"
+	"github.com/token-operator/token-operator/internal/controller/issuer"
+	"github.com/token-operator/token-operator/internal/controller/tokenrequest"
 	"github.com/token-operator/token-operator/internal/metrics"
 	"github.com/token-operator/token-operator/internal/resolve"
 	"github.com/token-operator/token-operator/internal/tokencache"
@@ -185,8 +187,8 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	// The own-Secret cache asks the TokenRequest cache which Secrets are
 	// wanted; that cache exists once the manager does, before either starts.
 	var requests client.Reader
-	claimed := func(namespace, name string) bool { return controller.OutputClaims(requests)(namespace, name) }
-	maxSecretBytes := controller.MaxOwnSecretBytes(o.MaxTokenBytes)
+	claimed := func(namespace, name string) bool { return tokenrequest.OutputClaims(requests)(namespace, name) }
+	maxSecretBytes := tokenrequest.MaxOwnSecretBytes(o.MaxTokenBytes)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
@@ -199,11 +201,11 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		Controller:                    ctrlConfig(o),
 		Cache: cache.Options{
 			DefaultNamespaces: namespaces,
-			DefaultTransform:  controller.StripForCache,
+			DefaultTransform:  tokenrequest.StripForCache,
 			ByObject: map[client.Object]cache.ByObject{
 				&corev1.Secret{}: {
-					Label:     labels.SelectorFromSet(controller.ManagedSecretSelector()),
-					Transform: controller.OwnSecretTransform(claimed, maxSecretBytes),
+					Label:     labels.SelectorFromSet(tokenrequest.ManagedSecretSelector()),
+					Transform: tokenrequest.OwnSecretTransform(claimed, maxSecretBytes),
 				},
 				&tokensv1alpha1.TokenRequest{}: {Label: shard},
 			},
@@ -225,8 +227,8 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		metaNamespaces[o.ClusterResourceNamespace] = cache.Config{}
 	}
 	secretMeta, err := cache.New(mgr.GetConfig(), cache.Options{
-		Scheme: scheme, Mapper: mgr.GetRESTMapper(), DefaultNamespaces: metaNamespaces, DefaultTransform: controller.StripForCache,
-		ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: controller.UnmanagedSecretSelector(), Transform: controller.KeepSecretIdentity}},
+		Scheme: scheme, Mapper: mgr.GetRESTMapper(), DefaultNamespaces: metaNamespaces, DefaultTransform: tokenrequest.StripForCache,
+		ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: tokenrequest.UnmanagedSecretSelector(), Transform: tokenrequest.KeepSecretIdentity}},
 	})
 	if err != nil {
 		return nil, err
@@ -249,7 +251,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		return nil, err
 	}
 	tokens := tokencache.NewSharedTokens(engine, o.Clock, o.TokenRequestTimeout, m)
-	r := &controller.TokenRequestReconciler{
+	r := &tokenrequest.Reconciler{
 		Client:                   mgr.GetClient(),
 		APIReader:                mgr.GetAPIReader(),
 		Scheme:                   scheme,
@@ -269,10 +271,18 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		},
 		NoRolloutRestarts: !o.EnableRolloutRestarts,
 	}
-	if err := r.SetupWithManager(ctx, mgr, controller.SetupOptions{
+	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
+		return nil, err
+	}
+	if err := r.SetupWithManager(ctx, mgr, tokenrequest.SetupOptions{
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles, MaxTokenCallsPerNamespace: o.MaxTokenCallsPerNamespace, SecretMetadata: secretMeta,
 		TokenCallsPerNamespacePerSecond: o.TokenCallsPerNamespacePerSecond, TokenCallBurstPerNamespace: o.TokenCallBurstPerNamespace,
-		CountIssuerRequests: o.CountIssuerRequests,
+	}); err != nil {
+		return nil, err
+	}
+	if err := issuer.SetupWithManager(mgr, issuer.Options{
+		Resolver: r.Resolver, Metrics: m, SecretMetadata: secretMeta,
+		ClusterResourceNamespace: o.ClusterResourceNamespace, CountRequests: o.CountIssuerRequests,
 	}); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,0 @@
-package controller
-
-// For the envtest suites, which live in package controller_test.
-var CachedWithoutData = cachedWithoutData
-
-const WithoutDataUnclaimed = withoutDataUnclaimed
