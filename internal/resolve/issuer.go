@@ -2,7 +2,6 @@ package resolve
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,48 +16,6 @@ import (
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/tokensource"
 )
-
-// Source is where a TokenRequest's token comes from: its own spec, or a
-// TokenIssuer or ClusterTokenIssuer it names.
-type Source struct {
-	spec                v1.IssuerSpec
-	credential          *v1.Credential
-	credentialNamespace string
-	// issuer identifies the issuer object (kind/namespace/name/uid); empty inline.
-	issuer string
-	// ref names the issuer as a reserved-for annotation does
-	// ("TokenIssuer/<name>", "ClusterTokenIssuer/<name>"); empty inline.
-	ref string
-	// label names the issuer in messages, for example ClusterTokenIssuer "corp".
-	label string
-	// scopesLater: the issuer is checked on its own, without a TokenRequest's scopes.
-	scopesLater bool
-}
-
-// wrap puts an issuer's credential or configuration problem in terms the
-// TokenRequest's owner can act on: the issuer is not ready.
-func (from Source) wrap(err error) error {
-	var ce *Refusal
-	if from.issuer == "" || !errors.As(err, &ce) || ce.direct {
-		return err
-	}
-	return &Refusal{Reason: v1.ReasonIssuerNotReady, Message: fmt.Sprintf("%s is not ready: %s: %s", from.label, ce.Reason, ce.Message)}
-}
-
-// Explain puts a token call's error in terms the TokenRequest's owner can
-// act on: a refused host says how to consent, an issuer's fault says the
-// issuer is not ready. allowed is the credential's consent.
-func (from Source) Explain(err error, allowed []string) error {
-	return from.wrap(consentError(from, allowed, err))
-}
-
-// Via names the issuer for an event, empty for a TokenRequest's own spec.
-func (from Source) Via() string {
-	if from.label == "" {
-		return ""
-	}
-	return ", from " + from.label
-}
 
 // IssuerKind is the kind an IssuerReference names; TokenIssuer by default.
 func IssuerKind(ref *v1.IssuerReference) string {

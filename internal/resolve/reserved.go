@@ -1,12 +1,10 @@
 package resolve
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
@@ -71,18 +69,4 @@ func (res reservation) check(from Source, src credentialSource) error {
 	return &Refusal{Reason: v1.ReasonCredentialNotAllowed, direct: true, Message: fmt.Sprintf(
 		"%s %q is reserved by its annotation %s for %s; %s may not use it",
 		src.kind, src.name, v1.AnnotationReservedFor, allowed, who)}
-}
-
-// checkServiceAccountReservation applies the reservation of a
-// ServiceAccount used as a federation credential. A missing account is
-// reported by loadServiceAccount.
-func (r *Resolver) checkServiceAccountReservation(ctx context.Context, from Source, name string) error {
-	sa, err := r.serviceAccountMeta(ctx, from.credentialNamespace, name)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return reservationOf(sa.Annotations).check(from, credentialSource{"ServiceAccount", name})
 }

@@ -161,3 +161,4 @@ func TestCheckIssuer(t *testing.T) {
 		t.Errorf("a TokenIssuer whose Secret is missing: %v", err)
 	}
 }
+

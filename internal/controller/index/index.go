@@ -1,6 +1,3 @@
-// Package index holds the field indexes both reconcilers list by, and the
-// lists they make with them: which TokenRequests use a credential, an
-// output Secret name or an issuer, and which issuers use a credential.
 package index
 
 import (

@@ -1,9 +1,3 @@
-// Package issuer holds the status reconciler of TokenIssuers and
-// ClusterTokenIssuers: Ready says whether the configuration and the
-// credential can be used, checked by the resolver without asking for a
-// token; status.tokenRequests counts the TokenRequests that name it.
-//
-// Reading order: watches.go (what wakes it), then reconciler.go.
 package issuer
 
 import (

@@ -10,6 +10,7 @@ import (
 	"github.com/token-operator/token-operator/internal/renewal"
 	"github.com/token-operator/token-operator/internal/resolve"
 	"github.com/token-operator/token-operator/internal/secretdata"
+	"github.com/token-operator/token-operator/internal/tokensource"
 )
 
 // observed is everything a decision depends on, gathered once per reconcile.
@@ -227,4 +228,70 @@ func disagreesWithStatus(st v1.TokenRequestStatus, s *secretdata.State) bool {
 func failedWithSameInputs(tr *v1.TokenRequest, o observed) bool {
 	st := tr.Status
 	return st.FailedAttempts > 0 && st.LastFailureInputHash == o.attemptHash
+}
+
+// pendingEvent is an event held back until the status it goes with is saved.
+type pendingEvent struct{ eventType, reason, message string }
+
+// plan is everything one pass does, decided without a client: act only
+// carries it out. A plan with call set asks for a token first; decide then
+// runs again with the answer in observed.fetched.
+type plan struct {
+	action action
+	why    string
+	// newer asks for a token newer than the one in the Secret (refresh due or forced).
+	newer bool
+	// forced is true when the refresh-requested-at annotation asked for this.
+	forced bool
+	// refreshAt is when the token in the Secret should be refreshed (actKeep).
+	refreshAt time.Time
+	// forcedAt is when a requested refresh that came too soon is made.
+	forcedAt time.Time
+	// retryAt is when a backing-off attempt may run (actWaitRetry).
+	retryAt time.Time
+	// call asks act to get a token and decide again.
+	call bool
+
+	// status is the whole status to save.
+	status v1.TokenRequestStatus
+	// write is the output Secret to create or update; nil when it is right.
+	write *secretWrite
+	// former is the Secret a renamed output leaves behind, and what to do with it.
+	former       *corev1.Secret
+	deleteFormer bool
+	// restarts are the rollout restarts owed now.
+	restarts []v1.RolloutRestartTarget
+	events   []pendingEvent
+	// requeueAt is when to look again; zero: only on a change.
+	requeueAt time.Time
+	// retryNotBefore is a Retry-After to remember for the next passes.
+	retryNotBefore time.Time
+	// written describes a token written, for the log.
+	written *secretdata.Token
+}
+
+// secretWrite is the output Secret as it must be.
+type secretWrite struct {
+	secret *corev1.Secret
+	// create is true when there is no Secret yet; replace names one to
+	// delete first because a Secret's type cannot change.
+	create  bool
+	replace *corev1.Secret
+}
+
+// fetched is the outcome of the token call a plan asked for.
+type fetched struct {
+	token tokensource.Token
+	err   error
+	// noSlot: the namespace's call slots were all taken, or its call rate
+	// used up, since busySince.
+	noSlot    bool
+	busySince time.Time
+	// retryIn is when to try again without a slot, chosen by act with jitter.
+	retryIn     time.Duration
+	busyMessage string
+}
+
+func addEvent(ev *[]pendingEvent, eventType, reason, message string) {
+	*ev = append(*ev, pendingEvent{eventType, reason, message})
 }

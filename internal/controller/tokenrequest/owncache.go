@@ -6,6 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -144,4 +146,74 @@ const maxWithoutDataBytes = 1024
 // it holds it whole.
 func cachedWithoutData(s *corev1.Secret) string {
 	return s.Annotations[annotationCachedWithoutData]
+}
+
+// ManagedSecretSelector limits the manager's Secret cache to the Secrets the
+// operator writes.
+func ManagedSecretSelector() map[string]string {
+	return map[string]string{v1.LabelManagedBy: v1.ManagedByValue}
+}
+
+// UnmanagedSecretSelector is every other Secret: the metadata cache's
+// share, so that no Secret is cached twice.
+func UnmanagedSecretSelector() labels.Selector {
+	req, err := labels.NewRequirement(v1.LabelManagedBy, selection.NotEquals, []string{v1.ManagedByValue})
+	if err != nil {
+		panic(err) // a constant key and value
+	}
+	return labels.NewSelector().Add(*req)
+}
+
+// StripForCache drops what a metadata cache never needs and must not hold:
+// managed fields, and the last-applied annotation, which carries a Secret's
+// whole data when it was created with kubectl apply.
+func StripForCache(obj any) (any, error) {
+	if o, ok := obj.(client.Object); ok {
+		o.SetManagedFields(nil)
+		if a := o.GetAnnotations(); a != nil {
+			if _, has := a[corev1.LastAppliedConfigAnnotation]; has {
+				delete(a, corev1.LastAppliedConfigAnnotation)
+				o.SetAnnotations(a)
+			}
+		}
+		return o, nil
+	}
+	return obj, nil
+}
+
+// KeepSecretIdentity is the metadata cache's transform for Secrets. The
+// operator asks it only whether a Secret exists and at which version (it
+// reads a credential's data and annotations directly), so everything else,
+// labels and annotations of any size included, is dropped.
+func KeepSecretIdentity(obj any) (any, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return StripForCache(obj)
+	}
+	m.ObjectMeta = metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion}
+	return m, nil
+}
+
+func metadataOf(kind string) *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
+	return m
+}
+
+func managedBy(s *corev1.Secret, tr *v1.TokenRequest) bool {
+	if s.Labels[v1.LabelManagedBy] != v1.ManagedByValue || s.Labels[v1.LabelTokenRequest] != secretdata.TokenRequestLabel(tr.Name) {
+		return false
+	}
+	full, ok := s.Annotations[v1.AnnotationTokenRequestName]
+	return !ok || full == tr.Name // Secrets written before the annotation carry the name in the label alone
+}
+
+// mayWrite: the operator writes only Secrets it made for this TokenRequest,
+// or ones whose owner opted in to adoption and no other TokenRequest holds.
+func mayWrite(s *corev1.Secret, tr *v1.TokenRequest) bool {
+	if managedBy(s, tr) {
+		return true
+	}
+	heldByOther := s.Labels[v1.LabelManagedBy] == v1.ManagedByValue && s.Labels[v1.LabelTokenRequest] != ""
+	return !heldByOther && s.Annotations[v1.AnnotationAllowAdoption] == "true"
 }

@@ -17,65 +17,6 @@ import (
 	"github.com/token-operator/token-operator/internal/tokensource"
 )
 
-// plan is everything one pass does, decided without a client: act only
-// carries it out. A plan with call set asks for a token first; decide then
-// runs again with the answer in observed.fetched.
-type plan struct {
-	action action
-	why    string
-	// newer asks for a token newer than the one in the Secret (refresh due or forced).
-	newer bool
-	// forced is true when the refresh-requested-at annotation asked for this.
-	forced bool
-	// refreshAt is when the token in the Secret should be refreshed (actKeep).
-	refreshAt time.Time
-	// forcedAt is when a requested refresh that came too soon is made.
-	forcedAt time.Time
-	// retryAt is when a backing-off attempt may run (actWaitRetry).
-	retryAt time.Time
-	// call asks act to get a token and decide again.
-	call bool
-
-	// status is the whole status to save.
-	status v1.TokenRequestStatus
-	// write is the output Secret to create or update; nil when it is right.
-	write *secretWrite
-	// former is the Secret a renamed output leaves behind, and what to do with it.
-	former       *corev1.Secret
-	deleteFormer bool
-	// restarts are the rollout restarts owed now.
-	restarts []v1.RolloutRestartTarget
-	events   []pendingEvent
-	// requeueAt is when to look again; zero: only on a change.
-	requeueAt time.Time
-	// retryNotBefore is a Retry-After to remember for the next passes.
-	retryNotBefore time.Time
-	// written describes a token written, for the log.
-	written *secretdata.Token
-}
-
-// secretWrite is the output Secret as it must be.
-type secretWrite struct {
-	secret *corev1.Secret
-	// create is true when there is no Secret yet; replace names one to
-	// delete first because a Secret's type cannot change.
-	create  bool
-	replace *corev1.Secret
-}
-
-// fetched is the outcome of the token call a plan asked for.
-type fetched struct {
-	token tokensource.Token
-	err   error
-	// noSlot: the namespace's call slots were all taken, or its call rate
-	// used up, since busySince.
-	noSlot    bool
-	busySince time.Time
-	// retryIn is when to try again without a slot, chosen by act with jitter.
-	retryIn     time.Duration
-	busyMessage string
-}
-
 // decide is the whole decision of a pass. It is pure: all it knows is in o.
 func decide(o observed) plan {
 	p := choose(o)
@@ -117,10 +58,6 @@ func decide(o observed) plan {
 // permissionRecheck is how often a credential the API server refused to
 // let the operator read (403) is tried again.
 const permissionRecheck = 5 * time.Minute
-
-func addEvent(ev *[]pendingEvent, eventType, reason, message string) {
-	*ev = append(*ev, pendingEvent{eventType, reason, message})
-}
 
 func settleConflict(tr *v1.TokenRequest, o observed, ev *[]pendingEvent) {
 	msg := fmt.Sprintf("Secret %q exists and is not managed by this TokenRequest; delete it, choose another spec.secretName, or annotate it with %s=true to let the operator take it over", o.secretName, v1.AnnotationAllowAdoption)
@@ -360,4 +297,73 @@ func owedRestarts(tr *v1.TokenRequest) []v1.RolloutRestartTarget {
 		return nil
 	}
 	return owed
+}
+
+// classify maps a token error to a condition reason and a retry class.
+func classify(err error) (reason string, retryable bool, retryAfter time.Duration) {
+	var te *tokensource.Error
+	var refused *tokensource.HostNotAllowedError
+	var cfg *tokensource.ConfigError
+	var ce *resolve.Refusal
+	var large *tokensource.TokenTooLargeError
+	switch {
+	case errors.As(err, &large):
+		return v1.ReasonTokenTooLarge, false, 0
+	case errors.As(err, &te):
+		if te.Retryable {
+			return v1.ReasonTokenServiceUnavailable, true, te.RetryAfter
+		}
+		return v1.ReasonTokenServiceRejected, false, 0
+	case errors.As(err, &refused):
+		return v1.ReasonCredentialNotAllowed, false, 0
+	case errors.As(err, &ce):
+		return ce.Reason, false, 0
+	case errors.As(err, &cfg):
+		return v1.ReasonInvalidSpec, false, 0
+	}
+	return v1.ReasonTokenServiceUnavailable, true, 0
+}
+
+// capRetryAfter keeps a token service's Retry-After from outlasting a
+// third of the remaining validity of the token in the Secret: the service
+// chooses the value, and honouring it blindly would let the token expire.
+func capRetryAfter(d time.Duration, o observed) time.Duration {
+	if until := expiryIfValid(o); !until.IsZero() {
+		d = min(d, until.Sub(o.now)/3)
+	}
+	return max(d, 0)
+}
+
+// expiryIfValid is when the Secret's token expires, if it is still valid, so
+// the status can turn to Expired on time.
+func expiryIfValid(o observed) time.Time {
+	if o.secret != nil && o.secret.HasToken && o.now.Before(o.secret.ExpiresAt) {
+		return o.secret.ExpiresAt
+	}
+	return time.Time{}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+func problemReasonOr(tr *v1.TokenRequest, def string) string {
+	if r := problemReason(tr); r != "" {
+		return r
+	}
+	return def
+}
+
+func readyReasonOr(tr *v1.TokenRequest, def string) string {
+	if isReady(tr) {
+		for _, c := range tr.Status.Conditions {
+			if c.Type == v1.ConditionReady {
+				return c.Reason
+			}
+		}
+	}
+	return def
 }

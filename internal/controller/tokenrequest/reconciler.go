@@ -234,13 +234,13 @@ func (r *Reconciler) gather(ctx context.Context, tr *v1.TokenRequest) (observed,
 	}
 	o.credentialOK = credErr == nil
 	if o.credentialOK {
-		o.inputHash = inputHash(treq, credIdentity)
+		o.inputHash = hashInputs(treq, credIdentity)
 		o.legacyInputHash = treq.CacheKey()
 		attempt := o.inputHash
 		if credIdentity != credVersion {
 			attempt += "|" + credVersion // a rotated issuer credential retries a failure at once
 		}
-		o.attemptHash = attemptHash(attempt, treq.AllowedHosts)
+		o.attemptHash = hashAttempt(attempt, treq.AllowedHosts)
 	}
 	return o, treq, nil
 }
@@ -311,24 +311,6 @@ func (r *Reconciler) readUnmanagedSecret(ctx context.Context, key types.Namespac
 	return r.APIReader.Get(ctx, key, s)
 }
 
-func managedBy(s *corev1.Secret, tr *v1.TokenRequest) bool {
-	if s.Labels[v1.LabelManagedBy] != v1.ManagedByValue || s.Labels[v1.LabelTokenRequest] != secretdata.TokenRequestLabel(tr.Name) {
-		return false
-	}
-	full, ok := s.Annotations[v1.AnnotationTokenRequestName]
-	return !ok || full == tr.Name // Secrets written before the annotation carry the name in the label alone
-}
-
-// mayWrite: the operator writes only Secrets it made for this TokenRequest,
-// or ones whose owner opted in to adoption and no other TokenRequest holds.
-func mayWrite(s *corev1.Secret, tr *v1.TokenRequest) bool {
-	if managedBy(s, tr) {
-		return true
-	}
-	heldByOther := s.Labels[v1.LabelManagedBy] == v1.ManagedByValue && s.Labels[v1.LabelTokenRequest] != ""
-	return !heldByOther && s.Annotations[v1.AnnotationAllowAdoption] == "true"
-}
-
 // checkTemplate refuses a secret template outside the allowed subset before
 // any call to the token service; the message names the key, never a value.
 func checkTemplate(tr *v1.TokenRequest) error {
@@ -387,7 +369,7 @@ func (r *Reconciler) act(ctx context.Context, tr *v1.TokenRequest, o observed, p
 	if t := p.written; t != nil && p.write != nil {
 		logger.Info("secret written", "secret", o.secretName, "why", p.why, "expiresAt", t.ExpiresAt.UTC(), "refreshAt", t.RefreshAt.UTC())
 	}
-	if err := r.leaveFormer(ctx, p); err != nil {
+	if err := leaveFormer(ctx, r.Client, p); err != nil {
 		return ctrl.Result{}, err
 	}
 	if !p.retryNotBefore.IsZero() {
@@ -397,9 +379,13 @@ func (r *Reconciler) act(ctx context.Context, tr *v1.TokenRequest, o observed, p
 	for _, e := range p.events {
 		r.event(tr, e.eventType, e.reason, e.message)
 	}
-	res := requeueAt(o.now, p.requeueAt)
+	res := resultAt(o.now, p.requeueAt)
 	if len(p.restarts) > 0 && !r.NoRolloutRestarts {
-		res = soonest(res, r.restartOwed(ctx, tr, o.now))
+		owed, events := r.restarts.restartOwed(ctx, r.Client, tr, o.now)
+		for _, e := range events {
+			r.event(tr, e.eventType, e.reason, e.message)
+		}
+		res = soonest(res, owed)
 	}
 	return res, nil
 }
@@ -418,63 +404,9 @@ func (r *Reconciler) freshness(o observed, p plan) func(tokensource.Token) bool 
 	}
 }
 
-// capRetryAfter keeps a token service's Retry-After from outlasting a
-// third of the remaining validity of the token in the Secret: the service
-// chooses the value, and honouring it blindly would let the token expire.
-func capRetryAfter(d time.Duration, o observed) time.Duration {
-	if until := expiryIfValid(o); !until.IsZero() {
-		d = min(d, until.Sub(o.now)/3)
-	}
-	return max(d, 0)
-}
-
-func attemptHash(inputHash string, allowed []string) string {
+func hashAttempt(inputHash string, allowed []string) string {
 	sum := sha256.Sum256([]byte(inputHash + "|" + strings.Join(allowed, ",")))
 	return hex.EncodeToString(sum[:16])
-}
-
-// inputHash identifies what produces the token: issuer, client, scopes,
-// parameters and the credential's source and version. It is published on
-// the Secret and in status, so it is built from names and versions only:
-// no digest of credential material, which could be tested offline against
-// guesses, ever leaves the operator.
-func inputHash(req tokensource.Request, credentialVersion string) string {
-	scopes := slices.Sorted(slices.Values(req.Scopes))
-	extras := slices.Sorted(maps.Keys(req.ExtraParameters))
-	parts := []string{"v2", req.Authority, req.IssuerURL, req.TokenURL, req.AzureRegion, req.ClientID, credentialVersion, strings.Join(scopes, " ")}
-	for _, k := range extras {
-		parts = append(parts, k, req.ExtraParameters[k])
-	}
-	h := sha256.New()
-	for _, p := range parts {
-		fmt.Fprintf(h, "%d:%s", len(p), p)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// classify maps a token error to a condition reason and a retry class.
-func classify(err error) (reason string, retryable bool, retryAfter time.Duration) {
-	var te *tokensource.Error
-	var refused *tokensource.HostNotAllowedError
-	var cfg *tokensource.ConfigError
-	var ce *resolve.Refusal
-	var large *tokensource.TokenTooLargeError
-	switch {
-	case errors.As(err, &large):
-		return v1.ReasonTokenTooLarge, false, 0
-	case errors.As(err, &te):
-		if te.Retryable {
-			return v1.ReasonTokenServiceUnavailable, true, te.RetryAfter
-		}
-		return v1.ReasonTokenServiceRejected, false, 0
-	case errors.As(err, &refused):
-		return v1.ReasonCredentialNotAllowed, false, 0
-	case errors.As(err, &ce):
-		return ce.Reason, false, 0
-	case errors.As(err, &cfg):
-		return v1.ReasonInvalidSpec, false, 0
-	}
-	return v1.ReasonTokenServiceUnavailable, true, 0
 }
 
 // writeSecret creates, updates or replaces the output Secret as planned.
@@ -519,9 +451,6 @@ func (r *Reconciler) recordMetrics(tr *v1.TokenRequest) {
 	r.Metrics.SetTokenProblem(tr.Namespace, tr.Name, problemReason(tr))
 }
 
-// pendingEvent is an event held back until the status it goes with is saved.
-type pendingEvent struct{ eventType, reason, message string }
-
 // event queues an event for tr. Events are sent only once the status write
 // succeeds, so a reconcile that read a stale TokenRequest and is refused
 // does not announce what it then does not record.
@@ -542,40 +471,6 @@ func (r *Reconciler) flushEvents(tr *v1.TokenRequest, send bool) {
 	}
 }
 
-func problemReasonOr(tr *v1.TokenRequest, def string) string {
-	if r := problemReason(tr); r != "" {
-		return r
-	}
-	return def
-}
-
-func readyReasonOr(tr *v1.TokenRequest, def string) string {
-	if isReady(tr) {
-		for _, c := range tr.Status.Conditions {
-			if c.Type == v1.ConditionReady {
-				return c.Reason
-			}
-		}
-	}
-	return def
-}
-
-// expiryIfValid is when the Secret's token expires, if it is still valid, so
-// the status can turn to Expired on time.
-func expiryIfValid(o observed) time.Time {
-	if o.secret != nil && o.secret.HasToken && o.now.Before(o.secret.ExpiresAt) {
-		return o.secret.ExpiresAt
-	}
-	return time.Time{}
-}
-
-func earliest(a, b time.Time) time.Time {
-	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
-		return b
-	}
-	return a
-}
-
 // soonest is the result that comes back first; a zero RequeueAfter means never.
 func soonest(a, b ctrl.Result) ctrl.Result {
 	if a.RequeueAfter == 0 || (b.RequeueAfter > 0 && b.RequeueAfter < a.RequeueAfter) {
@@ -584,8 +479,8 @@ func soonest(a, b ctrl.Result) ctrl.Result {
 	return a
 }
 
-// requeueAt asks to be called again at t (zero: only on events).
-func requeueAt(now, t time.Time) ctrl.Result {
+// resultAt asks to be called again at t (zero: only on events).
+func resultAt(now, t time.Time) ctrl.Result {
 	if t.IsZero() {
 		return ctrl.Result{}
 	}
@@ -594,4 +489,23 @@ func requeueAt(now, t time.Time) ctrl.Result {
 		d = time.Second
 	}
 	return ctrl.Result{RequeueAfter: d}
+}
+
+// hashInputs identifies what produces the token: issuer, client, scopes,
+// parameters and the credential's source and version. It is published on
+// the Secret and in status, so it is built from names and versions only:
+// no digest of credential material, which could be tested offline against
+// guesses, ever leaves the operator.
+func hashInputs(req tokensource.Request, credentialVersion string) string {
+	scopes := slices.Sorted(slices.Values(req.Scopes))
+	extras := slices.Sorted(maps.Keys(req.ExtraParameters))
+	parts := []string{"v2", req.Authority, req.IssuerURL, req.TokenURL, req.AzureRegion, req.ClientID, credentialVersion, strings.Join(scopes, " ")}
+	for _, k := range extras {
+		parts = append(parts, k, req.ExtraParameters[k])
+	}
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

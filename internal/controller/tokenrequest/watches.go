@@ -6,8 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -43,22 +41,6 @@ type SetupOptions struct {
 	SecretMetadata cache.Cache
 }
 
-// ManagedSecretSelector limits the manager's Secret cache to the Secrets the
-// operator writes.
-func ManagedSecretSelector() map[string]string {
-	return map[string]string{v1.LabelManagedBy: v1.ManagedByValue}
-}
-
-// UnmanagedSecretSelector is every other Secret: the metadata cache's
-// share, so that no Secret is cached twice.
-func UnmanagedSecretSelector() labels.Selector {
-	req, err := labels.NewRequirement(v1.LabelManagedBy, selection.NotEquals, []string{v1.ManagedByValue})
-	if err != nil {
-		panic(err) // a constant key and value
-	}
-	return labels.NewSelector().Add(*req)
-}
-
 // SetupWithManager registers the watches; index.Register adds the indexes first.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts SetupOptions) error {
 	if opts.SecretMetadata == nil {
@@ -85,12 +67,6 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 			predicate.TypedLabelChangedPredicate[*metav1.PartialObjectMetadata]{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
 		Complete(r)
-}
-
-func metadataOf(kind string) *metav1.PartialObjectMetadata {
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
-	return m
 }
 
 // managedSecretOwner maps an operator-written Secret to its TokenRequest;
@@ -131,36 +107,6 @@ func (r *Reconciler) secretUsers(ctx context.Context, namespace, name string) []
 	reqs := index.TokenRequests(ctx, r.Client, namespace, index.Credential, "Secret/"+name)
 	reqs = append(reqs, index.TokenRequests(ctx, r.Client, namespace, index.OutputSecret, name)...)
 	return append(reqs, r.usersOfIssuersUsing(ctx, namespace, "Secret/"+name)...)
-}
-
-// StripForCache drops what a metadata cache never needs and must not hold:
-// managed fields, and the last-applied annotation, which carries a Secret's
-// whole data when it was created with kubectl apply.
-func StripForCache(obj any) (any, error) {
-	if o, ok := obj.(client.Object); ok {
-		o.SetManagedFields(nil)
-		if a := o.GetAnnotations(); a != nil {
-			if _, has := a[corev1.LastAppliedConfigAnnotation]; has {
-				delete(a, corev1.LastAppliedConfigAnnotation)
-				o.SetAnnotations(a)
-			}
-		}
-		return o, nil
-	}
-	return obj, nil
-}
-
-// KeepSecretIdentity is the metadata cache's transform for Secrets. The
-// operator asks it only whether a Secret exists and at which version (it
-// reads a credential's data and annotations directly), so everything else,
-// labels and annotations of any size included, is dropped.
-func KeepSecretIdentity(obj any) (any, error) {
-	m, ok := obj.(*metav1.PartialObjectMetadata)
-	if !ok {
-		return StripForCache(obj)
-	}
-	m.ObjectMeta = metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion}
-	return m, nil
 }
 
 var errNoMetadataCache = errors.New("SetupOptions.SecretMetadata is required")
