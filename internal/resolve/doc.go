@@ -12,7 +12,8 @@
 //
 // Reading order, from the top down (a file uses only files below it):
 //
-//   - resolver.go: Resolve and CheckIssuer, the two ways in.
+//   - resolver.go: Resolve and CheckIssuer, the two ways in, and the hash
+//     of the inputs a resolution names.
 //   - issuer.go: the issuer a TokenRequest names, and whether it may use it.
 //   - credential.go: the credential read into a token request, checked
 //     against consent and the operator's policy.

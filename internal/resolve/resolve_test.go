@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/credential"
 	"github.com/token-operator/token-operator/internal/tokensource"
 )
 
@@ -162,3 +163,28 @@ func TestCheckIssuer(t *testing.T) {
 	}
 }
 
+// The input hash follows what produces the token, in any scope order, and
+// never the credential's material.
+func TestInputHashFollowsTheInputsNotTheCredentialMaterial(t *testing.T) {
+	base := Resolution{Identity: "Secret/team-a/cred/uid/1", Request: tokensource.Request{TokenURL: tokenURL, ClientID: "app",
+		Scopes: []string{"a", "b"}, Credential: &credential.ClientSecret{Secret: "one"}}}
+	same := base
+	same.Request.Scopes = []string{"b", "a"}
+	same.Request.Credential = &credential.ClientSecret{Secret: "two"}
+	if base.InputHash() != same.InputHash() {
+		t.Error("the scope order or the credential material changed the hash")
+	}
+	for name, change := range map[string]func(*Resolution){
+		"scopes":    func(r *Resolution) { r.Request.Scopes = []string{"a"} },
+		"client":    func(r *Resolution) { r.Request.ClientID = "other" },
+		"endpoint":  func(r *Resolution) { r.Request.TokenURL = "https://other.example.com/token" },
+		"parameter": func(r *Resolution) { r.Request.ExtraParameters = map[string]string{"resource": "x"} },
+		"version":   func(r *Resolution) { r.Identity = "Secret/team-a/cred/uid/2" },
+	} {
+		other := base
+		change(&other)
+		if other.InputHash() == base.InputHash() {
+			t.Errorf("a change of %s kept the hash", name)
+		}
+	}
+}

@@ -5,9 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -234,7 +231,7 @@ func (r *Reconciler) gather(ctx context.Context, tr *v1.TokenRequest) (observed,
 	}
 	o.credentialOK = credErr == nil
 	if o.credentialOK {
-		o.inputHash = hashInputs(treq, credIdentity)
+		o.inputHash = res.InputHash()
 		o.legacyInputHash = treq.CacheKey()
 		attempt := o.inputHash
 		if credIdentity != credVersion {
@@ -489,23 +486,4 @@ func resultAt(now, t time.Time) ctrl.Result {
 		d = time.Second
 	}
 	return ctrl.Result{RequeueAfter: d}
-}
-
-// hashInputs identifies what produces the token: issuer, client, scopes,
-// parameters and the credential's source and version. It is published on
-// the Secret and in status, so it is built from names and versions only:
-// no digest of credential material, which could be tested offline against
-// guesses, ever leaves the operator.
-func hashInputs(req tokensource.Request, credentialVersion string) string {
-	scopes := slices.Sorted(slices.Values(req.Scopes))
-	extras := slices.Sorted(maps.Keys(req.ExtraParameters))
-	parts := []string{"v2", req.Authority, req.IssuerURL, req.TokenURL, req.AzureRegion, req.ClientID, credentialVersion, strings.Join(scopes, " ")}
-	for _, k := range extras {
-		parts = append(parts, k, req.ExtraParameters[k])
-	}
-	h := sha256.New()
-	for _, p := range parts {
-		fmt.Fprintf(h, "%d:%s", len(p), p)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
