@@ -188,3 +188,18 @@ func TestInputHashFollowsTheInputsNotTheCredentialMaterial(t *testing.T) {
 		}
 	}
 }
+
+// The input hash is published in status and on the Secret: an operator
+// upgrade that changed it for the same inputs would re-mint every token.
+func TestInputHashIsStableAcrossReleases(t *testing.T) {
+	for want, r := range map[string]Resolution{
+		"82deaf84a29a6cc1ce5419682b98455b033f216a43a29d0d5d74f31f7714f8fc": {Identity: "Secret/team-a/cred/uid/1", Request: tokensource.Request{
+			TokenURL: tokenURL, ClientID: "app", Scopes: []string{"b", "a"}, ExtraParameters: map[string]string{"resource": "x"}}},
+		"331731b450f8b18bee629b47c22b7f32e59359192d00ba70a7483d7fe88168e6": {Identity: "TokenIssuer/team-a/corp/uid|team-a/{}", Request: tokensource.Request{
+			Authority: "https://login.microsoftonline.com/contoso", AzureRegion: "westeurope", ClientID: "00000000-0000-0000-0000-000000000001", Scopes: []string{"api://x/.default"}}},
+	} {
+		if got := r.InputHash(); got != want {
+			t.Errorf("InputHash(%+v) = %s, want %s", r.Request, got, want)
+		}
+	}
+}
