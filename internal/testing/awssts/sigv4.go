@@ -65,11 +65,11 @@ func (s *Server) authenticate(r *http.Request, body []byte, service string) (Cal
 		return Caller{}, sender(http.StatusForbidden, "InvalidClientTokenId", "The security token included in the request is invalid.")
 	}
 	now := s.now()
-	if e := s.checkScope(sig, service, r.Header.Get("X-Amz-Date"), now); e != nil {
-		return Caller{}, e
-	}
 	if !now.Before(ses.creds.Expiration) {
 		return Caller{}, sender(http.StatusForbidden, "ExpiredToken", "The security token included in the request is expired")
+	}
+	if e := s.checkScope(sig, service, r.Header.Get("X-Amz-Date"), now); e != nil {
+		return Caller{}, e
 	}
 	if !signatureMatches(r, body, auth, sig, ses.creds, service) {
 		return Caller{}, sender(http.StatusForbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
