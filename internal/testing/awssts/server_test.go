@@ -340,7 +340,9 @@ func TestParametersAreValidated(t *testing.T) {
 		{"session name too long", func(in *sts.AssumeRoleWithWebIdentityInput) { in.RoleSessionName = aws.String(strings.Repeat("a", 65)) }, "ValidationError"},
 		{"session name with a space", func(in *sts.AssumeRoleWithWebIdentityInput) { in.RoleSessionName = aws.String("token operator") }, "ValidationError"},
 		{"session name with a colon", func(in *sts.AssumeRoleWithWebIdentityInput) { in.RoleSessionName = aws.String("team-a:workload") }, "ValidationError"},
-		{"not a role ARN", func(in *sts.AssumeRoleWithWebIdentityInput) { in.RoleArn = aws.String("arn:aws:iam::111122223333:user/reader") }, "ValidationError"},
+		{"not a role ARN", func(in *sts.AssumeRoleWithWebIdentityInput) {
+			in.RoleArn = aws.String("arn:aws:iam::111122223333:user/reader")
+		}, "ValidationError"},
 		{"policy not JSON", func(in *sts.AssumeRoleWithWebIdentityInput) { in.Policy = aws.String("{not json") }, "MalformedPolicyDocument"},
 		{"provider ID with an OIDC token", func(in *sts.AssumeRoleWithWebIdentityInput) { in.ProviderId = aws.String("www.amazon.com") }, "InvalidParameterValue"},
 	} {
@@ -434,8 +436,8 @@ func TestTheWireFormatIsSTSs(t *testing.T) {
 		"RoleSessionName": {sessionName}, "WebIdentityToken": {f.iss.token(t, func(c *jwt.Claims) { c.Audience = jwt.Audience{"x"} })}}
 	status, body := post(t, f.srv, form)
 	var e struct {
-		XMLName xml.Name `xml:"https://sts.amazonaws.com/doc/2011-06-15/ ErrorResponse"`
-		Error   struct{ Type, Code, Message string }
+		XMLName   xml.Name `xml:"https://sts.amazonaws.com/doc/2011-06-15/ ErrorResponse"`
+		Error     struct{ Type, Code, Message string }
 		RequestID string `xml:"RequestId"`
 	}
 	if err := xml.Unmarshal(body, &e); err != nil || status != 400 || e.Error.Type != "Sender" || e.Error.Code != "InvalidIdentityToken" || e.Error.Message == "" || e.RequestID == "" {
