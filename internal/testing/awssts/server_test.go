@@ -245,6 +245,7 @@ func TestTheTokenIsCheckedLikeSTSDoes(t *testing.T) {
 			c.Expiry = jwt.NewNumericDate(time.Now().Add(-time.Hour))
 		}), "ExpiredTokenException", 400},
 		{"not yet valid", f.iss.token(t, func(c *jwt.Claims) { c.NotBefore = jwt.NewNumericDate(time.Now().Add(time.Hour)) }), "InvalidIdentityToken", 400},
+		{"issued in the future", f.iss.token(t, func(c *jwt.Claims) { c.IssuedAt = jwt.NewNumericDate(time.Now().Add(time.Hour)) }), "InvalidIdentityToken", 400},
 		{"no expiry", f.iss.token(t, func(c *jwt.Claims) { c.Expiry = nil }), "InvalidIdentityToken", 400},
 		{"signed by another key", sign(t, other, f.iss.kid, f.iss.claims()), "InvalidIdentityToken", 400},
 		{"signed by another key without kid", sign(t, other, "", f.iss.claims()), "InvalidIdentityToken", 400},
@@ -257,6 +258,12 @@ func TestTheTokenIsCheckedLikeSTSDoes(t *testing.T) {
 	}
 	if n := len(f.srv.Issued()); n != 0 {
 		t.Errorf("%d credentials issued for refused tokens", n)
+	}
+	skewed := f.iss.token(t, func(c *jwt.Claims) {
+		c.NotBefore, c.IssuedAt = jwt.NewNumericDate(time.Now().Add(time.Minute)), jwt.NewNumericDate(time.Now().Add(time.Minute))
+	})
+	if _, err := assume(t, f, input(skewed)); err != nil {
+		t.Errorf("a minute of clock skew is refused: %v", err)
 	}
 }
 
@@ -302,13 +309,14 @@ func TestDurationBounds(t *testing.T) {
 		role     string
 		duration int32
 		code     string
+		message  string
 	}{
-		{roleARN, 900, ""},
-		{roleARN, 899, "ValidationError"},
-		{roleARN, 3600, ""},
-		{roleARN, 3601, "ValidationError"}, // above the role's default 1 h
-		{long, 43200, ""},
-		{long, 43201, "ValidationError"},
+		{roleARN, 900, "", ""},
+		{roleARN, 899, "ValidationError", "greater than or equal to 900"},
+		{roleARN, 3600, "", ""},
+		{roleARN, 3601, "ValidationError", "exceeds the MaxSessionDuration"}, // the role's default 1 h
+		{long, 43200, "", ""},
+		{long, 43201, "ValidationError", "less than or equal to 43200"},
 	} {
 		t.Run(fmt.Sprint(tc.duration), func(t *testing.T) {
 			in := input(f.iss.token(t, nil))
@@ -316,6 +324,9 @@ func TestDurationBounds(t *testing.T) {
 			out, err := assume(t, f, in)
 			if tc.code != "" {
 				wantAPIError(t, err, tc.code, 400)
+				if !strings.Contains(err.Error(), tc.message) {
+					t.Errorf("message %v, want %q", err, tc.message)
+				}
 				return
 			}
 			if err != nil {

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -241,18 +240,18 @@ func verified(tok *jwt.JSONWebToken, kid string, keys jose.JSONWebKeySet, out *j
 	return false
 }
 
+// checkTimes requires exp and honours nbf and iat, allowing clockSkew.
 func checkTimes(c jwt.Claims, now time.Time) *Error {
 	if c.Expiry == nil {
 		return invalidIdentityToken("The ID Token has no expiration claim (exp).")
 	}
-	err := c.ValidateWithLeeway(jwt.Expected{Time: now}, clockSkew)
-	switch {
-	case errors.Is(err, jwt.ErrExpired):
+	if now.Add(-clockSkew).After(c.Expiry.Time()) {
 		return expiredToken("Token expired: current date/time %s must be before the expiration date/time %s", now.UTC().Format(time.RFC3339), c.Expiry.Time().UTC().Format(time.RFC3339))
-	case errors.Is(err, jwt.ErrNotValidYet), errors.Is(err, jwt.ErrIssuedInTheFuture):
-		return invalidIdentityToken("The ID Token is not valid yet: current date/time %s", now.UTC().Format(time.RFC3339))
-	case err != nil:
-		return invalidIdentityToken("The ID Token provided is not a valid JWT.")
+	}
+	for _, t := range []*jwt.NumericDate{c.NotBefore, c.IssuedAt} {
+		if t != nil && now.Add(clockSkew).Before(t.Time()) {
+			return invalidIdentityToken("The ID Token is not valid yet: current date/time %s is before %s", now.UTC().Format(time.RFC3339), t.Time().UTC().Format(time.RFC3339))
+		}
 	}
 	return nil
 }
