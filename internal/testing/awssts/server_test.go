@@ -402,6 +402,18 @@ func TestForcedErrors(t *testing.T) {
 	}
 }
 
+// An API server advertises a jwks_uri the test cannot reach (envtest's
+// names 192.0.2.x); the keys are fetched at the issuer's own host instead.
+func TestTheKeysAreFetchedAtTheIssuersHost(t *testing.T) {
+	f := newFixture(t)
+	f.iss.editDiscovery = func(doc map[string]any) {
+		doc["jwks_uri"] = strings.Replace(f.iss.URL, "127.0.0.1", "127.0.0.2", 1) + "/openid/v1/jwks"
+	}
+	if _, err := assume(t, f, input(f.iss.token(t, nil))); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestUnreachableKeysAreAnIDPCommunicationError(t *testing.T) {
 	f := newFixture(t)
 	tok := f.iss.token(t, nil)
@@ -414,7 +426,18 @@ func TestUnreachableKeysAreAnIDPCommunicationError(t *testing.T) {
 	_, err = assume(t, f, input(tok))
 	wantAPIError(t, err, "IDPCommunicationError", 400)
 
+	f.srv.AddProvider(awssts.Provider{Issuer: f.iss.URL, Keys: awssts.DiscoveredKeys(f.iss.URL, f.iss.client)})
+	f.iss.editDiscovery = func(doc map[string]any) {
+		doc["jwks_uri"] = strings.Replace(f.iss.URL, "https:", "http:", 1) + "/openid/v1/jwks"
+	}
+	_, err = assume(t, f, input(tok))
+	wantAPIError(t, err, "IDPCommunicationError", 400)
+	f.iss.editDiscovery = nil
+
 	// The SDK retries this code (and no other token error) on its own.
+	f.srv.AddProvider(awssts.Provider{Issuer: f.iss.URL, Keys: func(context.Context) (jose.JSONWebKeySet, error) {
+		return jose.JSONWebKeySet{}, errors.New("issuer down")
+	}})
 	before := len(f.srv.Calls())
 	_, err = client(f.srv, 3).AssumeRoleWithWebIdentity(context.Background(), input(tok))
 	wantAPIError(t, err, "IDPCommunicationError", 400)
