@@ -65,7 +65,7 @@ func atIssuerHost(jwksURI, issuer string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	u.Host = iss.Host
+	u.Scheme, u.Host = iss.Scheme, iss.Host
 	return u.String(), nil
 }
 

@@ -104,6 +104,7 @@ type Server struct {
 	roles          map[string]Role
 	roleIDs        map[string]string
 	sessions       map[string]session
+	issued         []string // access key IDs, oldest first
 	faults         []*Error
 	regionDisabled bool
 	calls          []Call
@@ -241,11 +242,10 @@ func (s *Server) AssumeCalls(roleARN string) int {
 func (s *Server) Issued() []Credentials {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Credentials, 0, len(s.sessions))
-	for _, ses := range s.sessions {
-		out = append(out, ses.creds)
+	out := make([]Credentials, 0, len(s.issued))
+	for _, id := range s.issued {
+		out = append(out, s.sessions[id].creds)
 	}
-	sortByExpiration(out)
 	return out
 }
 

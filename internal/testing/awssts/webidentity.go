@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"path"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -313,12 +312,9 @@ func (s *Server) issue(account, roleName, roleID string, req request) session {
 	}
 	s.mu.Lock()
 	s.sessions[ses.creds.AccessKeyID] = ses
+	s.issued = append(s.issued, ses.creds.AccessKeyID)
 	s.mu.Unlock()
 	return ses
-}
-
-func sortByExpiration(c []Credentials) {
-	sort.SliceStable(c, func(i, j int) bool { return c[i].Expiration.Before(c[j].Expiration) })
 }
 
 type assumeResponse struct {
