@@ -15,6 +15,13 @@
 // validated with STS's constraints (session name pattern, 900–43200 s and
 // no more than the role's MaxSessionDuration); and a signed request is
 // checked against the issued secret key, session token and expiry.
+//
+// Left out: session tags, SourceIdentity, PackedPolicySize, policy
+// evaluation (a session policy is only checked to be JSON), presigned
+// (query string) SigV4, and the IAM provider's certificate thumbprints.
+// Provider in the answer is the IAM OIDC provider's ARN, as answers for
+// OIDC providers show it (the API reference says "the value of the iss
+// field"); clients should not depend on either.
 package awssts
 
 import (
@@ -54,8 +61,8 @@ type Role struct {
 	// the trust policy's <issuer>:aud condition); one must be in the token.
 	Audiences []string
 	// Subjects are StringLike patterns (* and ?) on the token's sub; one
-	// must match. None matches nothing, as a policy without the condition
-	// would be refused by IAM's own checks here.
+	// must match, so a role without any trusts no token (the fake always
+	// wants the sub condition a safe trust policy has).
 	Subjects []string
 	// MaxSessionDuration is IAM's 1–12 h bound on DurationSeconds; 0 is 1 h.
 	MaxSessionDuration time.Duration
@@ -92,7 +99,8 @@ type session struct {
 // Server is the fake STS. All methods are safe for concurrent use.
 type Server struct {
 	// URL is https://127.0.0.1:<port>, the endpoint to give the SDK.
-	URL    string
+	URL string
+	// Region is the signing region of SigV4 requests; set it before use.
 	Region string
 
 	srv *httptest.Server
