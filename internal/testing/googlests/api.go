@@ -19,7 +19,7 @@ type WhoAmI struct {
 // cloud-platform scope, federated ones only if the test allows them.
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
 	if f := s.count(API); f != nil {
-		time.Sleep(f.Delay)
+		pause(r, f.Delay)
 		writeFault(w, f)
 		return
 	}
@@ -28,11 +28,11 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
 	acceptFederated, now := s.acceptFederated, s.clock.Now()
 	s.mu.Unlock()
 	if !ok || (t.federated && !acceptFederated) {
-		writeGoogleError(w, http.StatusUnauthorized, "", unauthenticated)
+		s.apiError(w, r, http.StatusUnauthorized, "", unauthenticated)
 		return
 	}
 	if !hasScope(t.scopes, CloudPlatformScope) {
-		writeGoogleError(w, http.StatusForbidden, "", insufficientScopes)
+		s.apiError(w, r, http.StatusForbidden, "", insufficientScopes)
 		return
 	}
 	writeJSON(w, http.StatusOK, WhoAmI{Principal: t.principal, Scope: strings.Join(t.scopes, " "), ExpiresIn: int(t.expiry.Sub(now) / time.Second)})

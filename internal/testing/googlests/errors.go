@@ -37,6 +37,15 @@ func writeGoogleError(w http.ResponseWriter, code int, status, message string) {
 	writeJSON(w, code, map[string]any{"error": map[string]any{"code": code, "message": message, "status": status}})
 }
 
+// apiError writes a Google API error, repeating the request's bearer
+// token when the test asked for echoes.
+func (s *Server) apiError(w http.ResponseWriter, r *http.Request, code int, status, message string) {
+	if s.echoing() {
+		message += " Authorization: " + r.Header.Get("Authorization")
+	}
+	writeGoogleError(w, code, status, message)
+}
+
 // stsError is an OAuth-style STS refusal.
 type stsError struct {
 	status      int

@@ -36,47 +36,47 @@ type generateRequest struct {
 
 func (s *Server) generateAccessToken(w http.ResponseWriter, r *http.Request) {
 	if f := s.count(GenerateAccessToken); f != nil {
-		time.Sleep(f.Delay)
+		pause(r, f.Delay)
 		writeFault(w, f)
 		return
 	}
 	if r.Method != http.MethodPost {
-		writeGoogleError(w, http.StatusMethodNotAllowed, "", "Method Not Allowed")
+		s.apiError(w, r, http.StatusMethodNotAllowed, "", "Method Not Allowed")
 		return
 	}
 	caller, ok := s.bearer(r)
 	if !ok {
-		writeGoogleError(w, http.StatusUnauthorized, "", unauthenticated)
+		s.apiError(w, r, http.StatusUnauthorized, "", unauthenticated)
 		return
 	}
 	if !hasScope(caller.scopes, CloudPlatformScope) {
-		writeGoogleError(w, http.StatusForbidden, "", insufficientScopes)
+		s.apiError(w, r, http.StatusForbidden, "", insufficientScopes)
 		return
 	}
 	m := namePattern.FindStringSubmatch(r.URL.Path)
 	if m == nil || m[1] != "-" {
-		writeGoogleError(w, http.StatusBadRequest, "", "The project in the resource name must be the wildcard '-'.") // wording not public
+		s.apiError(w, r, http.StatusBadRequest, "", "The project in the resource name must be the wildcard '-'.") // wording not public
 		return
 	}
 	email := m[2]
 	req, lifetime, msg := readGenerateRequest(r)
 	if msg != "" {
-		writeGoogleError(w, http.StatusBadRequest, "", msg)
+		s.apiError(w, r, http.StatusBadRequest, "", msg)
 		return
 	}
 	s.mu.Lock()
 	sa, known := s.accounts[email]
 	s.mu.Unlock()
 	if !known {
-		writeGoogleError(w, http.StatusNotFound, "", "Not found; Gaia id not found for email "+email)
+		s.apiError(w, r, http.StatusNotFound, "", "Not found; Gaia id not found for email "+email)
 		return
 	}
 	if !mayImpersonate(sa, caller.principal) {
-		writeGoogleError(w, http.StatusForbidden, "", "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).")
+		s.apiError(w, r, http.StatusForbidden, "", "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).")
 		return
 	}
 	if msg := checkLifetime(sa, lifetime); msg != "" {
-		writeGoogleError(w, http.StatusBadRequest, "", msg)
+		s.apiError(w, r, http.StatusBadRequest, "", msg)
 		return
 	}
 	s.answerGenerate(w, sa, req.Scope, lifetime)

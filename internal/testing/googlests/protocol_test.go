@@ -228,3 +228,45 @@ func TestAPIRequiresCloudPlatformScope(t *testing.T) {
 	tok, _ := a.body["accessToken"].(string)
 	e.do(t, http.MethodGet, e.srv.APIURL(), "", tok, "").wantGoogle(t, http.StatusForbidden, "PERMISSION_DENIED", "insufficient authentication scopes")
 }
+
+// TestKeyWithoutIDVerifiesAnyToken: a key read from a PEM file (as the API
+// server's signing key is in envtest) has no ID but verifies tokens that
+// name one, as Kubernetes service-account tokens do.
+func TestKeyWithoutIDVerifiesAnyToken(t *testing.T) {
+	e := newEnv(t)
+	p := e.provider
+	p.Keys = googlests.StaticKeys(publicJWKS(e.key, ""))
+	e.srv.AddProvider(p)
+	if a := e.exchangeForm(t, e.form(sign(t, e.key, "kube-key-id", e.claims()))); a.status != http.StatusOK {
+		t.Fatalf("got %d %v", a.status, a.body)
+	}
+}
+
+func TestEchoCredentials(t *testing.T) {
+	e := newEnv(t)
+	e.srv.EchoCredentials(true)
+	c := e.claims()
+	c.Audience = []string{"elsewhere"}
+	subjectToken := sign(t, e.key, "k1", c)
+	a := e.exchangeForm(t, e.form(subjectToken))
+	if desc, _ := a.body["error_description"].(string); a.status != http.StatusBadRequest || !strings.Contains(desc, subjectToken) {
+		t.Errorf("STS refusal does not echo the subject token: %d %v", a.status, a.body)
+	}
+	fed := e.federated(t, googlests.CloudPlatformScope)
+	a = e.generate(t, fed, "ghost@p.iam.gserviceaccount.com", `{"scope":["x"]}`)
+	a.wantGoogle(t, http.StatusNotFound, "NOT_FOUND", fed)
+}
+
+func TestDelayedFaultAndSecondHostName(t *testing.T) {
+	e := newEnv(t)
+	e.srv.InjectFaults(googlests.Fault{Endpoint: googlests.API, Status: http.StatusServiceUnavailable, Delay: 300 * time.Millisecond})
+	start := time.Now()
+	a := e.do(t, http.MethodGet, strings.Replace(e.srv.APIURL(), e.srv.URL, e.srv.LocalhostURL(), 1), "", "", "")
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Errorf("delayed fault answered after %v", took)
+	}
+	a.wantGoogle(t, http.StatusServiceUnavailable, "UNAVAILABLE", "Service Unavailable")
+	if n := e.srv.Calls(googlests.API); n != 1 {
+		t.Errorf("API calls %d, want 1", n)
+	}
+}

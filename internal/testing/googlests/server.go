@@ -27,6 +27,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -116,7 +117,7 @@ type Server struct {
 	saTTLCap        time.Duration
 	acceptFederated bool
 	lastExchange    map[string]string
-	lastImpersonate map[string]any
+	echo            bool
 }
 
 // New starts a server; Close it when done.
@@ -194,6 +195,31 @@ func (s *Server) AcceptFederatedTokens(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.acceptFederated = on
+}
+
+// EchoCredentials makes refusals repeat the subject token (STS) or the
+// bearer token (IAM, API) received, as a hostile or careless token service
+// might, to prove clients never show what a server echoes.
+func (s *Server) EchoCredentials(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.echo = on
+}
+
+func (s *Server) echoing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.echo
+}
+
+// Host is host:port of URL (127.0.0.1:<port>).
+func (s *Server) Host() string { return strings.TrimPrefix(s.URL, "https://") }
+
+// LocalhostURL reaches the same server under the name localhost, which
+// counts as another host for consent checks.
+func (s *Server) LocalhostURL() string {
+	_, port, _ := net.SplitHostPort(s.Host())
+	return "https://localhost:" + port
 }
 
 // AddServiceAccount registers or replaces a service account.
@@ -280,6 +306,19 @@ func (s *Server) count(e Endpoint) *Fault {
 		}
 	}
 	return nil
+}
+
+// pause waits d or until the client gives up.
+func pause(r *http.Request, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	}
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {

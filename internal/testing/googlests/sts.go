@@ -30,7 +30,7 @@ var stsParams = map[string]string{
 
 func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 	if f := s.count(STS); f != nil {
-		time.Sleep(f.Delay)
+		pause(r, f.Delay)
 		writeFault(w, f)
 		return
 	}
@@ -45,16 +45,17 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 	}
 	s.recordExchange(params)
 	p, e := s.checkRequest(params)
-	if e != nil {
-		e.write(w)
-		return
+	if e == nil {
+		var claims *jwt.Claims
+		if claims, e = s.checkSubject(r, p, params["subject_token"]); e == nil {
+			s.answerExchange(w, p, claims, params["scope"])
+			return
+		}
 	}
-	claims, e := s.checkSubject(r, p, params["subject_token"])
-	if e != nil {
-		e.write(w)
-		return
+	if s.echoing() {
+		e.description += " subject_token: " + params["subject_token"]
 	}
-	s.answerExchange(w, p, claims, params["scope"])
+	e.write(w)
 }
 
 // readParams reads a form or JSON body into one map.
@@ -179,7 +180,8 @@ func (s *Server) checkSubject(r *http.Request, p Provider, raw string) (*jwt.Cla
 func verify(tok *jwt.JSONWebToken, set jose.JSONWebKeySet) (*jwt.Claims, bool) {
 	kid := tok.Headers[0].KeyID
 	for _, k := range set.Keys {
-		if kid != "" && k.KeyID != kid {
+		// A key without an ID (as read from a PEM file) may verify any token.
+		if kid != "" && k.KeyID != "" && k.KeyID != kid {
 			continue
 		}
 		var c jwt.Claims
