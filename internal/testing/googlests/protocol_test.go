@@ -270,3 +270,26 @@ func TestDelayedFaultAndSecondHostName(t *testing.T) {
 		t.Errorf("API calls %d, want 1", n)
 	}
 }
+
+func TestExplicitAllowedAudiences(t *testing.T) {
+	e := newEnv(t)
+	p := e.provider
+	p.AllowedAudiences = []string{"sts.googleapis.com", "https://cluster-a.example.test"}
+	e.srv.AddProvider(p)
+	c := e.claims()
+	c.Audience = []string{"https://cluster-a.example.test"}
+	if a := e.exchangeForm(t, e.form(sign(t, e.key, "k1", c))); a.status != http.StatusOK {
+		t.Fatalf("listed audience refused: %d %v", a.status, a.body)
+	}
+	// Listing audiences replaces the default one.
+	e.exchangeForm(t, e.form(sign(t, e.key, "k1", e.claims()))).wantOAuth(t, http.StatusBadRequest, "invalid_grant", "does not match the expected audience")
+}
+
+func TestFaultBodyIsSentAsIs(t *testing.T) {
+	e := newEnv(t)
+	e.srv.InjectFaults(googlests.Fault{Endpoint: googlests.STS, Status: http.StatusOK, Body: "<html>proxy</html>"})
+	_, err := e.token(t, e.config(sign(t, e.key, "k1", e.claims()), ""))
+	if err == nil || !strings.Contains(err.Error(), "unmarshal") {
+		t.Fatalf("got %v, want the client's parse error", err)
+	}
+}

@@ -17,10 +17,22 @@
 // lifetime never outlives the subject token; impersonation needs the
 // principal to hold roles/iam.workloadIdentityUser on the service account,
 // scopes, and a lifetime of at most 3600 s (43200 s where the organisation
-// allows it). STS errors have the OAuth shape {"error","error_description"},
-// IAM errors Google's {"error":{"code","message","status"}}. Messages quote
-// the ones Google sends where they are public; the others are marked in
-// the code.
+// allows it).
+//
+// STS refusals have the OAuth shape {"error","error_description"} with
+// status 400, as Google sends them: invalid_request (malformed request or
+// audience), invalid_target (unknown, disabled or workforce provider),
+// invalid_grant (subject token refused) and unauthorized_client (attribute
+// condition). IAM and the whoami API answer Google's
+// {"error":{"code","message","status"}}: 401 UNAUTHENTICATED for a missing,
+// unknown or expired bearer token, 403 PERMISSION_DENIED for a missing role
+// or scope, 404 NOT_FOUND for an unknown service account, 400
+// INVALID_ARGUMENT for a bad body. Messages quote Google's where they are
+// public; the others are marked "wording not public" in the code.
+//
+// Left out: attribute mappings other than google.subject=assertion.sub
+// (the condition is a glob on sub), delegation chains, workforce pools,
+// SAML and AWS subject tokens, and clock skew leeway on exp.
 package googlests
 
 import (
@@ -254,7 +266,7 @@ func (s *Server) LastExchange() map[string]string {
 	return out
 }
 
-// IssuedTokens lists every live access token handed out.
+// IssuedTokens lists every access token handed out, expired ones too.
 func (s *Server) IssuedTokens() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
