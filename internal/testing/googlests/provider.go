@@ -3,6 +3,7 @@ package googlests
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -88,8 +89,11 @@ func StaticKeys(set jose.JSONWebKeySet) KeySource {
 	return func(context.Context) (jose.JSONWebKeySet, error) { return set, nil }
 }
 
-// errDiscoveryIssuer is the refusal of a discovery document for another issuer.
-var errDiscoveryIssuer = fmt.Errorf("`issuer` claim in OIDC discovery document does not match the issuer specified in the request.")
+// errDiscoveryIssuer refuses a discovery document for another issuer.
+var errDiscoveryIssuer = errors.New("discovery document of another issuer")
+
+// discoveryIssuerMismatch is Google's answer to errDiscoveryIssuer.
+const discoveryIssuerMismatch = "`issuer` claim in OIDC discovery document does not match the issuer specified in the request."
 
 // DiscoveryKeys fetches issuer/.well-known/openid-configuration and its
 // jwks_uri with client (e.g. one that trusts a kube-apiserver's CA and

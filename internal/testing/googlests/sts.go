@@ -38,9 +38,9 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 		writeGoogleError(w, http.StatusMethodNotAllowed, "", "Method Not Allowed")
 		return
 	}
-	params, err := readParams(r)
-	if err != nil {
-		badRequest("invalid_request", err.Error()).write(w)
+	params, msg := readParams(r)
+	if msg != "" {
+		badRequest("invalid_request", msg).write(w)
 		return
 	}
 	s.recordExchange(params)
@@ -58,39 +58,39 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request) {
 	e.write(w)
 }
 
-// readParams reads a form or JSON body into one map.
-func readParams(r *http.Request) (map[string]string, error) {
+// readParams reads a form or JSON body into one map, or says why not.
+func readParams(r *http.Request) (map[string]string, string) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
-		return nil, err
+		return nil, err.Error()
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	out := map[string]string{}
 	if ct == "application/json" {
 		var m map[string]any
 		if err := json.Unmarshal(body, &m); err != nil {
-			return nil, fmt.Errorf("Invalid JSON payload received. %v", err)
+			return nil, "Invalid JSON payload received. " + err.Error()
 		}
 		for k, v := range m {
 			str, ok := v.(string)
 			if !ok {
-				return nil, fmt.Errorf("Invalid JSON payload received. Invalid value at '%s' (TYPE_STRING)", k)
+				return nil, fmt.Sprintf("Invalid JSON payload received. Invalid value at '%s' (TYPE_STRING)", k)
 			}
 			if snake, ok := stsParams[k]; ok {
 				k = snake
 			}
 			out[k] = str
 		}
-		return out, nil
+		return out, ""
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		return nil, err
+		return nil, err.Error()
 	}
 	for k := range form {
 		out[k] = form.Get(k)
 	}
-	return out, nil
+	return out, ""
 }
 
 func (s *Server) recordExchange(params map[string]string) {
@@ -160,7 +160,7 @@ func (s *Server) checkSubject(r *http.Request, p Provider, raw string) (*jwt.Cla
 	}
 	keys, err := p.Keys(r.Context())
 	if errors.Is(err, errDiscoveryIssuer) {
-		return nil, badRequest("invalid_grant", err.Error())
+		return nil, badRequest("invalid_grant", discoveryIssuerMismatch)
 	}
 	if err != nil {
 		return nil, badRequest("invalid_grant", "Failed to fetch the JWKS of the OIDC provider.") // wording not public
