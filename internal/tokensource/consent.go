@@ -7,13 +7,18 @@ import "net/url"
 // list. The transport guard still checks every request the engine makes
 // (discovery results, redirects).
 func (r Request) CheckConfiguredHost() error {
-	_, endpoint := r.endpoint()
-	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" {
-		return &ConfigError{Field: "issuer", Message: "the issuer URL does not parse"}
-	}
-	if !hostAllowed(r.AllowedHosts, u) {
-		return &HostNotAllowedError{Host: u.Host}
+	return r.checkConfiguredHosts(r.grant())
+}
+
+func (r Request) checkConfiguredHosts(g grant) error {
+	for _, ep := range g.endpoints(r) {
+		u, err := url.Parse(ep.url)
+		if err != nil || u.Host == "" {
+			return &ConfigError{Field: "issuer", Message: "the issuer URL does not parse"}
+		}
+		if !hostAllowed(r.AllowedHosts, u) {
+			return &HostNotAllowedError{Host: u.Host}
+		}
 	}
 	return nil
 }
