@@ -239,3 +239,41 @@ func TestGrantClassifyCannotLeakAnUntypedError(t *testing.T) {
 type rawGrant struct{ echoGrant }
 
 func (rawGrant) classify(_ *Engine, err error, _ []string) error { return err }
+
+func TestInputHashKeepsTheLayoutStatusHolds(t *testing.T) {
+	// Written by operators that built the hash outside the engine; a
+	// change would renew every token at upgrade.
+	const version = "Secret/ns/s@12"
+	for want, req := range map[string]Request{
+		"ac3fd0ca998371305a9ac81bfe9f931f229b95a15e8950da900e11ca86854844": {Authority: "https://login.microsoftonline.com/contoso/", AzureRegion: "westeurope", ClientID: "c", Scopes: []string{"b", "a"}},
+		"7625b724824fd42496903b72e4f2f49d00a68a44088e9a85ffa6ac2abebb9327": {IssuerURL: "https://idp.example.com", ClientID: "c", Scopes: []string{"read", "write"}, ExtraParameters: map[string]string{"resource": "r", "audience": "a"}},
+		"b5b0c34070c2f3c667d5dad894b3356609bcb22c288fa28279c87446785d8f0f": {TokenURL: "https://idp.example.com/token", ClientID: "c"},
+	} {
+		req.Credential = &credential.ClientSecret{Secret: "s3cret"}
+		if got := req.InputHash(version); got != want {
+			t.Errorf("%+v: InputHash = %s, want %s", req, got, want)
+		}
+	}
+}
+
+func TestInputHashSeparatesGrantsWithoutCredentialMaterial(t *testing.T) {
+	req := Request{TokenURL: "https://idp.example.com/token", ClientID: "c", Credential: &credential.ClientSecret{Secret: "s3cret"}}
+	rotated := req
+	rotated.Credential = &credential.ClientSecret{Secret: "other-s3cret"}
+	for _, g := range []grant{clientCredentialsGrant{}, echoGrant{}} {
+		if req.inputHash(g, "v1") != rotated.inputHash(g, "v1") {
+			t.Errorf("%T: the credential's material changed the hash; only its version may", g)
+		}
+		if req.inputHash(g, "v1") == req.inputHash(g, "v2") {
+			t.Errorf("%T: a new credential version kept the hash", g)
+		}
+	}
+	if req.inputHash(clientCredentialsGrant{}, "v1") == req.inputHash(echoGrant{}, "v1") {
+		t.Error("two grants share an input hash")
+	}
+	other := req
+	other.TokenURL = "https://other.example.com/token"
+	if req.inputHash(echoGrant{}, "v1") == other.inputHash(echoGrant{}, "v1") {
+		t.Error("a new grant's inputs are not in its hash")
+	}
+}

@@ -50,10 +50,48 @@ func (r Request) CacheKey() string {
 
 func (r Request) cacheKey(g grant) string {
 	h := sha256.New()
+	parts := append([]string{"v1"}, g.keyParts(r)...)
+	parts = append(parts, r.commonParts(fingerprint(r.Credential))...)
+	for _, p := range parts {
+		_ = binary.Write(h, binary.BigEndian, uint32(len(p)))
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// InputHash identifies what produces the token: grant, issuer, client,
+// scopes, parameters, and credentialVersion (the credential's source and
+// version) in place of the credential. It is published on the Secret and in
+// status, so it holds names and versions only, no digest of credential
+// material. The two client credentials grants keep the layout status
+// already holds, so an upgrade renews nothing; any other grant's inputs are
+// its keyParts.
+func (r Request) InputHash(credentialVersion string) string {
+	return r.inputHash(r.grant(), credentialVersion)
+}
+
+func (r Request) inputHash(g grant, credentialVersion string) string {
+	var parts []string
+	switch g.(type) {
+	case entraGrant, clientCredentialsGrant:
+		parts = []string{"v2", r.Authority, r.IssuerURL, r.TokenURL, r.AzureRegion}
+	default:
+		parts = append([]string{"v3"}, g.keyParts(r)...)
+	}
+	parts = append(parts, r.commonParts(credentialVersion)...)
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// commonParts end every grant's key and hash: the client, what stands for
+// the credential, the sorted scopes and the extra parameters.
+func (r Request) commonParts(cred string) []string {
 	scopes := append([]string(nil), r.Scopes...)
 	sort.Strings(scopes)
-	parts := append([]string{"v1"}, g.keyParts(r)...)
-	parts = append(parts, r.ClientID, fingerprint(r.Credential), strings.Join(scopes, " "))
+	parts := []string{r.ClientID, cred, strings.Join(scopes, " ")}
 	keys := make([]string, 0, len(r.ExtraParameters))
 	for k := range r.ExtraParameters {
 		keys = append(keys, k)
@@ -62,11 +100,7 @@ func (r Request) cacheKey(g grant) string {
 	for _, k := range keys {
 		parts = append(parts, k, r.ExtraParameters[k])
 	}
-	for _, p := range parts {
-		_ = binary.Write(h, binary.BigEndian, uint32(len(p)))
-		h.Write([]byte(p))
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return parts
 }
 
 // fingerprint tolerates nil and typed-nil credentials.
