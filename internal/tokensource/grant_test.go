@@ -271,9 +271,20 @@ func TestInputHashSeparatesGrantsWithoutCredentialMaterial(t *testing.T) {
 	if req.inputHash(clientCredentialsGrant{}, "v1") == req.inputHash(echoGrant{}, "v1") {
 		t.Error("two grants share an input hash")
 	}
+	// A grant whose inputs are the same strings still has its own hash.
+	if req.inputHash(clientCredentialsGrant{}, "v1") == req.inputHash(mimicGrant{}, "v1") {
+		t.Error("a grant with the client credentials inputs shares their hash")
+	}
 	other := req
 	other.TokenURL = "https://other.example.com/token"
 	if req.inputHash(echoGrant{}, "v1") == other.inputHash(echoGrant{}, "v1") {
 		t.Error("a new grant's inputs are not in its hash")
 	}
+}
+
+// mimicGrant's inputs are those of the client credentials grants.
+type mimicGrant struct{ echoGrant }
+
+func (mimicGrant) keyParts(r Request) []string {
+	return []string{"mimic", r.Authority, r.IssuerURL, r.TokenURL, r.AzureRegion}
 }
