@@ -19,7 +19,9 @@ import (
 //     AllowedHosts and the operator's policy before anything is sent.
 //   - keyParts: return what tells its tokens apart besides the client,
 //     credential, scopes and extra parameters; the first part is a label no
-//     other grant uses, and the label fixes how many parts follow.
+//     other grant uses, and the label fixes how many parts follow. They are
+//     names and settings only, never secret material: InputHash, which is
+//     published in status, is made from them too.
 //   - validate: check every field it reads and refuse the fields it does
 //     not, without any call, as *ConfigError; the Request helpers
 //     (checkEndpoints, checkClient, checkCredential, checkScopes) do the
