@@ -23,6 +23,16 @@ func (r Request) checkConfiguredHosts(g grant) error {
 	return nil
 }
 
+// ServiceHost is the host of the endpoint the call starts at, such as a
+// metric label; "" when it does not parse.
+func (r Request) ServiceHost() string {
+	u, err := url.Parse(r.grant().endpoints(r)[0].url)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
 // secureScheme accepts https, and plain http only on the loopback names the
 // CRD allows it for; whether the operator allows those is Engine.Validate's
 // call.

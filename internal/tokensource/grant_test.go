@@ -288,3 +288,16 @@ type mimicGrant struct{ echoGrant }
 func (mimicGrant) keyParts(r Request) []string {
 	return []string{"mimic", r.Authority, r.IssuerURL, r.TokenURL, r.AzureRegion}
 }
+
+func TestServiceHostIsTheStartEndpoints(t *testing.T) {
+	for want, req := range map[string]Request{
+		"login.example.com":  {Authority: "https://login.example.com/contoso/"},
+		"idp.example.com":    {IssuerURL: "https://idp.example.com/realms/a"},
+		"token.example:8443": {TokenURL: "https://token.example:8443/token"},
+		"":                   {TokenURL: "%zz"},
+	} {
+		if got := req.ServiceHost(); got != want {
+			t.Errorf("%+v: ServiceHost = %q, want %q", req, got, want)
+		}
+	}
+}
