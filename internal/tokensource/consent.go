@@ -23,10 +23,14 @@ func (r Request) checkConfiguredHosts(g grant) error {
 	return nil
 }
 
-// ServiceHost is the host of the endpoint the call starts at, such as a
-// metric label; "" when it does not parse.
+// ServiceHost is the host of the endpoint the call starts at, for metric
+// labels; "" when there is none.
 func (r Request) ServiceHost() string {
-	u, err := url.Parse(r.grant().endpoints(r)[0].url)
+	eps := r.grant().endpoints(r)
+	if len(eps) == 0 {
+		return ""
+	}
+	u, err := url.Parse(eps[0].url)
 	if err != nil {
 		return ""
 	}

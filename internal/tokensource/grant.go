@@ -14,9 +14,10 @@ import (
 // A new grant (RFC 8693 token exchange, AWS STS web identity, Google
 // external_account) is a file implementing this interface plus one case in
 // Request.grant. It must:
-//   - endpoints: name every URL the credential may be sent to, configured
-//     ones only, first the one the call starts at; all are checked against
-//     AllowedHosts and the operator's policy before anything is sent.
+//   - endpoints: name every configured URL the credential may be sent to,
+//     at least one, the one the call starts at first; all are checked
+//     against AllowedHosts and the operator's policy before anything is
+//     sent.
 //   - keyParts: return what tells its tokens apart besides the client,
 //     credential, scopes and extra parameters; the first part is a label no
 //     other grant uses, and the label fixes how many parts follow. They are

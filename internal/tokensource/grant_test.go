@@ -301,3 +301,17 @@ func TestServiceHostIsTheStartEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// noEndpointGrant names nowhere to send its request.
+type noEndpointGrant struct{ echoGrant }
+
+func (noEndpointGrant) endpoints(Request) []endpoint { return nil }
+
+func TestAGrantWithoutEndpointIsRefused(t *testing.T) {
+	req := Request{TokenURL: "https://idp.example.com/token", ClientID: "c", Credential: &credential.ClientSecret{Secret: "s3cret"}}
+	_, err := New(Options{}).fetch(context.Background(), noEndpointGrant{}, req, nil)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Message, "no token service endpoint") {
+		t.Fatalf("got %v", err)
+	}
+}

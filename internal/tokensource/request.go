@@ -136,6 +136,9 @@ func (r Request) validate(g grant) error {
 	if err := g.validate(r); err != nil {
 		return err
 	}
+	if len(g.endpoints(r)) == 0 {
+		return &ConfigError{Message: "the request names no token service endpoint"}
+	}
 	if err := r.checkAllowedHosts(); err != nil {
 		return err
 	}
