@@ -198,9 +198,10 @@ var tenantResults = []string{"invalid_request", "invalid_client", "invalid_grant
 	"unsupported_grant_type", "invalid_scope", "access_denied", "scheme_not_allowed", "host_not_allowed", "token_too_large"}
 
 // notTenantReasons are the condition reasons that need nothing of a
-// tenant: success, transient failures the operator retries, and rollouts.
+// tenant: success, transient failures the operator retries, rollouts, and
+// rights the operator's own install lacks (PermissionDenied).
 var notTenantReasons = []string{"Issued", "Refreshed", "Expired", "Recovered", "UpToDate", "Checked",
-	"TokenServiceUnavailable", "RefreshFailed", "TokenCallsBusy", "ShortLifetime", "RolloutRestarted", "RolloutRestartFailed"}
+	"TokenServiceUnavailable", "RefreshFailed", "TokenCallsBusy", "ShortLifetime", "RolloutRestarted", "RolloutRestartFailed", "PermissionDenied"}
 
 // reasonConstant is a condition reason constant of api/v1alpha1.
 var reasonConstant = regexp.MustCompile(`(?m)^\s*Reason\w+\s*=\s*"(\w+)"`)

@@ -46,7 +46,7 @@ func helmConfig(t *testing.T, namespace string) *action.Configuration {
 	if v, err := dc.ServerVersion(); err != nil || !strings.HasPrefix(v.GitVersion, "v0.0.0") {
 		return cfg
 	}
-	m := regexp.MustCompile(`k8s-(1\.\d+\.\d+)`).FindStringSubmatch(os.Getenv("KUBEBUILDER_ASSETS"))
+	m := regexp.MustCompile(`k8s[-/](1\.\d+\.\d+)`).FindStringSubmatch(os.Getenv("KUBEBUILDER_ASSETS"))
 	if m == nil {
 		t.Fatalf("no Kubernetes version in KUBEBUILDER_ASSETS=%s", os.Getenv("KUBEBUILDER_ASSETS"))
 	}

@@ -45,7 +45,7 @@ func renderChart(t *testing.T, release, namespace string, values map[string]any)
 	if err != nil {
 		t.Fatalf("values: %v", err)
 	}
-	out, err := engine.Engine{Strict: true}.Render(ch, vals)
+	out, err := engine.Engine{Strict: true}.RenderWithContext(t.Context(), ch, vals)
 	if err != nil {
 		t.Fatalf("rendering the chart: %v", err)
 	}

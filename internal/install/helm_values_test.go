@@ -30,7 +30,7 @@ func renderError(t *testing.T, values map[string]any) error {
 	if err != nil {
 		return err
 	}
-	_, err = engine.Engine{Strict: true}.Render(ch, vals)
+	_, err = engine.Engine{Strict: true}.RenderWithContext(t.Context(), ch, vals)
 	return err
 }
 

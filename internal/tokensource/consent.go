@@ -7,15 +7,34 @@ import "net/url"
 // list. The transport guard still checks every request the engine makes
 // (discovery results, redirects).
 func (r Request) CheckConfiguredHost() error {
-	_, endpoint := r.endpoint()
-	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" {
-		return &ConfigError{Field: "issuer", Message: "the issuer URL does not parse"}
-	}
-	if !hostAllowed(r.AllowedHosts, u) {
-		return &HostNotAllowedError{Host: u.Host}
+	return r.checkConfiguredHosts(r.grant())
+}
+
+func (r Request) checkConfiguredHosts(g grant) error {
+	for _, ep := range g.endpoints(r) {
+		u, err := url.Parse(ep.url)
+		if err != nil || u.Host == "" {
+			return &ConfigError{Field: "issuer", Message: "the issuer URL does not parse"}
+		}
+		if !hostAllowed(r.AllowedHosts, u) {
+			return &HostNotAllowedError{Host: u.Host}
+		}
 	}
 	return nil
+}
+
+// ServiceHost is the host of the endpoint the call starts at, for metric
+// labels; "" when there is none.
+func (r Request) ServiceHost() string {
+	eps := r.grant().endpoints(r)
+	if len(eps) == 0 {
+		return ""
+	}
+	u, err := url.Parse(eps[0].url)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
 
 // secureScheme accepts https, and plain http only on the loopback names the

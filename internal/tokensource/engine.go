@@ -186,19 +186,24 @@ func shorter(have, limit time.Duration) time.Duration {
 // operator's policy. Problems are *ConfigError, or *HostNotAllowedError with
 // ByOperator for an endpoint outside AllowedIssuerHosts.
 func (e *Engine) Validate(req Request) error {
-	if err := req.Validate(); err != nil {
+	return e.validate(req.grant(), req)
+}
+
+func (e *Engine) validate(g grant, req Request) error {
+	if err := req.validate(g); err != nil {
 		return err
 	}
-	kind, raw := req.endpoint()
-	u, err := url.Parse(raw)
-	if err != nil {
-		return &ConfigError{Field: endpointField(kind), Message: "does not parse"}
-	}
-	if u.Scheme != "https" && !e.httpLocal {
-		return &ConfigError{Field: endpointField(kind), Message: "must be an https URL; plain http to localhost, 127.0.0.1 or [::1] needs the operator flag --insecure-allow-http-loopback"}
-	}
-	if !issuerHostAllowed(e.ceiling, u) {
-		return &HostNotAllowedError{Host: u.Host, ByOperator: true}
+	for _, ep := range g.endpoints(req) {
+		u, err := url.Parse(ep.url)
+		if err != nil {
+			return &ConfigError{Field: ep.field, Message: "does not parse"}
+		}
+		if u.Scheme != "https" && !e.httpLocal {
+			return &ConfigError{Field: ep.field, Message: "must be an https URL; plain http to localhost, 127.0.0.1 or [::1] needs the operator flag --insecure-allow-http-loopback"}
+		}
+		if !issuerHostAllowed(e.ceiling, u) {
+			return &HostNotAllowedError{Host: u.Host, ByOperator: true}
+		}
 	}
 	return nil
 }
@@ -207,33 +212,37 @@ func (e *Engine) Validate(req Request) error {
 // still good enough for the caller; a cached MSAL token that is not fresh is
 // dropped and a new one requested, so callers never loop on a stale token.
 func (e *Engine) Fetch(ctx context.Context, req Request, fresh func(Token) bool) (Token, error) {
-	if err := e.Validate(req); err != nil {
+	return e.fetch(ctx, req.grant(), req, fresh)
+}
+
+// fetch is what every grant shares: the policy, the timeout, the common
+// classification of failures and the token size cap.
+func (e *Engine) fetch(ctx context.Context, g grant, req Request, fresh func(Token) bool) (Token, error) {
+	if err := e.validate(g, req); err != nil {
 		return Token{}, err
 	}
-	_, raw := req.endpoint()
-	u, _ := url.Parse(raw)
-	st := &callState{policy: policy{allowed: req.AllowedHosts, ceiling: e.ceiling, scheme: u.Scheme, httpLocal: e.httpLocal, maxBytes: e.maxBytes}}
+	eps := g.endpoints(req)
+	start, _ := url.Parse(eps[0].url)
+	st := &callState{policy: policy{allowed: req.AllowedHosts, ceiling: e.ceiling, scheme: start.Scheme, httpLocal: e.httpLocal, maxBytes: e.maxBytes}}
 	if a, ok := req.Credential.(*credential.Assertion); ok {
 		st.provide = a.Provide
 	}
-	if err := st.check(u); err != nil {
-		return Token{}, err
+	for _, ep := range eps {
+		u, _ := url.Parse(ep.url)
+		if err := st.check(u); err != nil {
+			return Token{}, err
+		}
 	}
 	callCtx, cancel := context.WithTimeout(withState(ctx, st), e.timeout)
 	defer cancel()
-	var tok Token
-	var err error
-	if req.entra() {
-		tok, err = e.fetchEntra(callCtx, req, st, fresh)
-	} else {
-		tok, err = e.fetchGeneric(callCtx, req, st)
-	}
+	c := &call{e: e, req: req, key: req.cacheKey(g), st: st, fresh: fresh}
+	tok, err := g.fetch(callCtx, c)
 	if err != nil {
-		return Token{}, e.classify(ctx, callCtx, st, err, req.entra())
+		return Token{}, e.classify(g, ctx, callCtx, st, err)
 	}
 	if size := int64(len(tok.AccessToken) + len(tok.TokenType)); size > e.maxToken {
-		if req.entra() {
-			e.Forget(req.CacheKey()) // MSAL's cache and ks.last hold it
+		if g.keepsTokens() {
+			e.Forget(c.key)
 		}
 		return Token{}, &TokenTooLargeError{Size: size, Max: e.maxToken}
 	}
@@ -259,8 +268,10 @@ func (e *Engine) state(key string) *keyState {
 }
 
 // classify turns any failure into *HostNotAllowedError, *ConfigError,
-// *Error or the caller's context error, with safe text.
-func (e *Engine) classify(parent, call context.Context, st *callState, err error, entra bool) error {
+// *Error or the caller's context error, with safe text: the grant sees
+// only what no common case explains, and whatever it returns is scrubbed
+// of the secrets the call recorded.
+func (e *Engine) classify(g grant, parent, call context.Context, st *callState, err error) error {
 	failed, secrets, assertionErr := st.snapshot()
 	var ce *ConfigError
 	var te *Error
@@ -268,7 +279,7 @@ func (e *Engine) classify(parent, call context.Context, st *callState, err error
 	case failed != nil:
 		return failed
 	case errors.As(err, &ce), errors.As(err, &te):
-		return err
+		return scrubbed(err, secrets)
 	case parent.Err() != nil:
 		return parent.Err()
 	case assertionErr != nil && terminal(assertionErr):
@@ -278,10 +289,30 @@ func (e *Engine) classify(parent, call context.Context, st *callState, err error
 	case errors.Is(call.Err(), context.DeadlineExceeded):
 		return &Error{Retryable: true, Code: "timeout", Description: "no answer within " + e.timeout.String()}
 	}
-	if entra {
-		return e.classifyMSAL(err, secrets)
+	return scrubbed(g.classify(e, err, secrets), secrets)
+}
+
+// scrubbed removes secrets from the text of an *Error or *ConfigError in
+// err, whichever grant made it. Any other error but a refused host becomes
+// a generic *Error, since its text is unknown. The engine's own texts hold
+// no secret, so this changes nothing for them.
+func scrubbed(err error, secrets []string) error {
+	var ce *ConfigError
+	var te *Error
+	var he *HostNotAllowedError
+	switch {
+	case errors.As(err, &te):
+		te.Code = scrub(te.Code, secrets)
+		te.Description = scrub(te.Description, secrets)
+		te.CorrelationID = requestID(secrets, te.CorrelationID)
+		te.TraceID = requestID(secrets, te.TraceID)
+	case errors.As(err, &ce):
+		ce.Message = scrub(ce.Message, secrets)
+	case errors.As(err, &he):
+	default:
+		return &Error{Retryable: true, Code: "malformed_response", Description: "the token service call failed"}
 	}
-	return e.classifyOAuth2(err, secrets)
+	return err
 }
 
 // networkError describes transport failures without URLs or bodies. Their
@@ -299,10 +330,6 @@ func (e *Engine) networkError(err error, secrets []string) (*Error, bool) {
 		return &Error{Retryable: true, Code: "timeout", Description: "the connection timed out"}, true
 	}
 	return &Error{Retryable: true, Code: "network", Description: describe(ue.Err.Error(), nil, secrets)}, true
-}
-
-func endpointField(kind string) string {
-	return map[string]string{"authority": "authority", "issuer": "issuerURL", "token": "tokenURL"}[kind]
 }
 
 // terminal says whether an assertion source's error is a refusal that

@@ -2,9 +2,14 @@ package tokensource
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +20,116 @@ import (
 
 	"github.com/token-operator/token-operator/internal/credential"
 )
+
+// entraGrant is Microsoft Entra ID client credentials through MSAL Go,
+// chosen by Authority.
+type entraGrant struct{}
+
+func (entraGrant) endpoints(r Request) []endpoint {
+	return []endpoint{{"authority", strings.TrimRight(r.Authority, "/")}}
+}
+
+func (entraGrant) keyParts(r Request) []string {
+	return []string{"authority", strings.TrimRight(r.Authority, "/"), r.AzureRegion}
+}
+
+func (g entraGrant) validate(r Request) *ConfigError {
+	return firstProblem(
+		r.checkOneEndpoint,
+		func() *ConfigError { return r.checkEndpoints(g) },
+		r.checkAuthority,
+		r.checkClient,
+		func() *ConfigError { return r.checkCredential(entraKey) },
+		func() *ConfigError { return r.checkScopes(entraScopes) },
+		r.checkNoExtras,
+		r.checkRegion,
+	)
+}
+
+func (entraGrant) fetch(ctx context.Context, c *call) (Token, error) {
+	return c.e.fetchEntra(ctx, c.req, c.key, c.st, c.fresh)
+}
+
+func (entraGrant) classify(e *Engine, err error, secrets []string) error {
+	return e.classifyMSAL(err, secrets)
+}
+
+// keepsTokens: MSAL's cache and keyState.last hold tokens.
+func (entraGrant) keepsTokens() bool { return true }
+
+// checkAuthority: an authority is always https and names a tenant.
+func (r Request) checkAuthority() *ConfigError {
+	u, err := url.Parse(r.Authority)
+	if err != nil || u.Scheme != "https" {
+		return badEndpoint("authority")
+	}
+	if strings.Trim(u.Path, "/") == "" || u.RawQuery != "" {
+		return &ConfigError{Field: "authority", Message: "must name a tenant, like https://login.microsoftonline.com/<tenant>, without a query"}
+	}
+	return nil
+}
+
+// entraKey: MSAL Go signs client assertions with RSA only.
+func entraKey(c *credential.Certificate) *ConfigError {
+	if _, ok := c.Key.(*rsa.PrivateKey); !ok {
+		return &ConfigError{Field: "credential", Message: fmt.Sprintf("Microsoft Entra ID through MSAL Go accepts RSA keys only, this certificate has a %s key; use an RSA certificate", keyKind(c.Key))}
+	}
+	return nil
+}
+
+func keyKind(k any) string {
+	switch k := k.(type) {
+	case *rsa.PrivateKey:
+		return "RSA"
+	case *ecdsa.PrivateKey:
+		if k.Curve == elliptic.P256() {
+			return "EC P-256"
+		}
+		return "EC"
+	}
+	return fmt.Sprintf("%T", k)
+}
+
+var (
+	guidRE   = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	regionRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+)
+
+// entraScopeRule is the client credentials rule of Microsoft Entra ID.
+const entraScopeRule = `Microsoft Entra ID client credentials take exactly one scope "<resource>/.default", where <resource> is an application ID URI (https://graph.microsoft.com, api://<app-id>, https://management.core.windows.net/) or an application ID (GUID)`
+
+func entraScopes(scopes []string) *ConfigError {
+	if len(scopes) != 1 || !entraResourceScope(scopes[0]) {
+		return &ConfigError{Field: "scopes", Message: fmt.Sprintf("%s; got %q", entraScopeRule, scopes)}
+	}
+	return nil
+}
+
+func entraResourceScope(s string) bool {
+	res, ok := strings.CutSuffix(s, "/.default")
+	if !ok || res == "" {
+		return false
+	}
+	if guidRE.MatchString(res) {
+		return true
+	}
+	u, err := url.Parse(res)
+	return err == nil && u.Scheme != "" && u.Host != ""
+}
+
+func (r Request) checkNoExtras() *ConfigError {
+	if len(r.ExtraParameters) > 0 {
+		return &ConfigError{Field: "extraParameters", Message: "not supported with authority: MSAL Go sends no extra form fields for client credentials"}
+	}
+	return nil
+}
+
+func (r Request) checkRegion() *ConfigError {
+	if r.AzureRegion != "" && !regionRE.MatchString(r.AzureRegion) {
+		return &ConfigError{Field: "azureRegion", Message: "must be a short lowercase Azure region name such as westeurope (automatic detection is not supported)"}
+	}
+	return nil
+}
 
 // msalClient is one MSAL confidential client with a cache we can empty.
 type msalClient struct {
@@ -49,11 +164,11 @@ func (c *clearableCache) drop() {
 	c.clear = true
 }
 
-func (e *Engine) fetchEntra(ctx context.Context, req Request, st *callState, fresh func(Token) bool) (Token, error) {
+func (e *Engine) fetchEntra(ctx context.Context, req Request, key string, st *callState, fresh func(Token) bool) (Token, error) {
 	if s, ok := req.Credential.(*credential.ClientSecret); ok {
 		st.addSecret(s.Secret)
 	}
-	ks := e.state(req.CacheKey())
+	ks := e.state(key)
 	mc, err := ks.msalClient(req, e.client)
 	if err != nil {
 		return Token{}, err

@@ -23,11 +23,85 @@ const (
 	discoveryTTL  = time.Hour
 )
 
-func (e *Engine) fetchGeneric(ctx context.Context, req Request, st *callState) (Token, error) {
+// clientCredentialsGrant is OAuth2 client credentials (RFC 6749 §4.4)
+// through golang.org/x/oauth2, at TokenURL or at the token endpoint that
+// IssuerURL's discovery document names.
+type clientCredentialsGrant struct{}
+
+func (clientCredentialsGrant) endpoints(r Request) []endpoint {
+	if r.IssuerURL != "" {
+		return []endpoint{{"issuerURL", strings.TrimRight(r.IssuerURL, "/")}}
+	}
+	return []endpoint{{"tokenURL", r.TokenURL}}
+}
+
+// keyParts keeps the layout keys had before grants had their own parts, so
+// stored keys stay valid: the third part is Entra's region, empty in any
+// request validate accepts.
+func (clientCredentialsGrant) keyParts(r Request) []string {
+	if r.IssuerURL != "" {
+		return []string{"issuer", strings.TrimRight(r.IssuerURL, "/"), r.AzureRegion}
+	}
+	return []string{"token", r.TokenURL, r.AzureRegion}
+}
+
+func (g clientCredentialsGrant) validate(r Request) *ConfigError {
+	return firstProblem(
+		r.checkOneEndpoint,
+		func() *ConfigError { return r.checkEndpoints(g) },
+		r.checkClient,
+		func() *ConfigError { return r.checkCredential(signableKey) },
+		func() *ConfigError { return r.checkScopes(nil) },
+		r.checkExtras,
+		r.refuseRegion,
+	)
+}
+
+func (clientCredentialsGrant) fetch(ctx context.Context, c *call) (Token, error) {
+	return c.e.fetchGeneric(ctx, c.req, c.key, c.st)
+}
+
+func (clientCredentialsGrant) classify(e *Engine, err error, secrets []string) error {
+	return e.classifyOAuth2(err, secrets)
+}
+
+// keepsTokens: only the discovered endpoint is kept per key.
+func (clientCredentialsGrant) keepsTokens() bool { return false }
+
+// signableKey: the engine signs RFC 7523 assertions itself.
+func signableKey(c *credential.Certificate) *ConfigError {
+	if _, err := signingAlgorithm(c); err != nil {
+		return &ConfigError{Field: "credential", Message: err.Error()}
+	}
+	return nil
+}
+
+var reservedParams = map[string]bool{
+	"grant_type": true, "scope": true, "client_id": true, "client_secret": true,
+	"client_assertion": true, "client_assertion_type": true,
+}
+
+func (r Request) checkExtras() *ConfigError {
+	for k := range r.ExtraParameters {
+		if k == "" || reservedParams[k] {
+			return &ConfigError{Field: "extraParameters", Message: fmt.Sprintf("%q is set by the token engine and cannot be overridden", k)}
+		}
+	}
+	return nil
+}
+
+func (r Request) refuseRegion() *ConfigError {
+	if r.AzureRegion != "" {
+		return &ConfigError{Field: "azureRegion", Message: "only applies with authority"}
+	}
+	return nil
+}
+
+func (e *Engine) fetchGeneric(ctx context.Context, req Request, key string, st *callState) (Token, error) {
 	tokenURL := req.TokenURL
 	if req.IssuerURL != "" {
 		var err error
-		if tokenURL, err = e.tokenEndpoint(ctx, req, st); err != nil {
+		if tokenURL, err = e.tokenEndpoint(ctx, req.IssuerURL, key, st); err != nil {
 			return Token{}, err
 		}
 	}
@@ -86,15 +160,15 @@ func (e *Engine) clientConfig(ctx context.Context, req Request, st *callState, t
 
 // tokenEndpoint reads token_endpoint from the issuer's discovery document,
 // kept per key for an hour.
-func (e *Engine) tokenEndpoint(ctx context.Context, req Request, st *callState) (string, error) {
-	ks := e.state(req.CacheKey())
+func (e *Engine) tokenEndpoint(ctx context.Context, issuer, key string, st *callState) (string, error) {
+	ks := e.state(key)
 	now := e.clock.Now()
 	ks.mu.Lock()
 	cached, at := ks.tokenURL, ks.discoveredAt
 	ks.mu.Unlock()
 	if cached == "" || now.Sub(at) > discoveryTTL || now.Before(at) {
 		var err error
-		if cached, err = e.discover(ctx, req.IssuerURL); err != nil {
+		if cached, err = e.discover(ctx, issuer); err != nil {
 			return "", err
 		}
 		ks.mu.Lock()

@@ -2,15 +2,11 @@ package tokensource
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"net/url"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,15 +41,57 @@ type Request struct {
 	ScopesLater bool
 }
 
-// CacheKey identifies the token a request yields: issuer, client, credential
-// material, sorted scopes and extra parameters. It changes when any of them
-// changes, such as after a credential rotation.
+// CacheKey identifies the token a request yields: grant, issuer, client,
+// credential material, sorted scopes and extra parameters. It changes when
+// any of them changes, such as after a credential rotation.
 func (r Request) CacheKey() string {
+	return r.cacheKey(r.grant())
+}
+
+func (r Request) cacheKey(g grant) string {
 	h := sha256.New()
-	kind, endpoint := r.endpoint()
+	parts := append([]string{"v1"}, g.keyParts(r)...)
+	parts = append(parts, r.commonParts(fingerprint(r.Credential))...)
+	for _, p := range parts {
+		_ = binary.Write(h, binary.BigEndian, uint32(len(p)))
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// InputHash identifies what produces the token: grant, issuer, client,
+// scopes, parameters, and credentialVersion (the credential's source and
+// version) in place of the credential. It is published on the Secret and in
+// status, so it holds names and versions only, no digest of credential
+// material. The two client credentials grants keep the layout status
+// already holds, so an upgrade renews nothing; any other grant's inputs are
+// its keyParts.
+func (r Request) InputHash(credentialVersion string) string {
+	return r.inputHash(r.grant(), credentialVersion)
+}
+
+func (r Request) inputHash(g grant, credentialVersion string) string {
+	var parts []string
+	switch g.(type) {
+	case entraGrant, clientCredentialsGrant:
+		parts = []string{"v2", r.Authority, r.IssuerURL, r.TokenURL, r.AzureRegion}
+	default:
+		parts = append([]string{"v3"}, g.keyParts(r)...)
+	}
+	parts = append(parts, r.commonParts(credentialVersion)...)
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// commonParts end every grant's key and hash: the client, what stands for
+// the credential, the sorted scopes and the extra parameters.
+func (r Request) commonParts(cred string) []string {
 	scopes := append([]string(nil), r.Scopes...)
 	sort.Strings(scopes)
-	parts := []string{"v1", kind, endpoint, r.AzureRegion, r.ClientID, fingerprint(r.Credential), strings.Join(scopes, " ")}
+	parts := []string{r.ClientID, cred, strings.Join(scopes, " ")}
 	keys := make([]string, 0, len(r.ExtraParameters))
 	for k := range r.ExtraParameters {
 		keys = append(keys, k)
@@ -62,22 +100,7 @@ func (r Request) CacheKey() string {
 	for _, k := range keys {
 		parts = append(parts, k, r.ExtraParameters[k])
 	}
-	for _, p := range parts {
-		_ = binary.Write(h, binary.BigEndian, uint32(len(p)))
-		h.Write([]byte(p))
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func (r Request) endpoint() (kind, u string) {
-	switch {
-	case r.Authority != "":
-		return "authority", strings.TrimRight(r.Authority, "/")
-	case r.IssuerURL != "":
-		return "issuer", strings.TrimRight(r.IssuerURL, "/")
-	default:
-		return "token", r.TokenURL
-	}
+	return parts
 }
 
 // fingerprint tolerates nil and typed-nil credentials.
@@ -106,7 +129,25 @@ func fingerprint(c credential.Credential) string {
 // It allows plain http to loopback hosts; Engine.Validate applies the
 // operator's scheme and host policy on top.
 func (r Request) Validate() error {
-	for _, check := range []func() *ConfigError{r.checkEndpoint, r.checkClient, r.checkCredential, r.checkScopes, r.checkExtras, r.checkRegion, r.checkAllowedHosts} {
+	return r.validate(r.grant())
+}
+
+func (r Request) validate(g grant) error {
+	if err := g.validate(r); err != nil {
+		return err
+	}
+	if len(g.endpoints(r)) == 0 {
+		return &ConfigError{Message: "the request names no token service endpoint"}
+	}
+	if err := r.checkAllowedHosts(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// firstProblem runs checks in order and returns the first problem.
+func firstProblem(checks ...func() *ConfigError) *ConfigError {
+	for _, check := range checks {
 		if err := check(); err != nil {
 			return err
 		}
@@ -114,9 +155,9 @@ func (r Request) Validate() error {
 	return nil
 }
 
-func (r Request) entra() bool { return r.Authority != "" }
-
-func (r Request) checkEndpoint() *ConfigError {
+// checkOneEndpoint: the client credentials grants take exactly one of
+// Authority, IssuerURL and TokenURL.
+func (r Request) checkOneEndpoint() *ConfigError {
 	set := 0
 	for _, v := range []string{r.Authority, r.IssuerURL, r.TokenURL} {
 		if v != "" {
@@ -126,16 +167,23 @@ func (r Request) checkEndpoint() *ConfigError {
 	if set != 1 {
 		return &ConfigError{Field: "authority", Message: "exactly one of authority, issuerURL and tokenURL must be set"}
 	}
-	kind, raw := r.endpoint()
-	field := endpointField(kind)
-	u, err := url.Parse(raw)
-	if err != nil || !secureScheme(u) || (kind == "authority" && u.Scheme != "https") || u.User != nil || u.Fragment != "" {
-		return &ConfigError{Field: field, Message: "must be an https URL with a host (plain http only for localhost, 127.0.0.1 or [::1] when the operator allows it; an authority always https), without user info or fragment"}
-	}
-	if kind == "authority" && (strings.Trim(u.Path, "/") == "" || u.RawQuery != "") {
-		return &ConfigError{Field: field, Message: "must name a tenant, like https://login.microsoftonline.com/<tenant>, without a query"}
+	return nil
+}
+
+// checkEndpoints refuses an endpoint that is not https (or plain http to a
+// loopback host), or that has user info or a fragment.
+func (r Request) checkEndpoints(g grant) *ConfigError {
+	for _, ep := range g.endpoints(r) {
+		u, err := url.Parse(ep.url)
+		if err != nil || !secureScheme(u) || u.User != nil || u.Fragment != "" {
+			return badEndpoint(ep.field)
+		}
 	}
 	return nil
+}
+
+func badEndpoint(field string) *ConfigError {
+	return &ConfigError{Field: field, Message: "must be an https URL with a host (plain http only for localhost, 127.0.0.1 or [::1] when the operator allows it; an authority always https), without user info or fragment"}
 }
 
 func (r Request) checkClient() *ConfigError {
@@ -145,7 +193,9 @@ func (r Request) checkClient() *ConfigError {
 	return nil
 }
 
-func (r Request) checkCredential() *ConfigError {
+// checkCredential checks the credential; keyRule is the grant's rule on a
+// certificate's key.
+func (r Request) checkCredential(keyRule func(*credential.Certificate) *ConfigError) *ConfigError {
 	switch c := r.Credential.(type) {
 	case *credential.ClientSecret:
 		if c == nil || c.Secret == "" {
@@ -157,7 +207,10 @@ func (r Request) checkCredential() *ConfigError {
 		}
 		return &ConfigError{Field: "credential", Message: fmt.Sprintf("unknown client authentication method %q", c.AuthMethod)}
 	case *credential.Certificate:
-		return r.checkCertificate(c)
+		if err := checkCertificate(c); err != nil {
+			return err
+		}
+		return keyRule(c)
 	case *credential.Assertion:
 		if c == nil || c.Provide == nil {
 			return &ConfigError{Field: "credential", Message: "the assertion source is missing"}
@@ -170,60 +223,29 @@ func (r Request) checkCredential() *ConfigError {
 	}
 }
 
-func (r Request) checkCertificate(c *credential.Certificate) *ConfigError {
+func checkCertificate(c *credential.Certificate) *ConfigError {
 	if c == nil || len(c.Chain) == 0 || c.Chain[0] == nil || c.Key == nil {
 		return &ConfigError{Field: "credential", Message: "the certificate needs a chain and a private key"}
 	}
 	if pub, ok := c.Key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(c.Chain[0].PublicKey) {
 		return &ConfigError{Field: "credential", Message: "the private key does not match the first certificate"}
 	}
-	if r.entra() {
-		if _, ok := c.Key.(*rsa.PrivateKey); !ok {
-			return &ConfigError{Field: "credential", Message: fmt.Sprintf("Microsoft Entra ID through MSAL Go accepts RSA keys only, this certificate has a %s key; use an RSA certificate", keyKind(c.Key))}
-		}
-		return nil
-	}
-	if _, err := signingAlgorithm(c); err != nil {
-		return &ConfigError{Field: "credential", Message: err.Error()}
-	}
 	return nil
 }
 
-func keyKind(k any) string {
-	switch k := k.(type) {
-	case *rsa.PrivateKey:
-		return "RSA"
-	case *ecdsa.PrivateKey:
-		if k.Curve == elliptic.P256() {
-			return "EC P-256"
-		}
-		return "EC"
-	}
-	return fmt.Sprintf("%T", k)
-}
-
-var (
-	guidRE   = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-	regionRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-)
-
-// entraScopeRule is the client credentials rule of Microsoft Entra ID.
-const entraScopeRule = `Microsoft Entra ID client credentials take exactly one scope "<resource>/.default", where <resource> is an application ID URI (https://graph.microsoft.com, api://<app-id>, https://management.core.windows.net/) or an application ID (GUID)`
-
-func (r Request) checkScopes() *ConfigError {
+// checkScopes applies RFC 6749's scope-token grammar, then the grant's own
+// rule if any, unless ScopesLater.
+func (r Request) checkScopes(rule func([]string) *ConfigError) *ConfigError {
 	if r.ScopesLater {
 		return nil
 	}
 	if err := CheckScopes(r.Scopes); err != nil {
 		return err
 	}
-	if !r.entra() {
+	if rule == nil {
 		return nil
 	}
-	if len(r.Scopes) != 1 || !entraResourceScope(r.Scopes[0]) {
-		return &ConfigError{Field: "scopes", Message: fmt.Sprintf("%s; got %q", entraScopeRule, r.Scopes)}
-	}
-	return nil
+	return rule(r.Scopes)
 }
 
 // ScopeTokenRule names RFC 6749 §3.3's scope-token grammar in messages; the
@@ -261,51 +283,6 @@ func CheckScopes(scopes []string) *ConfigError {
 // 64 bytes.
 func quoteShort(s string) string {
 	return strconv.QuoteToASCII(truncate(s, 64))
-}
-
-func entraResourceScope(s string) bool {
-	res, ok := strings.CutSuffix(s, "/.default")
-	if !ok || res == "" {
-		return false
-	}
-	if guidRE.MatchString(res) {
-		return true
-	}
-	u, err := url.Parse(res)
-	return err == nil && u.Scheme != "" && u.Host != ""
-}
-
-var reservedParams = map[string]bool{
-	"grant_type": true, "scope": true, "client_id": true, "client_secret": true,
-	"client_assertion": true, "client_assertion_type": true,
-}
-
-func (r Request) checkExtras() *ConfigError {
-	if len(r.ExtraParameters) == 0 {
-		return nil
-	}
-	if r.entra() {
-		return &ConfigError{Field: "extraParameters", Message: "not supported with authority: MSAL Go sends no extra form fields for client credentials"}
-	}
-	for k := range r.ExtraParameters {
-		if k == "" || reservedParams[k] {
-			return &ConfigError{Field: "extraParameters", Message: fmt.Sprintf("%q is set by the token engine and cannot be overridden", k)}
-		}
-	}
-	return nil
-}
-
-func (r Request) checkRegion() *ConfigError {
-	if r.AzureRegion == "" {
-		return nil
-	}
-	if !r.entra() {
-		return &ConfigError{Field: "azureRegion", Message: "only applies with authority"}
-	}
-	if !regionRE.MatchString(r.AzureRegion) {
-		return &ConfigError{Field: "azureRegion", Message: "must be a short lowercase Azure region name such as westeurope (automatic detection is not supported)"}
-	}
-	return nil
 }
 
 func (r Request) checkAllowedHosts() *ConfigError {
