@@ -2,12 +2,7 @@ package resolve
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -71,22 +66,10 @@ func (r *Resolver) CheckIssuer(ctx context.Context, issuer client.Object) error 
 	return err
 }
 
-// InputHash identifies what produces the token: issuer, client, scopes,
-// parameters and the credential's source and version. It is published on
-// the Secret and in status, so it is built from names and versions only:
-// no digest of credential material, which could be tested offline against
-// guesses, ever leaves the operator.
+// InputHash identifies what produces the token: the request's grant,
+// endpoints, client, scopes and parameters, and the credential's source and
+// version (Identity). It is published on the Secret and in status, so it is
+// built from names and versions only, never from credential material.
 func (res Resolution) InputHash() string {
-	req, credentialVersion := res.Request, res.Identity
-	scopes := slices.Sorted(slices.Values(req.Scopes))
-	extras := slices.Sorted(maps.Keys(req.ExtraParameters))
-	parts := []string{"v2", req.Authority, req.IssuerURL, req.TokenURL, req.AzureRegion, req.ClientID, credentialVersion, strings.Join(scopes, " ")}
-	for _, k := range extras {
-		parts = append(parts, k, req.ExtraParameters[k])
-	}
-	h := sha256.New()
-	for _, p := range parts {
-		fmt.Fprintf(h, "%d:%s", len(p), p)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return res.Request.InputHash(res.Identity)
 }
