@@ -3,7 +3,6 @@ package tokencache
 import (
 	"context"
 	"errors"
-	"net/url"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -48,7 +47,7 @@ func (s *SharedTokens) Token(ctx context.Context, user string, req tokensource.R
 		if err == nil && t.FromCache {
 			return t, nil
 		}
-		s.metrics.ObserveServiceCall(issuerHost(req), callResult(err), s.clock.Since(start))
+		s.metrics.ObserveServiceCall(req.ServiceHost(), callResult(err), s.clock.Since(start))
 		return t, err
 	})
 	s.metrics.ObserveCache(string(outcome))
@@ -69,15 +68,6 @@ func (s *SharedTokens) Validate(req tokensource.Request) error { return s.engine
 
 // Forget drops what the cache holds for a deleted TokenRequest.
 func (s *SharedTokens) Forget(user string) { s.cache.Forget(user) }
-
-func issuerHost(req tokensource.Request) string {
-	for _, raw := range []string{req.Authority, req.IssuerURL, req.TokenURL} {
-		if u, err := url.Parse(raw); err == nil && u.Host != "" {
-			return u.Host
-		}
-	}
-	return ""
-}
 
 func callResult(err error) string {
 	var te *tokensource.Error
