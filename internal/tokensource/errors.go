@@ -82,6 +82,8 @@ var metricCodes = map[string]bool{
 	"unauthorized_client": true, "unsupported_grant_type": true, "invalid_scope": true,
 	// RFC 6749 §4.1.2.1, sent by token endpoints too
 	"temporarily_unavailable": true, "server_error": true, "access_denied": true,
+	// RFC 8693 §2.2.2
+	"invalid_target": true,
 	// the engine's own
 	"network": true, "timeout": true, "malformed_response": true, "credential_unavailable": true,
 	"redirect": true, "scheme_not_allowed": true,

@@ -61,6 +61,8 @@ type call struct {
 // grant picks how r gets its token. It is the one place a grant is chosen.
 func (r Request) grant() grant {
 	switch {
+	case r.Exchange != nil:
+		return tokenExchangeGrant{}
 	case r.Authority != "":
 		return entraGrant{}
 	default:

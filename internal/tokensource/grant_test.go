@@ -113,9 +113,10 @@ func TestGrantsKeepTheirTokensApart(t *testing.T) {
 	// One request read by every grant: the same client, credential and
 	// scopes must still give each grant its own key.
 	req := Request{Authority: "https://idp.example.com/t", TokenURL: "https://idp.example.com/t", ClientID: "c",
-		Scopes: []string{"s"}, Credential: &credential.ClientSecret{Secret: "s3cret"}}
+		Scopes: []string{"s"}, Credential: &credential.ClientSecret{Secret: "s3cret"},
+		Exchange: &Exchange{Subject: SubjectToken{ID: "ns/sa", Type: TokenTypeJWT}}}
 	keys := map[string]string{}
-	for _, g := range []grant{entraGrant{}, clientCredentialsGrant{}, echoGrant{}} {
+	for _, g := range []grant{entraGrant{}, clientCredentialsGrant{}, echoGrant{}, tokenExchangeGrant{}} {
 		k := req.cacheKey(g)
 		if other, ok := keys[k]; ok {
 			t.Fatalf("%T and %s share a cache key", g, other)

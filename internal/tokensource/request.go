@@ -36,6 +36,8 @@ type Request struct {
 	// credential may be sent to; nil means no restriction. An entry without
 	// a port matches only the scheme's default port.
 	AllowedHosts []string
+	// Exchange, when set, asks for the token by RFC 8693 token exchange.
+	Exchange *Exchange
 	// ScopesLater skips the scope rules: an issuer is checked on its own,
 	// before any TokenRequest names scopes.
 	ScopesLater bool

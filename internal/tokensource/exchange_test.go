@@ -1,0 +1,168 @@
+package tokensource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/token-operator/token-operator/internal/credential"
+)
+
+// exchangeServer is an RFC 8693 token endpoint on loopback: it checks the
+// client (Basic), the grant type and the subject token, allows one
+// audience, and answers a one-hour token.
+func exchangeServer(t *testing.T, clientSecret, subject, audience string) (*httptest.Server, *atomic.Int32, chan map[string][]string) {
+	t.Helper()
+	var calls atomic.Int32
+	forms := make(chan map[string][]string, 8)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		_ = r.ParseForm()
+		forms <- r.PostForm
+		w.Header().Set("Content-Type", "application/json")
+		fail := func(code, desc string) {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+		}
+		id, secret, ok := r.BasicAuth()
+		switch {
+		case !ok || id != "client" || secret != clientSecret:
+			fail("invalid_client", "bad client")
+		case r.PostForm.Get("grant_type") != tokenExchangeGrantType:
+			fail("unsupported_grant_type", "")
+		case r.PostForm.Get("subject_token") != subject:
+			// a careless server echoes what it was sent
+			fail("invalid_grant", "subject token "+r.PostForm.Get("subject_token")+" is invalid")
+		case r.PostForm.Get("audience") != audience:
+			fail("invalid_target", "audience not allowed")
+		default:
+			_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "exchanged-" + audience, "issued_token_type": TokenTypeAccessToken,
+				"token_type": "Bearer", "expires_in": 3600})
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &calls, forms
+}
+
+func exchangeRequest(srv *httptest.Server, subject string, expires time.Time, provided *atomic.Int32) Request {
+	return Request{TokenURL: srv.URL + "/token", ClientID: "client", Credential: &credential.ClientSecret{Secret: "client-s3cret"},
+		AllowedHosts: []string{hostOf(srv)}, Scopes: []string{"read"},
+		Exchange: &Exchange{Audience: "orders", Resources: []string{"https://orders.example/", "https://stock.example/"},
+			Subject: SubjectToken{ID: "ns/sa/uid/aud", Type: TokenTypeJWT, Provide: func(context.Context) (string, time.Time, error) {
+				if provided != nil {
+					provided.Add(1)
+				}
+				return subject, expires, nil
+			}}}}
+}
+
+func TestTokenExchangeGetsATokenThatDoesNotOutliveItsSubject(t *testing.T) {
+	const subject = "subject-jwt-value-1234567890"
+	srv, _, forms := exchangeServer(t, "client-s3cret", subject, "orders")
+	eng := New(Options{AllowHTTPLoopback: true})
+	subjectExpires := time.Now().Add(10 * time.Minute).Truncate(time.Second)
+	tok, err := eng.Fetch(context.Background(), exchangeRequest(srv, subject, subjectExpires, nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.AccessToken != "exchanged-orders" {
+		t.Fatalf("token %q", tok.AccessToken)
+	}
+	if !tok.ExpiresAt.Equal(subjectExpires) {
+		t.Errorf("expires %v, want the subject's %v", tok.ExpiresAt, subjectExpires)
+	}
+	f := <-forms
+	for k, want := range map[string][]string{
+		"subject_token_type": {TokenTypeJWT}, "requested_token_type": {TokenTypeAccessToken},
+		"resource": {"https://orders.example/", "https://stock.example/"}, "scope": {"read"},
+	} {
+		if !slices.Equal(f[k], want) {
+			t.Errorf("%s = %q, want %q", k, f[k], want)
+		}
+	}
+	if _, ok := f["client_secret"]; ok {
+		t.Error("the client secret went in the form as well as in Basic")
+	}
+
+	t.Run("a subject that outlives the answer does not lengthen it", func(t *testing.T) {
+		tok, err := eng.Fetch(context.Background(), exchangeRequest(srv, subject, time.Now().Add(48*time.Hour), nil), nil)
+		<-forms
+		if err != nil || tok.ExpiresAt.After(time.Now().Add(time.Hour+time.Minute)) {
+			t.Fatalf("%v, expires %v", err, tok.ExpiresAt)
+		}
+	})
+}
+
+func TestTokenExchangeRefusalsCarryTheServersErrorWithoutTokens(t *testing.T) {
+	const subject = "subject-jwt-value-1234567890"
+	srv, _, forms := exchangeServer(t, "client-s3cret", subject, "orders")
+	eng := New(Options{AllowHTTPLoopback: true})
+	for _, tc := range []struct {
+		name, subject, audience, code string
+	}{
+		{"invalid subject token", "forged-subject-token-0987654321", "orders", "invalid_grant"},
+		{"audience not allowed", subject, "payroll", "invalid_target"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := exchangeRequest(srv, tc.subject, time.Time{}, nil)
+			req.Exchange.Audience = tc.audience
+			_, err := eng.Fetch(context.Background(), req, nil)
+			<-forms
+			var te *Error
+			if !errors.As(err, &te) || te.Code != tc.code || te.Retryable || te.StatusCode != http.StatusBadRequest {
+				t.Fatalf("got %#v", err)
+			}
+			if te.MetricCode() != tc.code {
+				t.Errorf("metric code %q", te.MetricCode())
+			}
+			checkSafe(t, err, []string{tc.subject, "client-s3cret"})
+		})
+	}
+}
+
+func TestTokenExchangeSendsNothingToAHostWithoutConsent(t *testing.T) {
+	srv, calls, _ := exchangeServer(t, "client-s3cret", "s", "orders")
+	var provided atomic.Int32
+	req := exchangeRequest(srv, "s", time.Time{}, &provided)
+	req.AllowedHosts = []string{"idp.example.com"}
+	_, err := New(Options{AllowHTTPLoopback: true}).Fetch(context.Background(), req, nil)
+	var he *HostNotAllowedError
+	if !errors.As(err, &he) {
+		t.Fatalf("got %v", err)
+	}
+	if calls.Load() != 0 || provided.Load() != 0 {
+		t.Fatalf("%d calls, %d subject tokens obtained", calls.Load(), provided.Load())
+	}
+}
+
+func TestTokenExchangeValidation(t *testing.T) {
+	srv, _, _ := exchangeServer(t, "x", "s", "orders")
+	for field, change := range map[string]func(*Request){
+		"tokenExchange.subjectToken":       func(r *Request) { r.Exchange.Subject.Provide = nil },
+		"tokenExchange.subjectTokenType":   func(r *Request) { r.Exchange.Subject.Type = "jwt with space" },
+		"tokenExchange.requestedTokenType": func(r *Request) { r.Exchange.RequestedTokenType = "plain" },
+		"tokenExchange.resource":           func(r *Request) { r.Exchange.Resources = []string{"relative/path"} },
+		"extraParameters":                  func(r *Request) { r.ExtraParameters = map[string]string{"subject_token": "x"} },
+		"authority":                        func(r *Request) { r.Authority = "https://login.example.com/t" },
+	} {
+		req := exchangeRequest(srv, "s", time.Time{}, nil)
+		change(&req)
+		var ce *ConfigError
+		if err := req.Validate(); !errors.As(err, &ce) || ce.Field != field {
+			t.Errorf("%s: got %v", field, err)
+		}
+	}
+	if err := exchangeRequest(srv, "s", time.Time{}, nil).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(exchangeRequest(srv, "s", time.Time{}, nil).grant().keyParts(Request{Exchange: &Exchange{}})[0], "exchange") {
+		t.Error("the exchange is not the chosen grant")
+	}
+}
