@@ -20,6 +20,12 @@ func validIssuerSpec() v1.IssuerSpec {
 	}
 }
 
+func exchange() *v1.TokenExchange {
+	return &v1.TokenExchange{Audience: "orders", Resource: []string{"https://orders.example.com/"},
+		SubjectTokenType: "urn:ietf:params:oauth:token-type:jwt",
+		SubjectToken:     v1.ExchangeSubject{ServiceAccount: &v1.ServiceAccountCredential{Name: "workload", Audience: "sts"}}}
+}
+
 func TestIssuersAreValidatedAtAdmission(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -37,6 +43,22 @@ func TestIssuersAreValidatedAtAdmission(t *testing.T) {
 			s.Authority, s.TokenURL, s.AzureRegion = "", "https://idp.example.com/token", "westus2"
 		}, "azureRegion applies only with authority"},
 		{"plain http to a remote host", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) { s.Authority = "http://login.example.com/t" }, "authority must be an https URL"},
+		{"a token exchange", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
+			s.Authority, s.TokenURL, s.TokenExchange = "", "https://idp.example.com/token", exchange()
+		}, ""},
+		{"a token exchange with authority", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) { s.TokenExchange = exchange() },
+			"tokenExchange applies only with issuerURL or tokenURL"},
+		{"a token exchange without subject", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
+			s.Authority, s.TokenURL, s.TokenExchange = "", "https://idp.example.com/token", &v1.TokenExchange{}
+		}, "set exactly one subject token"},
+		{"a token type that is no URI", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
+			s.Authority, s.TokenURL, s.TokenExchange = "", "https://idp.example.com/token", exchange()
+			s.TokenExchange.RequestedTokenType = "access token"
+		}, "requestedTokenType must be a token type URI"},
+		{"a relative resource", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
+			s.Authority, s.TokenURL, s.TokenExchange = "", "https://idp.example.com/token", exchange()
+			s.TokenExchange.Resource = []string{"orders"}
+		}, "each resource must be an absolute URI"},
 		{"an empty allowedNamespaces", func(_ *v1.IssuerSpec, c *v1.ClusterTokenIssuerSpec) { c.AllowedNamespaces = &v1.AllowedNamespaces{} }, "set names, selector or both"},
 	}
 	for _, tc := range cases {

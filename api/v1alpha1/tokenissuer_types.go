@@ -64,12 +64,19 @@ type IssuerSpec struct {
 	// +kubebuilder:validation:items:MaxLength=1024
 	// +kubebuilder:validation:XValidation:rule=`self.all(s, s.matches(r'^[\x21\x23-\x5B\x5D-\x7E]+$'))`,message="each allowedScopes pattern must be an RFC 6749 scope-token: printable ASCII without space, double quote or backslash (* included)"
 	AllowedScopes []string `json:"allowedScopes,omitempty"`
+
+	// TokenExchange gets tokens by RFC 8693 token exchange instead of client
+	// credentials; the issuer fixes the subject, audience and resources.
+	// Only with issuerURL or tokenURL.
+	// +optional
+	TokenExchange *TokenExchange `json:"tokenExchange,omitempty"`
 }
 
 // TokenIssuerSpec is an issuer for the TokenRequests of one namespace.
 //
 // +kubebuilder:validation:XValidation:rule="[has(self.authority), has(self.issuerURL), has(self.tokenURL)].filter(x, x).size() == 1",message="set exactly one token issuer: authority (Microsoft Entra ID), issuerURL (OIDC discovery) or tokenURL (OAuth2 token endpoint)"
 // +kubebuilder:validation:XValidation:rule="!has(self.azureRegion) || has(self.authority)",message="azureRegion applies only with authority (Microsoft Entra ID)"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.authority)",message="tokenExchange applies only with issuerURL or tokenURL"
 type TokenIssuerSpec struct {
 	IssuerSpec `json:",inline"`
 }
@@ -78,6 +85,7 @@ type TokenIssuerSpec struct {
 //
 // +kubebuilder:validation:XValidation:rule="[has(self.authority), has(self.issuerURL), has(self.tokenURL)].filter(x, x).size() == 1",message="set exactly one token issuer: authority (Microsoft Entra ID), issuerURL (OIDC discovery) or tokenURL (OAuth2 token endpoint)"
 // +kubebuilder:validation:XValidation:rule="!has(self.azureRegion) || has(self.authority)",message="azureRegion applies only with authority (Microsoft Entra ID)"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.authority)",message="tokenExchange applies only with issuerURL or tokenURL"
 type ClusterTokenIssuerSpec struct {
 	IssuerSpec `json:",inline"`
 

@@ -14,6 +14,8 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.authority) || (has(self.scopes) && size(self.scopes) > 0)",message="scopes are required with authority: Microsoft Entra ID client credentials take one '<resource>/.default' scope, for example https://graph.microsoft.com/.default"
 // +kubebuilder:validation:XValidation:rule="!(has(self.renewBefore) && has(self.renewBeforePercentage))",message="set renewBefore or renewBeforePercentage, not both"
 // +kubebuilder:validation:XValidation:rule="!has(self.azureRegion) || has(self.authority)",message="azureRegion applies only with authority (Microsoft Entra ID)"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.authority)",message="tokenExchange applies only with issuerURL or tokenURL"
+// +kubebuilder:validation:XValidation:rule="!has(self.issuerRef) || !has(self.tokenExchange)",message="with issuerRef, leave out tokenExchange: the issuer provides it"
 type TokenRequestSpec struct {
 	// IssuerRef names a TokenIssuer of this namespace or a ClusterTokenIssuer
 	// that provides the issuer, client and credential. With issuerRef,
@@ -86,6 +88,12 @@ type TokenRequestSpec struct {
 	// objects in the TokenRequest's own namespace. Required unless issuerRef is set.
 	// +optional
 	Credential *Credential `json:"credential,omitempty"`
+
+	// TokenExchange gets the token by RFC 8693 token exchange instead of
+	// client credentials, the client authenticated with credential. Only
+	// with issuerURL or tokenURL; not with issuerRef.
+	// +optional
+	TokenExchange *TokenExchange `json:"tokenExchange,omitempty"`
 
 	// SecretName is the Secret the token is written to, in the TokenRequest's
 	// namespace. Defaults to the TokenRequest's name.

@@ -60,6 +60,9 @@ func TestValidObjectsAreAccepted(t *testing.T) {
 			tr.Spec.IssuerRef = &v1.IssuerReference{Kind: v1.KindClusterTokenIssuer, Name: "corp"}
 			tr.Spec.SecretTemplate = &v1.SecretTemplate{Data: map[string]string{"auth": "Bearer {{ .AccessToken }}"}}
 		},
+		"a token exchange at a token URL": func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
+		},
 		"plain http to 127.0.0.1": func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.TokenURL = "", "http://127.0.0.1:8080/token"
 		},
@@ -131,6 +134,12 @@ func TestInvalidObjectsAreRefusedWithTheirMessage(t *testing.T) {
 		}, "tokenURL must be an https URL"},
 		{"no client ID", func(tr *v1.TokenRequest) { tr.Spec.ClientID = "" }, "clientID and credential are required unless issuerRef"},
 		{"no credential object", func(tr *v1.TokenRequest) { tr.Spec.Credential = nil }, "clientID and credential are required unless issuerRef"},
+		{"a token exchange with an issuerRef", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Credential = "", "", nil
+			tr.Spec.IssuerRef, tr.Spec.TokenExchange = &v1.IssuerReference{Name: "team"}, exchange()
+		}, "with issuerRef, leave out tokenExchange"},
+		{"a token exchange with authority", func(tr *v1.TokenRequest) { tr.Spec.TokenExchange = exchange() },
+			"tokenExchange applies only with issuerURL or tokenURL"},
 		{"an issuerRef with an inline authority", func(tr *v1.TokenRequest) {
 			tr.Spec.ClientID, tr.Spec.Credential = "", nil
 			tr.Spec.IssuerRef = &v1.IssuerReference{Kind: v1.KindClusterTokenIssuer, Name: "corp"}

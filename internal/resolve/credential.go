@@ -28,6 +28,18 @@ func (r *Resolver) buildRequest(ctx context.Context, from Source, scopes []strin
 		ClientID: s.ClientID, Scopes: scopes, ExtraParameters: s.ExtraParameters,
 		Credential: cred, AllowedHosts: allowed, ScopesLater: from.scopesLater,
 	}
+	if s.TokenExchange != nil {
+		ex, subjectAllowed, err := r.loadExchange(ctx, from)
+		if err != nil {
+			return req, version, identity, from.wrap(err)
+		}
+		sub := req
+		sub.Exchange, sub.AllowedHosts = ex, subjectAllowed
+		if err := sub.CheckConfiguredHost(); err != nil {
+			return req, version, identity, from.wrap(specError(consentError(subjectSource(from), subjectAllowed, err)))
+		}
+		req.Exchange, req.AllowedHosts = ex, bothAllow(allowed, subjectAllowed)
+	}
 	identity = version
 	if from.issuer != "" {
 		identity = from.issuer + "|" + credentialIdentity(from)

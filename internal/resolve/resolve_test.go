@@ -96,6 +96,14 @@ func TestResolveRefusesWithTheReason(t *testing.T) {
 		return v1.TokenRequestSpec{IssuerRef: &v1.IssuerReference{Kind: kind, Name: name}, Scopes: scopes}
 	}
 	sa := &v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "workload"}}
+	exchange := func(subject, audience string) v1.TokenRequestSpec {
+		s := inline(secretCred("consented"))
+		s.TokenExchange = &v1.TokenExchange{Audience: "orders", SubjectToken: v1.ExchangeSubject{ServiceAccount: &v1.ServiceAccountCredential{Name: subject, Audience: audience}}}
+		return s
+	}
+	cached = append(cached,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "subject", UID: "uid-subject", Annotations: consent}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "subject-no-consent", UID: "uid-nc"}})
 	cases := []struct {
 		name     string
 		spec     v1.TokenRequestSpec
@@ -115,6 +123,11 @@ func TestResolveRefusesWithTheReason(t *testing.T) {
 		{"service account credentials switched off", inline(sa), direct, true, v1.ReasonServiceAccountCredentialsDisabled, "--enable-service-account-credentials=false"},
 		{"the same through an issuer", ref("", "sa"), direct, true, v1.ReasonServiceAccountCredentialsDisabled, "--enable-service-account-credentials=false"},
 		{"a scope outside the grammar", inline(secretCred("consented"), "a\"b"), direct, false, v1.ReasonInvalidSpec, "scope"},
+		{"a token exchange whose subject does not consent", exchange("subject-no-consent", "sts"), direct, false, v1.ReasonCredentialNotAllowed, "kubectl annotate serviceaccount subject-no-consent"},
+		{"a token exchange's subject without audience", exchange("subject", ""), direct, false, v1.ReasonInvalidSpec, "audience is required"},
+		{"a token exchange's subject when service account tokens are off", exchange("subject", "sts"), direct, true, v1.ReasonServiceAccountCredentialsDisabled, "--enable-service-account-credentials=false"},
+		{"a token exchange's missing subject", exchange("absent", "sts"), direct, false, v1.ReasonCredentialNotFound, `ServiceAccount "absent"`},
+		{"a usable token exchange", exchange("subject", "sts"), direct, false, "", ""},
 		{"a usable credential", inline(secretCred("consented"), "orders.read"), direct, false, "", ""},
 		{"a usable issuer", ref("", "good", "orders.read"), direct, false, "", ""},
 	}
@@ -128,6 +141,9 @@ func TestResolveRefusesWithTheReason(t *testing.T) {
 			if tc.reason == "" {
 				if err != nil || res.Request.ClientID != "app" || res.ClientID != "app" || res.Version == "" || res.Request.Credential == nil {
 					t.Fatalf("Resolve = %+v, %v; want a request for client app", res, err)
+				}
+				if x := res.Request.Exchange; (x != nil) != (tc.spec.TokenExchange != nil) || x != nil && (x.Audience != "orders" || x.Subject.Type != tokensource.TokenTypeJWT || !strings.Contains(x.Subject.ID, "uid-subject")) {
+					t.Fatalf("exchange %+v", x)
 				}
 				return
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -42,20 +43,29 @@ func (r *Resolver) loadServiceAccount(ctx context.Context, ns string, ref *v1.Se
 	if why := r.Audiences.refusal(ctx, audience); why != "" {
 		return nil, nil, audienceError(ref, why)
 	}
+	mint := r.minter(sa, ref.Name, audience)
 	provide := func(ctx context.Context) (string, error) {
+		token, _, err := mint(ctx)
+		return token, err
+	}
+	id := strings.Join([]string{ns, ref.Name, string(sa.UID), audience}, "/")
+	return &credential.Assertion{ID: id, Provide: provide}, allowedHosts(sa.Annotations), nil
+}
+
+// minter mints tokens of a ServiceAccount for one audience, with their expiry.
+func (r *Resolver) minter(sa *metav1.PartialObjectMetadata, name, audience string) func(context.Context) (string, time.Time, error) {
+	return func(ctx context.Context) (string, time.Time, error) {
 		expiry := int64(serviceAccountTokenSeconds)
 		treq := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: &expiry}}
 		account := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: sa.Namespace, Name: sa.Name}}
 		if err := r.Minter.SubResource("token").Create(ctx, account, treq); err != nil {
 			if apierrors.IsForbidden(err) {
-				return "", Forbidden(fmt.Sprintf("a token for ServiceAccount %q (serviceaccounts/token create)", ref.Name), sa.Namespace)
+				return "", time.Time{}, Forbidden(fmt.Sprintf("a token for ServiceAccount %q (serviceaccounts/token create)", name), sa.Namespace)
 			}
-			return "", fmt.Errorf("creating a token for ServiceAccount %q: %w", ref.Name, err)
+			return "", time.Time{}, fmt.Errorf("creating a token for ServiceAccount %q: %w", name, err)
 		}
-		return treq.Status.Token, nil
+		return treq.Status.Token, treq.Status.ExpirationTimestamp.Time, nil
 	}
-	id := strings.Join([]string{ns, ref.Name, string(sa.UID), audience}, "/")
-	return &credential.Assertion{ID: id, Provide: provide}, allowedHosts(sa.Annotations), nil
 }
 
 // serviceAccountMeta reads a ServiceAccount's metadata from the watch

@@ -1,0 +1,51 @@
+package v1alpha1
+
+// TokenExchange gets the token by RFC 8693 token exchange: the operator
+// sends a subject token to the token endpoint (tokenURL or issuerURL's),
+// authenticating the client with its credential as for client credentials.
+type TokenExchange struct {
+	// SubjectToken is the token exchanged.
+	SubjectToken ExchangeSubject `json:"subjectToken"`
+
+	// SubjectTokenType is the subject token's RFC 8693 type. Default:
+	// urn:ietf:params:oauth:token-type:jwt (a service account token is a JWT).
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[a-zA-Z][a-zA-Z0-9+.-]*:[\x21\x23-\x5B\x5D-\x7E]+$')`,message="subjectTokenType must be a token type URI such as urn:ietf:params:oauth:token-type:jwt"
+	SubjectTokenType string `json:"subjectTokenType,omitempty"`
+
+	// RequestedTokenType is the RFC 8693 type of the token asked for.
+	// Default: urn:ietf:params:oauth:token-type:access_token.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[a-zA-Z][a-zA-Z0-9+.-]*:[\x21\x23-\x5B\x5D-\x7E]+$')`,message="requestedTokenType must be a token type URI such as urn:ietf:params:oauth:token-type:access_token"
+	RequestedTokenType string `json:"requestedTokenType,omitempty"`
+
+	// Audience is the logical name of the service the token is for (RFC
+	// 8693 audience).
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Audience string `json:"audience,omitempty"`
+
+	// Resource lists absolute URIs of the services the token is for (RFC
+	// 8693 resource, sent once each).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.all(r, isURL(r) && url(r).getScheme() != '')",message="each resource must be an absolute URI"
+	Resource []string `json:"resource,omitempty"`
+}
+
+// ExchangeSubject is where the subject token comes from. Exactly one is set.
+//
+// +kubebuilder:validation:XValidation:rule="[has(self.serviceAccount)].filter(x, x).size() == 1",message="set exactly one subject token: serviceAccount"
+type ExchangeSubject struct {
+	// ServiceAccount is a ServiceAccount whose token the operator mints as
+	// for a serviceAccount credential: the ServiceAccount must consent to
+	// the token endpoint's host with the tokens.token-operator.io/allowed-issuers
+	// annotation, and the audience rules apply. It is in the TokenRequest's
+	// namespace, or the issuer's credential namespace for an issuer.
+	// +optional
+	ServiceAccount *ServiceAccountCredential `json:"serviceAccount,omitempty"`
+}

@@ -1,0 +1,76 @@
+package resolve
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/tokensource"
+)
+
+// loadExchange reads an RFC 8693 token exchange's subject: a token the
+// operator mints for a ServiceAccount, under the same rules as a
+// serviceAccount credential (the switch that disables them, reservation,
+// audience, consent). The second result is the ServiceAccount's consent.
+func (r *Resolver) loadExchange(ctx context.Context, from Source) (*tokensource.Exchange, []string, error) {
+	x := from.spec.TokenExchange
+	ref, ns := x.SubjectToken.ServiceAccount, from.credentialNamespace
+	if ref == nil {
+		return nil, nil, &Refusal{Reason: v1.ReasonInvalidSpec, Message: "spec.tokenExchange.subjectToken names no subject token"}
+	}
+	if ref.Audience == "" {
+		return nil, nil, &Refusal{Reason: v1.ReasonInvalidSpec, Message: "spec.tokenExchange.subjectToken.serviceAccount.audience is required: the audience the token service accepts in subject tokens"}
+	}
+	if r.NoServiceAccountCredentials {
+		return nil, nil, serviceAccountsDisabled(ref.Name, ns)
+	}
+	if err := r.checkServiceAccountReservation(ctx, from, ref.Name); err != nil {
+		return nil, nil, err
+	}
+	sa, err := r.serviceAccountMeta(ctx, ns, ref.Name)
+	if apierrors.IsNotFound(err) {
+		return nil, nil, &Refusal{Reason: v1.ReasonCredentialNotFound, Message: fmt.Sprintf("ServiceAccount %q (the token exchange's subject) not found in namespace %q", ref.Name, ns)}
+	}
+	if apierrors.IsForbidden(err) {
+		return nil, nil, Forbidden(fmt.Sprintf("reading ServiceAccount %q (serviceaccounts get)", ref.Name), ns)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if why := r.Audiences.refusal(ctx, ref.Audience); why != "" {
+		return nil, nil, audienceError(ref, why)
+	}
+	ex := &tokensource.Exchange{
+		RequestedTokenType: x.RequestedTokenType, Audience: x.Audience, Resources: x.Resource,
+		Subject: tokensource.SubjectToken{
+			ID:      strings.Join([]string{"ServiceAccount", ns, ref.Name, string(sa.UID), ref.Audience}, "/"),
+			Type:    orDefault(x.SubjectTokenType, tokensource.TokenTypeJWT),
+			Provide: r.minter(sa, ref.Name, ref.Audience),
+		},
+	}
+	return ex, allowedHosts(sa.Annotations), nil
+}
+
+// subjectSource is from with the subject's ServiceAccount in place of the
+// credential, so that a refused host names the object that must consent.
+func subjectSource(from Source) Source {
+	from.credential = &v1.Credential{ServiceAccount: from.spec.TokenExchange.SubjectToken.ServiceAccount}
+	return from
+}
+
+// bothAllow keeps the hosts both the credential and the subject consent to.
+func bothAllow(a, b []string) []string {
+	both := []string{}
+	for _, h := range a {
+		for _, o := range b {
+			if h == o {
+				both = append(both, h)
+				break
+			}
+		}
+	}
+	return both
+}
