@@ -83,7 +83,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	hydraHost = u.Host
-	stopZ, err := startZitadelOP(startCtx)
+	stopZ, err := startZitadelOP(startCtx, env.Config)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: starting zitadelop:", err)
 		return 1

@@ -14,6 +14,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/testing/hydra"
@@ -92,12 +93,17 @@ const (
 
 // startZitadelOP starts the server with every client the tests use. A
 // missing binary is a failure, as for Hydra.
-func startZitadelOP(ctx context.Context) (stop func(), err error) {
+func startZitadelOP(ctx context.Context, apiServer *rest.Config) (stop func(), err error) {
 	bin, err := zitadelop.BinaryPath()
 	if err != nil {
 		return nil, fmt.Errorf("no zitadelop binary: %w", err)
 	}
-	clients := []zitadelop.Client{{ID: zRefusedClient, Secret: zRightSecret, AuthMethod: "client_secret_basic", Scopes: []string{"read"}}}
+	clients := []zitadelop.Client{{ID: zRefusedClient, Secret: zRightSecret, AuthMethod: "client_secret_basic", Scopes: []string{"read"}},
+		{ID: zExchanger, Secret: zRightSecret, AuthMethod: "client_secret_basic", Scopes: []string{"read"}}}
+	subjects, err := apiServerSubjectIssuer(ctx, apiServer)
+	if err != nil {
+		return nil, err
+	}
 	for _, m := range zMethods() {
 		for _, ep := range []string{"issuer", "token"} {
 			id := zClientID(m, endpoint{name: ep})
@@ -121,7 +127,7 @@ func startZitadelOP(ctx context.Context) (stop func(), err error) {
 	}
 	// op checks a client assertion's aud against its issuer; the operator
 	// sends the token endpoint URL (RFC 7523 §3, OpenID Connect Core §9).
-	zsrv, err = zitadelop.Start(ctx, bin, zitadelop.Options{Clients: clients, AssertionAudienceIsTokenURL: true})
+	zsrv, err = zitadelop.Start(ctx, bin, zitadelop.Options{Clients: clients, AssertionAudienceIsTokenURL: true, SubjectIssuers: subjects})
 	if err != nil {
 		return nil, err
 	}
