@@ -148,3 +148,26 @@ func TestAServiceAccountThatDoesNotConsentIsNotExchanged(t *testing.T) {
 		t.Errorf("the token service was called %d times", zsrv.TokenCalls()-before)
 	}
 }
+
+func TestATokenIssuerExchangesItsServiceAccountsToken(t *testing.T) {
+	ns := k8s.NewNamespace(t)
+	zCredential(t, ns, "issuer-cred", zExchanger, zRightSecret)
+	k8s.MustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reporting", Namespace: ns,
+		Annotations: map[string]string{v1.AnnotationAllowedIssuers: zHost}}})
+	k8s.MustCreate(t, &v1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "exchange", Namespace: ns},
+		Spec: v1.TokenIssuerSpec{IssuerSpec: v1.IssuerSpec{IssuerURL: zsrv.IssuerURL(), ClientID: zExchanger, AllowedScopes: []string{"read"},
+			Credential: v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: "issuer-cred"}},
+			TokenExchange: &v1.TokenExchange{SubjectToken: v1.ExchangeSubject{
+				ServiceAccount: &v1.ServiceAccountCredential{Name: "reporting", Audience: zSubjectAudience}}}}}})
+	zCreateTokenRequest(t, &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Name: "via-issuer", Namespace: ns},
+		Spec: v1.TokenRequestSpec{IssuerRef: &v1.IssuerReference{Name: "exchange"}, Scopes: []string{"read"}}})
+
+	k8s.WaitReady(t, ns, "via-issuer")
+	claims, err := zsrv.VerifyAccessToken(context.Background(), string(k8s.GetSecret(t, ns, "via-issuer").Data[v1.KeyAccessToken]))
+	if err != nil {
+		t.Fatalf("the Secret's access token does not verify with the server's JWKS: %v", err)
+	}
+	if want := "system:serviceaccount:" + ns + ":reporting"; claims.Subject != want {
+		t.Errorf("token for sub %q, want the issuer's subject %q", claims.Subject, want)
+	}
+}
