@@ -195,7 +195,7 @@ func matcherValues(t *testing.T, alert string, re *regexp.Regexp) []string {
 // causes. The TokenRequest then turns Stalled with TokenServiceRejected,
 // CredentialNotAllowed (host_not_allowed) or TokenTooLarge.
 var tenantResults = []string{"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
-	"unsupported_grant_type", "invalid_scope", "access_denied", "scheme_not_allowed", "host_not_allowed", "token_too_large"}
+	"unsupported_grant_type", "invalid_scope", "access_denied", "scheme_not_allowed", "host_not_allowed", "token_too_large", "invalid_target"}
 
 // notTenantReasons are the condition reasons that need nothing of a
 // tenant: success, transient failures the operator retries, rollouts, and

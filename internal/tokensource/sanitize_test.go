@@ -74,7 +74,7 @@ func checkSafe(t *testing.T, err error, secrets []string) {
 }
 
 func TestMetricCodeIsFromAFixedSet(t *testing.T) {
-	for _, c := range []string{"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope",
+	for _, c := range []string{"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope", "invalid_target",
 		"temporarily_unavailable", "server_error", "access_denied", "network", "timeout", "malformed_response", "credential_unavailable", "redirect", "scheme_not_allowed"} {
 		if got := (&Error{Code: c}).MetricCode(); got != c {
 			t.Errorf("%q: got %q", c, got)

@@ -58,6 +58,7 @@ func TestHostileNamespacesCannotStallReadOrBloatTheOperator(t *testing.T) {
 			regexp.MustCompile(`reserved-for for TokenIssuer/team;`), 20 * time.Second},
 		{"service account tokens for the API server's own audiences are never minted", apiServerAudiences, []string{v1.ReasonCredentialNotAllowed},
 			regexp.MustCompile(`Kubernetes API server accepts|empty service account token audience`), 20 * time.Second},
+		{"token exchange sends no service account token without its consent or for the API server", exchangeSubjects, []string{v1.ReasonCredentialNotAllowed}, regexp.MustCompile(`ServiceAccount "honest" does not allow|Kubernetes API server accepts`), 20 * time.Second},
 	}
 	for _, step := range steps {
 		t.Run(step.name, func(t *testing.T) {
@@ -92,7 +93,7 @@ func TestHostileNamespacesCannotStallReadOrBloatTheOperator(t *testing.T) {
 			}
 		}
 		allowed := map[string]bool{"success": true, "other": true, "invalid_request": true, "invalid_client": true, "invalid_grant": true,
-			"unauthorized_client": true, "unsupported_grant_type": true, "invalid_scope": true, "temporarily_unavailable": true,
+			"unauthorized_client": true, "unsupported_grant_type": true, "invalid_scope": true, "invalid_target": true, "temporarily_unavailable": true,
 			"server_error": true, "access_denied": true, "network": true, "timeout": true, "malformed_response": true,
 			"credential_unavailable": true, "host_not_allowed": true, "error": true, "redirect": true, "response_too_large": true, "token_too_large": true}
 		for _, m := range regexp.MustCompile(`token_operator_token_service_requests_total\{[^}]*result="([^"]*)"`).FindAllStringSubmatch(text, -1) {
