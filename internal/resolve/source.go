@@ -69,3 +69,13 @@ func CredentialKey(c *v1.Credential) string {
 	}
 	return s.kind + "/" + s.name
 }
+
+// SubjectKey names the ServiceAccount whose token a token exchange sends,
+// "ServiceAccount/<name>"; "" for none. Its consent changes are watched
+// like a credential's.
+func SubjectKey(x *v1.TokenExchange) string {
+	if x == nil || x.SubjectToken.ServiceAccount == nil {
+		return ""
+	}
+	return "ServiceAccount/" + x.SubjectToken.ServiceAccount.Name
+}

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
 	"github.com/token-operator/token-operator/internal/testing/kube"
@@ -170,4 +171,21 @@ func TestATokenIssuerExchangesItsServiceAccountsToken(t *testing.T) {
 	if want := "system:serviceaccount:" + ns + ":reporting"; claims.Subject != want {
 		t.Errorf("token for sub %q, want the issuer's subject %q", claims.Subject, want)
 	}
+}
+
+func TestConsentGivenLaterIsSeenPromptly(t *testing.T) {
+	ns := k8s.NewNamespace(t)
+	exchangeRequest(t, ns, "later", "worker", zSubjectAudience, false)
+	k8s.WaitReason(t, ns, "later", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonCredentialNotAllowed)
+
+	sa := &corev1.ServiceAccount{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "worker"}, sa); err != nil {
+		t.Fatal(err)
+	}
+	sa.Annotations = map[string]string{v1.AnnotationAllowedIssuers: zHost}
+	if err := k8s.Update(context.Background(), sa); err != nil {
+		t.Fatal(err)
+	}
+	// The subject ServiceAccount is watched like a credential: no resync wait.
+	k8s.WaitReady(t, ns, "later")
 }

@@ -13,7 +13,8 @@ import (
 
 // Field indexes on TokenRequests.
 const (
-	// Credential holds "Secret/<name>" or "ServiceAccount/<name>".
+	// Credential holds "Secret/<name>" or "ServiceAccount/<name>", and the
+	// token exchange's subject ServiceAccount.
 	Credential = "spec.credential.source"
 	// OutputSecret holds the output Secret's name.
 	OutputSecret = "spec.secretName.effective"
@@ -48,7 +49,8 @@ func OutputSecretName(tr *v1.TokenRequest) string {
 }
 
 func credential(o client.Object) []string {
-	return keys(resolve.CredentialKey(o.(*v1.TokenRequest).Spec.Credential))
+	s := o.(*v1.TokenRequest).Spec
+	return keys(resolve.CredentialKey(s.Credential), resolve.SubjectKey(s.TokenExchange))
 }
 
 func issuer(o client.Object) []string {
@@ -60,25 +62,30 @@ func issuer(o client.Object) []string {
 }
 
 func issuerCredential(o client.Object) []string {
-	var c *v1.Credential
+	var spec *v1.IssuerSpec
 	switch i := o.(type) {
 	case *v1.TokenIssuer:
-		c = &i.Spec.Credential
+		spec = &i.Spec.IssuerSpec
 	case *v1.ClusterTokenIssuer:
-		c = &i.Spec.Credential
+		spec = &i.Spec.IssuerSpec
+	default:
+		return nil
 	}
-	return keys(resolve.CredentialKey(c))
+	return keys(resolve.CredentialKey(&spec.Credential), resolve.SubjectKey(spec.TokenExchange))
 }
 
 func outputSecret(o client.Object) []string {
 	return []string{OutputSecretName(o.(*v1.TokenRequest))}
 }
 
-func keys(key string) []string {
-	if key == "" {
-		return nil
+func keys(ks ...string) []string {
+	var out []string
+	for _, k := range ks {
+		if k != "" && (len(out) == 0 || out[0] != k) {
+			out = append(out, k)
+		}
 	}
-	return []string{key}
+	return out
 }
 
 // TokenRequests lists the TokenRequests in namespace whose index holds value.
