@@ -166,3 +166,27 @@ func TestTokenExchangeValidation(t *testing.T) {
 		t.Error("the exchange is not the chosen grant")
 	}
 }
+
+// What the exchange asks for is part of the key and the input hash; the
+// subject token itself is in neither (a fresh one each call).
+func TestTokenExchangeSettingsSeparateTokens(t *testing.T) {
+	srv, _, _ := exchangeServer(t, "x", "s", "orders")
+	base := exchangeRequest(srv, "one-subject-token", time.Time{}, nil)
+	same := exchangeRequest(srv, "another-subject-token", time.Time{}, nil)
+	if base.CacheKey() != same.CacheKey() || base.InputHash("v") != same.InputHash("v") {
+		t.Error("the subject token's value changed the key or the hash")
+	}
+	for name, change := range map[string]func(*Exchange){
+		"audience":       func(x *Exchange) { x.Audience = "payroll" },
+		"resource":       func(x *Exchange) { x.Resources = x.Resources[:1] },
+		"subject":        func(x *Exchange) { x.Subject.ID = "ns/other/uid/aud" },
+		"subject type":   func(x *Exchange) { x.Subject.Type = TokenTypeAccessToken },
+		"requested type": func(x *Exchange) { x.RequestedTokenType = "urn:ietf:params:oauth:token-type:jwt" },
+	} {
+		other := exchangeRequest(srv, "s", time.Time{}, nil)
+		change(other.Exchange)
+		if other.CacheKey() == base.CacheKey() || other.InputHash("v") == base.InputHash("v") {
+			t.Errorf("a change of %s kept the key or the hash", name)
+		}
+	}
+}
