@@ -88,16 +88,37 @@ func start(bin, metricsAddr, probeAddr string, secure bool, args []string) (*Pro
 	}
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + probeAddr + "/readyz"); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
+		if ready(probeAddr) && listening(metricsAddr) {
+			return p, nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	p.Stop()
 	return nil, fmt.Errorf("the manager was not ready within a minute:\n%s", p.LogTail(50))
+}
+
+// ready reports whether the manager's /readyz answers 200.
+func ready(probeAddr string) bool {
+	resp, err := http.Get("http://" + probeAddr + "/readyz")
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// listening reports whether the metrics server accepts connections: it
+// starts beside the probes, so /readyz can answer before it listens.
+func listening(metricsAddr string) bool {
+	if metricsAddr == "" || metricsAddr == "0" {
+		return true
+	}
+	conn, err := net.DialTimeout("tcp", metricsAddr, time.Second)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
+	return true
 }
 
 // Restart stops p and starts the same binary with the same flags and
