@@ -26,6 +26,22 @@ func exchange() *v1.TokenExchange {
 		SubjectToken:     v1.ExchangeSubject{ServiceAccount: &v1.ServiceAccountCredential{Name: "workload", Audience: "sts"}}}
 }
 
+func awsTarget() *v1.AWSTarget {
+	return &v1.AWSTarget{RoleARN: "arn:aws:iam::123456789012:role/team/orders-reader", RoleSessionName: "orders", DurationSeconds: int32p(900), Region: "eu-west-1"}
+}
+
+func googleTarget() *v1.GoogleTarget {
+	return &v1.GoogleTarget{Audience: "//iam.googleapis.com/projects/123456789/locations/global/workloadIdentityPools/clusters/providers/prod-k8s",
+		ServiceAccountEmail: "orders@proj.iam.gserviceaccount.com", TokenLifetimeSeconds: int32p(600)}
+}
+
+// cloud makes s an AWS or Google issuer with a ServiceAccount credential.
+func cloud(s *v1.IssuerSpec, aws *v1.AWSTarget, google *v1.GoogleTarget) {
+	s.Authority, s.ClientID, s.AllowedScopes = "", "", nil
+	s.Credential = v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "workload"}}
+	s.AWS, s.Google = aws, google
+}
+
 func TestIssuersAreValidatedAtAdmission(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -59,6 +75,27 @@ func TestIssuersAreValidatedAtAdmission(t *testing.T) {
 			s.Authority, s.TokenURL, s.TokenExchange = "", "https://idp.example.com/token", exchange()
 			s.TokenExchange.Resource = []string{"orders"}
 		}, "each resource must be an absolute URI"},
+		{"an AWS role", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) { cloud(s, awsTarget(), nil) }, ""},
+		{"a Google provider with impersonation", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) { cloud(s, nil, googleTarget()) }, ""},
+		{"AWS and an authority", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
+			cloud(s, awsTarget(), nil)
+			s.Authority = "https://login.microsoftonline.com/t"
+		}, "exactly one token issuer"},
+		{"AWS with a client secret", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
+			cloud(s, awsTarget(), nil)
+			s.Credential = v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: "x"}}
+		}, "aws and google take a serviceAccount credential"},
+		{"Google with a client ID", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
+			cloud(s, nil, googleTarget())
+			s.ClientID = "app"
+		}, "with aws or google, leave out clientID"},
+		{"a generic issuer without client ID", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) { s.ClientID = "" }, "clientID is required unless aws or google"},
+		{"a role ARN that is no role", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
+			cloud(s, &v1.AWSTarget{RoleARN: "arn:aws:iam::123456789012:user/app"}, nil)
+		}, "spec.aws.roleARN"},
+		{"a Google audience that is no provider", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
+			cloud(s, nil, &v1.GoogleTarget{Audience: "https://iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k8s"})
+		}, "spec.google.audience"},
 		{"an empty allowedNamespaces", func(_ *v1.IssuerSpec, c *v1.ClusterTokenIssuerSpec) { c.AllowedNamespaces = &v1.AllowedNamespaces{} }, "set names, selector or both"},
 	}
 	for _, tc := range cases {

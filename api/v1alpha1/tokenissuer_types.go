@@ -34,10 +34,12 @@ type IssuerSpec struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]+$`
 	AzureRegion string `json:"azureRegion,omitempty"`
 
-	// ClientID is the application (client) ID registered with the token issuer.
+	// ClientID is the application (client) ID registered with the token
+	// issuer. Required unless aws or google is set.
+	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
-	ClientID string `json:"clientID"`
+	ClientID string `json:"clientID,omitempty"`
 
 	// Credential is how the client proves its identity. A TokenIssuer's
 	// credential is in its own namespace; a ClusterTokenIssuer's is in the
@@ -70,11 +72,24 @@ type IssuerSpec struct {
 	// Only with issuerURL or tokenURL.
 	// +optional
 	TokenExchange *TokenExchange `json:"tokenExchange,omitempty"`
+
+	// AWS gets temporary AWS credentials from STS AssumeRoleWithWebIdentity
+	// with a token of credential.serviceAccount.
+	// +optional
+	AWS *AWSTarget `json:"aws,omitempty"`
+
+	// Google gets a Google Cloud access token by workload identity
+	// federation with a token of credential.serviceAccount.
+	// +optional
+	Google *GoogleTarget `json:"google,omitempty"`
 }
 
 // TokenIssuerSpec is an issuer for the TokenRequests of one namespace.
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.authority), has(self.issuerURL), has(self.tokenURL)].filter(x, x).size() == 1",message="set exactly one token issuer: authority (Microsoft Entra ID), issuerURL (OIDC discovery) or tokenURL (OAuth2 token endpoint)"
+// +kubebuilder:validation:XValidation:rule="[has(self.authority), has(self.issuerURL), has(self.tokenURL), has(self.aws), has(self.google)].filter(x, x).size() == 1",message="set exactly one token issuer: authority (Microsoft Entra ID), issuerURL (OIDC discovery), tokenURL (OAuth2 token endpoint), aws (AWS STS) or google (Google workload identity federation)"
+// +kubebuilder:validation:XValidation:rule="has(self.aws) || has(self.google) || has(self.clientID)",message="clientID is required unless aws or google is set"
+// +kubebuilder:validation:XValidation:rule="!(has(self.aws) || has(self.google)) || has(self.credential.serviceAccount)",message="aws and google take a serviceAccount credential: the operator exchanges a token of that ServiceAccount"
+// +kubebuilder:validation:XValidation:rule="!(has(self.aws) || has(self.google)) || !(has(self.clientID) || has(self.extraParameters) || has(self.tokenExchange))",message="with aws or google, leave out clientID, extraParameters and tokenExchange"
 // +kubebuilder:validation:XValidation:rule="!has(self.azureRegion) || has(self.authority)",message="azureRegion applies only with authority (Microsoft Entra ID)"
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.authority)",message="tokenExchange applies only with issuerURL or tokenURL"
 type TokenIssuerSpec struct {
@@ -83,7 +98,10 @@ type TokenIssuerSpec struct {
 
 // ClusterTokenIssuerSpec is an issuer for TokenRequests of every allowed namespace.
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.authority), has(self.issuerURL), has(self.tokenURL)].filter(x, x).size() == 1",message="set exactly one token issuer: authority (Microsoft Entra ID), issuerURL (OIDC discovery) or tokenURL (OAuth2 token endpoint)"
+// +kubebuilder:validation:XValidation:rule="[has(self.authority), has(self.issuerURL), has(self.tokenURL), has(self.aws), has(self.google)].filter(x, x).size() == 1",message="set exactly one token issuer: authority (Microsoft Entra ID), issuerURL (OIDC discovery), tokenURL (OAuth2 token endpoint), aws (AWS STS) or google (Google workload identity federation)"
+// +kubebuilder:validation:XValidation:rule="has(self.aws) || has(self.google) || has(self.clientID)",message="clientID is required unless aws or google is set"
+// +kubebuilder:validation:XValidation:rule="!(has(self.aws) || has(self.google)) || has(self.credential.serviceAccount)",message="aws and google take a serviceAccount credential: the operator exchanges a token of that ServiceAccount"
+// +kubebuilder:validation:XValidation:rule="!(has(self.aws) || has(self.google)) || !(has(self.clientID) || has(self.extraParameters) || has(self.tokenExchange))",message="with aws or google, leave out clientID, extraParameters and tokenExchange"
 // +kubebuilder:validation:XValidation:rule="!has(self.azureRegion) || has(self.authority)",message="azureRegion applies only with authority (Microsoft Entra ID)"
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.authority)",message="tokenExchange applies only with issuerURL or tokenURL"
 type ClusterTokenIssuerSpec struct {

@@ -8,9 +8,12 @@ import (
 // TokenRequestSpec says which token issuer to ask, as which client, for which
 // scopes, and where to keep the token.
 //
-// +kubebuilder:validation:XValidation:rule="has(self.issuerRef) || [has(self.authority), has(self.issuerURL), has(self.tokenURL)].filter(x, x).size() == 1",message="set issuerRef, or exactly one token issuer: authority (Microsoft Entra ID), issuerURL (OIDC discovery) or tokenURL (OAuth2 token endpoint)"
-// +kubebuilder:validation:XValidation:rule="!has(self.issuerRef) || !(has(self.authority) || has(self.issuerURL) || has(self.tokenURL) || has(self.azureRegion) || has(self.clientID) || has(self.credential) || has(self.extraParameters))",message="with issuerRef, leave out authority, issuerURL, tokenURL, azureRegion, clientID, credential and extraParameters: the issuer provides them"
-// +kubebuilder:validation:XValidation:rule="has(self.issuerRef) || (has(self.clientID) && has(self.credential))",message="clientID and credential are required unless issuerRef names an issuer"
+// +kubebuilder:validation:XValidation:rule="has(self.issuerRef) || [has(self.authority), has(self.issuerURL), has(self.tokenURL), has(self.aws), has(self.google)].filter(x, x).size() == 1",message="set issuerRef, or exactly one token issuer: authority (Microsoft Entra ID), issuerURL (OIDC discovery), tokenURL (OAuth2 token endpoint), aws (AWS STS) or google (Google workload identity federation)"
+// +kubebuilder:validation:XValidation:rule="!has(self.issuerRef) || !(has(self.authority) || has(self.issuerURL) || has(self.tokenURL) || has(self.azureRegion) || has(self.clientID) || has(self.credential) || has(self.extraParameters) || has(self.aws) || has(self.google))",message="with issuerRef, leave out authority, issuerURL, tokenURL, aws, google, azureRegion, clientID, credential and extraParameters: the issuer provides them"
+// +kubebuilder:validation:XValidation:rule="has(self.issuerRef) || has(self.aws) || has(self.google) || (has(self.clientID) && has(self.credential))",message="clientID and credential are required unless issuerRef names an issuer"
+// +kubebuilder:validation:XValidation:rule="!(has(self.aws) || has(self.google)) || (has(self.credential) && has(self.credential.serviceAccount))",message="aws and google take a serviceAccount credential: the operator exchanges a token of that ServiceAccount"
+// +kubebuilder:validation:XValidation:rule="!(has(self.aws) || has(self.google)) || !(has(self.clientID) || has(self.extraParameters) || has(self.tokenExchange))",message="with aws or google, leave out clientID, extraParameters and tokenExchange"
+// +kubebuilder:validation:XValidation:rule="!has(self.aws) || !has(self.scopes)",message="aws takes no scopes: the role's policies decide what the credentials may do"
 // +kubebuilder:validation:XValidation:rule="!has(self.authority) || (has(self.scopes) && size(self.scopes) > 0)",message="scopes are required with authority: Microsoft Entra ID client credentials take one '<resource>/.default' scope, for example https://graph.microsoft.com/.default"
 // +kubebuilder:validation:XValidation:rule="!(has(self.renewBefore) && has(self.renewBeforePercentage))",message="set renewBefore or renewBeforePercentage, not both"
 // +kubebuilder:validation:XValidation:rule="!has(self.azureRegion) || has(self.authority)",message="azureRegion applies only with authority (Microsoft Entra ID)"
@@ -94,6 +97,16 @@ type TokenRequestSpec struct {
 	// with issuerURL or tokenURL; not with issuerRef.
 	// +optional
 	TokenExchange *TokenExchange `json:"tokenExchange,omitempty"`
+
+	// AWS gets temporary AWS credentials from STS AssumeRoleWithWebIdentity
+	// with a token of credential.serviceAccount, instead of an OAuth2 token.
+	// +optional
+	AWS *AWSTarget `json:"aws,omitempty"`
+
+	// Google gets a Google Cloud access token by workload identity
+	// federation with a token of credential.serviceAccount.
+	// +optional
+	Google *GoogleTarget `json:"google,omitempty"`
 
 	// SecretName is the Secret the token is written to, in the TokenRequest's
 	// namespace. Defaults to the TokenRequest's name.

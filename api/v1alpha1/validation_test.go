@@ -63,6 +63,15 @@ func TestValidObjectsAreAccepted(t *testing.T) {
 		"a token exchange at a token URL": func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
 		},
+		"an AWS role with a service account": func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Scopes, tr.Spec.AWS = "", "", nil, awsTarget()
+			tr.Spec.Credential = &v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "app-sa", Audience: "sts.amazonaws.com"}}
+		},
+		"a Google provider with scopes": func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Google = "", "", googleTarget()
+			tr.Spec.Scopes = []string{"https://www.googleapis.com/auth/devstorage.read_only"}
+			tr.Spec.Credential = &v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "app-sa"}}
+		},
 		"plain http to 127.0.0.1": func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.TokenURL = "", "http://127.0.0.1:8080/token"
 		},
@@ -134,6 +143,24 @@ func TestInvalidObjectsAreRefusedWithTheirMessage(t *testing.T) {
 		}, "tokenURL must be an https URL"},
 		{"no client ID", func(tr *v1.TokenRequest) { tr.Spec.ClientID = "" }, "clientID and credential are required unless issuerRef"},
 		{"no credential object", func(tr *v1.TokenRequest) { tr.Spec.Credential = nil }, "clientID and credential are required unless issuerRef"},
+		{"AWS with scopes", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.AWS = "", "", awsTarget()
+			tr.Spec.Credential = &v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "app-sa"}}
+		}, "aws takes no scopes"},
+		{"Google with a client secret", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Google = "", "", googleTarget()
+		}, "aws and google take a serviceAccount credential"},
+		{"AWS without credential", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Scopes, tr.Spec.Credential, tr.Spec.AWS = "", "", nil, nil, awsTarget()
+		}, "aws and google take a serviceAccount credential"},
+		{"AWS with an issuerRef", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Credential = "", "", nil
+			tr.Spec.IssuerRef, tr.Spec.AWS = &v1.IssuerReference{Name: "team"}, awsTarget()
+		}, "with issuerRef, leave out"},
+		{"Google with a token exchange", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Google, tr.Spec.TokenExchange = "", "", googleTarget(), exchange()
+			tr.Spec.Credential = &v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "app-sa"}}
+		}, "with aws or google, leave out clientID, extraParameters and tokenExchange"},
 		{"a token exchange with an issuerRef", func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Credential = "", "", nil
 			tr.Spec.IssuerRef, tr.Spec.TokenExchange = &v1.IssuerReference{Name: "team"}, exchange()
