@@ -124,8 +124,12 @@ func (p *Provider) load() (aws.Credentials, error) {
 			p.afterResolve()
 		}
 		creds, err := readCredentials(p.dir, v.dir)
-		if err == nil && v.plain {
-			err = p.unchanged(v)
+		if v.plain {
+			// A file rewritten in place may have been read half written:
+			// whatever was read, try again if it changed meanwhile.
+			if changed := p.unchanged(v); changed != nil {
+				err = changed
+			}
 		}
 		if err == nil {
 			p.cache.Store(&entry{key: v.key, creds: creds})

@@ -304,6 +304,27 @@ func TestPlainFileChangedWhileReading(t *testing.T) {
 	}
 }
 
+// TestPlainFileReadHalfWritten: a file rewritten in place is read while
+// half written, then again when complete; Retrieve returns the complete one
+// rather than the parse error.
+func TestPlainFileReadHalfWritten(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, keyCredentialProcess)
+	full := secretFiles("ASIANEW", "secret", "session", t0.Add(time.Hour))[keyCredentialProcess]
+	must(t, os.WriteFile(path, []byte(secretFiles("ASIAA", "secret", "session", t0.Add(time.Hour))[keyCredentialProcess]), 0o600))
+	p := newAt(dir, t0)
+	writes := []string{full[:len(full)/2], full}
+	p.afterResolve = func() {
+		if len(writes) > 0 {
+			must(t, os.WriteFile(path, []byte(writes[0]), 0o600))
+			writes = writes[1:]
+		}
+	}
+	if c := mustRetrieve(t, p); c.AccessKeyID != "ASIANEW" {
+		t.Fatalf("got %q, want the completed credentials", c.AccessKeyID)
+	}
+}
+
 func TestExpiredRefused(t *testing.T) {
 	v := newVolume(t)
 	expires := t0.Add(time.Hour)
@@ -406,7 +427,9 @@ func TestErrorsHoldNoContent(t *testing.T) {
 		"no secret":         cp(map[string]any{"Version": 1, "AccessKeyId": secret, "SessionToken": secret, "Expiration": valid}),
 		"no expiration":     cp(map[string]any{"Version": 1, "AccessKeyId": secret, "SecretAccessKey": secret, "SessionToken": secret}),
 		"expiration is key": cp(map[string]any{"Version": 1, "AccessKeyId": secret, "SecretAccessKey": secret, "SessionToken": secret, "Expiration": secret}),
-		"too large":         `{"Version":1,"AccessKeyId":"` + strings.Repeat(secret, 2000) + `"}`,
+		"huge version":      `{"Version":12345678901234567890,"AccessKeyId":"` + secret + `"}`,
+		"too large": secretFiles(secret, secret, secret, t0.Add(time.Hour))[keyCredentialProcess] +
+			strings.Repeat(" ", maxFileSize),
 	} {
 		t.Run(name, func(t *testing.T) {
 			v := newVolume(t)
