@@ -23,6 +23,16 @@
 // they near it. Retrieve never returns expired credentials: it returns an
 // error wrapping [ErrExpired] instead. No error contains anything read from
 // the file.
+//
+// The cache keeps credentials until Expires less its ExpiryWindow, which is
+// 0 unless set. The operator writes new credentials, by default when a
+// third of their lifetime is left, so a window of a few minutes (less than
+// that third) takes them well before the old ones expire, and no request is
+// signed with credentials that expire on the way:
+//
+//	config.WithCredentialsCacheOptions(func(o *aws.CredentialsCacheOptions) {
+//		o.ExpiryWindow = 5 * time.Minute
+//	})
 package awscredentials
 
 import (
