@@ -56,8 +56,8 @@ const (
 	dataLink             = "..data"
 )
 
-// Source is the Source of the credentials Retrieve returns.
-const Source = "TokenOperatorSecret"
+// ProviderName is the Source of the credentials Retrieve returns.
+const ProviderName = "TokenOperatorSecretProvider"
 
 // maxAttempts bounds the reads of one Retrieve call. A retry happens only
 // when a version vanished (or a plain file changed) while being read, and
@@ -250,7 +250,7 @@ func parse(dir string, b []byte) (aws.Credentials, error) {
 		AccessKeyID:     cp.AccessKeyID,
 		SecretAccessKey: cp.SecretAccessKey,
 		SessionToken:    cp.SessionToken,
-		Source:          Source,
+		Source:          ProviderName,
 		CanExpire:       true,
 		Expires:         expires.UTC(),
 	}, nil

@@ -27,7 +27,7 @@ var secretKeys = []string{keyCredentialProcess, "credentials", "AWS_ACCESS_KEY_I
 
 // volume builds a Secret volume the way kubelet's atomic writer does.
 type volume struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	current string // the version folder ..data points to
 }
@@ -65,7 +65,7 @@ func (v *volume) publish(files map[string]string) {
 	v.current = filepath.Base(gen)
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestReadsKubeletLayout(t *testing.T) {
 	v.publish(secretFiles("ASIAA", "secret-a", "session-a", t0.Add(time.Hour)))
 	c := mustRetrieve(t, newAt(v.dir, t0))
 	want := aws.Credentials{AccessKeyID: "ASIAA", SecretAccessKey: "secret-a", SessionToken: "session-a",
-		Source: Source, CanExpire: true, Expires: t0.Add(time.Hour)}
+		Source: ProviderName, CanExpire: true, Expires: t0.Add(time.Hour)}
 	if c != want {
 		t.Fatalf("got %+v, want %+v", c, want)
 	}
@@ -448,5 +448,19 @@ func TestErrorsHoldNoContent(t *testing.T) {
 			}
 			t.Logf("%s: %v", name, err)
 		})
+	}
+}
+
+// BenchmarkRetrieve is a call with ..data unchanged: one readlink.
+func BenchmarkRetrieve(b *testing.B) {
+	v := &volume{t: b, dir: b.TempDir()}
+	v.publish(secretFiles("ASIAA", "secret-a", "session-a", time.Now().Add(time.Hour)))
+	p := New(v.dir)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := p.Retrieve(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
