@@ -260,6 +260,20 @@ func TestGoogleRefusalsNeverCarryTokens(t *testing.T) {
 	}
 }
 
+// A subject token that is not JWT-shaped is scrubbed too: only its
+// registration as a secret can find it in an echo.
+func TestGoogleEchoedOpaqueSubjectIsScrubbed(t *testing.T) {
+	e := newGoogleEnv(t, Options{})
+	e.srv.EchoCredentials(true)
+	req := e.request(t, "")
+	const opaque = "opaque-subject-0123456789abcdef"
+	req.Credential = &credential.Assertion{ID: "x", Provide: func(context.Context) (string, error) { return opaque, nil }}
+	_, err := e.eng.Fetch(context.Background(), req, nil)
+	if err == nil || strings.Contains(err.Error(), opaque) || !strings.Contains(err.Error(), "[redacted]") {
+		t.Fatalf("got %v", err)
+	}
+}
+
 // The ServiceAccount's consent covers the IAM Credentials host too: a
 // host it does not list gets nothing, and STS is not called either.
 func TestGoogleConsentRefusesTheIAMHostBeforeAnyCall(t *testing.T) {
