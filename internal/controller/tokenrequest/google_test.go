@@ -257,3 +257,31 @@ func TestForcedGoogleRefreshesInALoopStayWithinTheFloor(t *testing.T) {
 		t.Errorf("the storm made %d impersonation calls in all, want at most 2", n)
 	}
 }
+
+// Through a TokenIssuer the issuer fixes the Google target and the
+// ServiceAccount; its allowedScopes limit what TokenRequests ask for.
+func TestAGoogleTokenThroughATokenIssuer(t *testing.T) {
+	g := newGoogleCase(t)
+	g.start(t)
+	g.serviceAccount(t, true)
+	target := g.request("", googleSA).Spec.Google
+	k8s.MustCreate(t, &v1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "gcp", Namespace: g.ns}, Spec: v1.TokenIssuerSpec{IssuerSpec: v1.IssuerSpec{
+		Google: target, Credential: v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "workload"}},
+		AllowedScopes: []string{"https://www.googleapis.com/auth/cloud-platform*"}}}})
+	ref := func(name, scope string) *v1.TokenRequest {
+		return &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: g.ns}, Spec: v1.TokenRequestSpec{
+			IssuerRef: &v1.IssuerReference{Name: "gcp"}, Scopes: []string{scope}}}
+	}
+	k8s.MustCreate(t, ref("read-only", "https://www.googleapis.com/auth/devstorage.read_only"))
+	k8s.MustCreate(t, ref("platform", googlests.CloudPlatformScope))
+	k8s.WaitReason(t, g.ns, "read-only", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonScopeNotAllowed)
+	k8s.WaitReady(t, g.ns, "platform")
+	client := oauth2.NewClient(context.WithValue(context.Background(), oauth2.HTTPClient, g.gs.Client()),
+		oauth2.StaticTokenSource(&oauth2.Token{AccessToken: string(k8s.GetSecret(t, g.ns, "platform").Data[v1.KeyAccessToken])}))
+	if w, code := g.whoami(t, client); code != http.StatusOK || w.Principal != "serviceAccount:"+googleSA {
+		t.Fatalf("whoami: %d %+v", code, w)
+	}
+	if n := g.gs.Calls(googlests.GenerateAccessToken); n != 1 {
+		t.Errorf("%d impersonation calls, want 1 (the refused scope makes none)", n)
+	}
+}
