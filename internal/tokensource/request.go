@@ -38,6 +38,9 @@ type Request struct {
 	AllowedHosts []string
 	// Exchange, when set, asks for the token by RFC 8693 token exchange.
 	Exchange *Exchange
+	// Google, when set, asks Google for the token by workload identity
+	// federation; Credential is the subject token's source.
+	Google *GoogleFederation
 	// ScopesLater skips the scope rules: an issuer is checked on its own,
 	// before any TokenRequest names scopes.
 	ScopesLater bool

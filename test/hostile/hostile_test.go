@@ -59,6 +59,7 @@ func TestHostileNamespacesCannotStallReadOrBloatTheOperator(t *testing.T) {
 		{"service account tokens for the API server's own audiences are never minted", apiServerAudiences, []string{v1.ReasonCredentialNotAllowed},
 			regexp.MustCompile(`Kubernetes API server accepts|empty service account token audience`), 20 * time.Second},
 		{"token exchange sends no service account token without its consent or for the API server", exchangeSubjects, []string{v1.ReasonCredentialNotAllowed}, regexp.MustCompile(`ServiceAccount "honest" does not allow|Kubernetes API server accepts`), 20 * time.Second},
+		{"google targets leak no echoed token, follow no redirect and call no IAM host without consent", googleTargets, googleReasons, regexp.MustCompile(`\[redacted\]|redirect|does not allow`), googleWait},
 	}
 	for _, step := range steps {
 		t.Run(step.name, func(t *testing.T) {
