@@ -38,6 +38,7 @@ func (r *Resolver) buildRequest(ctx context.Context, from Source, scopes []strin
 		if err := sub.CheckConfiguredHost(); err != nil {
 			return req, version, identity, from.wrap(specError(consentError(subjectSource(from), subjectAllowed, err)))
 		}
+		ex.ClientAllowed, ex.SubjectAllowed = allowed, subjectAllowed
 		req.Exchange, req.AllowedHosts = ex, bothAllow(allowed, subjectAllowed)
 	}
 	identity = version

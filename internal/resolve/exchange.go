@@ -2,7 +2,9 @@ package resolve
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -59,6 +61,28 @@ func (r *Resolver) loadExchange(ctx context.Context, from Source) (*tokensource.
 func subjectSource(from Source) Source {
 	from.credential = &v1.Credential{ServiceAccount: from.spec.TokenExchange.SubjectToken.ServiceAccount}
 	return from
+}
+
+// exchangeConsentError names, for a host refused during a token exchange
+// (a discovered endpoint, a redirect), the consent that is missing: the
+// subject's first, since its token is what the exchange sends.
+func exchangeConsentError(from Source, req tokensource.Request, err error) error {
+	var refused *tokensource.HostNotAllowedError
+	x := req.Exchange
+	if errors.As(err, &refused) && !refused.ByOperator && !tokensource.HostsAllow(x.SubjectAllowed, configuredScheme(req), refused.Host) {
+		return consentError(subjectSource(from), x.SubjectAllowed, err)
+	}
+	return consentError(from, x.ClientAllowed, err)
+}
+
+// configuredScheme is the scheme of the endpoint a request starts at; the
+// engine sends nothing over another.
+func configuredScheme(req tokensource.Request) string {
+	u, err := url.Parse(req.IssuerURL + req.TokenURL)
+	if err != nil || u.Scheme == "" {
+		return "https"
+	}
+	return u.Scheme
 }
 
 // bothAllow keeps the hosts both the credential and the subject consent to.

@@ -30,6 +30,10 @@ type Exchange struct {
 	RequestedTokenType string
 	Audience           string
 	Resources          []string
+	// ClientAllowed and SubjectAllowed are the client credential's and
+	// the subject's consent; the request's AllowedHosts hold only what
+	// both allow. They name, in a refusal, the one that does not consent.
+	ClientAllowed, SubjectAllowed []string
 }
 
 // SubjectToken is where the subject token comes from.
@@ -138,7 +142,7 @@ func (tokenExchangeGrant) fetch(ctx context.Context, c *call) (Token, error) {
 	}
 	if err != nil {
 		c.st.mu.Lock()
-		c.st.assertionEr = err
+		c.st.assertionEr = subjectTokenError{err}
 		c.st.mu.Unlock()
 		return Token{}, err
 	}
@@ -167,6 +171,12 @@ func (tokenExchangeGrant) fetch(ctx context.Context, c *call) (Token, error) {
 	}
 	return capBySubject(tok, subjectExpires), nil
 }
+
+// subjectTokenError marks a failure to get the subject token, so that its
+// message names the subject, not the client's assertion.
+type subjectTokenError struct{ error }
+
+func (e subjectTokenError) Unwrap() error { return e.error }
 
 // capBySubject keeps the exchanged token from outliving its subject: a
 // server that does not bound it would otherwise have refresh wait past the

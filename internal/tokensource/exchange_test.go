@@ -190,3 +190,25 @@ func TestTokenExchangeSettingsSeparateTokens(t *testing.T) {
 		}
 	}
 }
+
+// A subject token that cannot be minted is named as the subject, not as
+// the client's assertion, and nothing is sent.
+func TestTokenExchangeNamesAFailedSubjectToken(t *testing.T) {
+	srv, calls, _ := exchangeServer(t, "client-s3cret", "s", "orders")
+	req := exchangeRequest(srv, "s", time.Time{}, nil)
+	req.Exchange.Subject.Provide = func(context.Context) (string, time.Time, error) {
+		return "", time.Time{}, errors.New("the API server is unavailable")
+	}
+	_, err := New(Options{AllowHTTPLoopback: true}).Fetch(context.Background(), req, nil)
+	var te *Error
+	if !errors.As(err, &te) || te.Code != "credential_unavailable" || !te.Retryable {
+		t.Fatalf("got %#v", err)
+	}
+	if !strings.Contains(te.Description, "the token exchange's subject token could not be obtained: the API server is unavailable") ||
+		strings.Contains(te.Description, "assertion") {
+		t.Errorf("description %q", te.Description)
+	}
+	if calls.Load() != 0 {
+		t.Errorf("%d calls without a subject token", calls.Load())
+	}
+}
