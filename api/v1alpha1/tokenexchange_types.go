@@ -8,7 +8,9 @@ type TokenExchange struct {
 	SubjectToken ExchangeSubject `json:"subjectToken"`
 
 	// SubjectTokenType is the subject token's RFC 8693 type. Default:
-	// urn:ietf:params:oauth:token-type:jwt (a service account token is a JWT).
+	// urn:ietf:params:oauth:token-type:jwt for a serviceAccount subject (a
+	// service account token is a JWT),
+	// urn:ietf:params:oauth:token-type:access_token for a tokenRequestRef.
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[a-zA-Z][a-zA-Z0-9+.-]*:[\x21\x23-\x5B\x5D-\x7E]+$')`,message="subjectTokenType must be a token type URI such as urn:ietf:params:oauth:token-type:jwt"
@@ -39,7 +41,7 @@ type TokenExchange struct {
 
 // ExchangeSubject is where the subject token comes from. Exactly one is set.
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.serviceAccount)].filter(x, x).size() == 1",message="set exactly one subject token: serviceAccount"
+// +kubebuilder:validation:XValidation:rule="[has(self.serviceAccount), has(self.tokenRequestRef)].filter(x, x).size() == 1",message="set exactly one subject token: serviceAccount or tokenRequestRef"
 type ExchangeSubject struct {
 	// ServiceAccount is a ServiceAccount whose token the operator mints as
 	// for a serviceAccount credential: the ServiceAccount must consent to
@@ -48,4 +50,20 @@ type ExchangeSubject struct {
 	// namespace, or the issuer's credential namespace for an issuer.
 	// +optional
 	ServiceAccount *ServiceAccountCredential `json:"serviceAccount,omitempty"`
+
+	// TokenRequestRef names another TokenRequest in the same namespace
+	// whose token (the access_token of its output Secret) is sent as the
+	// subject token; the exchanged token never outlives it and is
+	// exchanged again when it is refreshed. Only on a TokenRequest, not on
+	// an issuer.
+	// +optional
+	TokenRequestRef *LocalTokenRequestReference `json:"tokenRequestRef,omitempty"`
+}
+
+// LocalTokenRequestReference names a TokenRequest in the same namespace.
+type LocalTokenRequestReference struct {
+	// Name of the TokenRequest.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
 }

@@ -63,6 +63,10 @@ func TestValidObjectsAreAccepted(t *testing.T) {
 		"a token exchange at a token URL": func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
 		},
+		"a token exchange of another TokenRequest's token": func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
+			tr.Spec.TokenExchange.SubjectToken = v1.ExchangeSubject{TokenRequestRef: &v1.LocalTokenRequestReference{Name: "login"}}
+		},
 		"an AWS role with a service account": func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Scopes, tr.Spec.AWS = "", "", nil, awsTarget()
 			tr.Spec.Credential = &v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "app-sa", Audience: "sts.amazonaws.com"}}
@@ -165,6 +169,10 @@ func TestInvalidObjectsAreRefusedWithTheirMessage(t *testing.T) {
 			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Credential = "", "", nil
 			tr.Spec.IssuerRef, tr.Spec.TokenExchange = &v1.IssuerReference{Name: "team"}, exchange()
 		}, "with issuerRef, leave out tokenExchange"},
+		{"a token exchange with two subjects", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
+			tr.Spec.TokenExchange.SubjectToken.TokenRequestRef = &v1.LocalTokenRequestReference{Name: "login"}
+		}, "set exactly one subject token: serviceAccount or tokenRequestRef"},
 		{"a token exchange with authority", func(tr *v1.TokenRequest) { tr.Spec.TokenExchange = exchange() },
 			"tokenExchange applies only with issuerURL or tokenURL"},
 		{"an issuerRef with an inline authority", func(tr *v1.TokenRequest) {

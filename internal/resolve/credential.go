@@ -29,17 +29,9 @@ func (r *Resolver) buildRequest(ctx context.Context, from Source, scopes []strin
 		Credential: cred, AllowedHosts: allowed, ScopesLater: from.scopesLater,
 	}
 	if s.TokenExchange != nil {
-		ex, subjectAllowed, err := r.loadExchange(ctx, from)
-		if err != nil {
+		if req, err = r.withExchange(ctx, from, req); err != nil {
 			return req, version, identity, from.wrap(err)
 		}
-		sub := req
-		sub.Exchange, sub.AllowedHosts = ex, subjectAllowed
-		if err := sub.CheckConfiguredHost(); err != nil {
-			return req, version, identity, from.wrap(specError(consentError(subjectSource(from), subjectAllowed, err)))
-		}
-		ex.ClientAllowed, ex.SubjectAllowed = allowed, subjectAllowed
-		req.Exchange, req.AllowedHosts = ex, bothAllow(allowed, subjectAllowed)
 	}
 	identity = version
 	if from.issuer != "" {

@@ -19,6 +19,10 @@ import (
 // audience, consent). The second result is the ServiceAccount's consent.
 func (r *Resolver) loadExchange(ctx context.Context, from Source) (*tokensource.Exchange, []string, error) {
 	x := from.spec.TokenExchange
+	if x.SubjectToken.TokenRequestRef != nil {
+		ex, err := r.loadSubjectTokenRequest(ctx, from)
+		return ex, nil, err
+	}
 	ref, ns := x.SubjectToken.ServiceAccount, from.credentialNamespace
 	if ref == nil {
 		return nil, nil, &Refusal{Reason: v1.ReasonInvalidSpec, Message: "spec.tokenExchange.subjectToken names no subject token"}
@@ -85,8 +89,33 @@ func configuredScheme(req tokensource.Request) string {
 	return u.Scheme
 }
 
-// bothAllow keeps the hosts both the credential and the subject consent to.
+// withExchange adds a token exchange's subject to req. The subject must
+// consent to the token endpoint's host as the credential must; a subject
+// that is the namespace's own token (tokenRequestRef) has no consent of its
+// own: nil.
+func (r *Resolver) withExchange(ctx context.Context, from Source, req tokensource.Request) (tokensource.Request, error) {
+	ex, subjectAllowed, err := r.loadExchange(ctx, from)
+	if err != nil {
+		return req, err
+	}
+	if subjectAllowed != nil {
+		sub := req
+		sub.Exchange, sub.AllowedHosts = ex, subjectAllowed
+		if err := sub.CheckConfiguredHost(); err != nil {
+			return req, specError(consentError(subjectSource(from), subjectAllowed, err))
+		}
+	}
+	ex.ClientAllowed, ex.SubjectAllowed = req.AllowedHosts, subjectAllowed
+	req.Exchange, req.AllowedHosts = ex, bothAllow(req.AllowedHosts, subjectAllowed)
+	return req, nil
+}
+
+// bothAllow keeps the hosts both the credential and the subject consent
+// to; nil (no consent needed) leaves the other as it is.
 func bothAllow(a, b []string) []string {
+	if a == nil || b == nil {
+		return append(a, b...)
+	}
 	both := []string{}
 	for _, h := range a {
 		for _, o := range b {

@@ -20,6 +20,8 @@ type Source struct {
 	ref string
 	// label names the issuer in messages, for example ClusterTokenIssuer "corp".
 	label string
+	// requester names the TokenRequest the token is for; empty for an issuer on its own.
+	requester string
 	// scopesLater: the issuer is checked on its own, without a TokenRequest's scopes.
 	scopesLater bool
 }

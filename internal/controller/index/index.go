@@ -22,12 +22,15 @@ const (
 	Issuer = "spec.issuerRef.effective"
 	// IssuerCredential, on issuers, is Credential's twin.
 	IssuerCredential = "spec.credential.source"
+	// SubjectTokenRequest holds the name of the TokenRequest whose token a
+	// token exchange sends (tokenRequestRef).
+	SubjectTokenRequest = "spec.tokenExchange.subjectToken.tokenRequestRef"
 )
 
 // Register adds the indexes to a manager's cache, once for both reconcilers.
 func Register(ctx context.Context, idx client.FieldIndexer) error {
 	for obj, indexes := range map[client.Object]map[string]client.IndexerFunc{
-		&v1.TokenRequest{}:       {Credential: credential, OutputSecret: outputSecret, Issuer: issuer},
+		&v1.TokenRequest{}:       {Credential: credential, OutputSecret: outputSecret, Issuer: issuer, SubjectTokenRequest: subjectTokenRequest},
 		&v1.TokenIssuer{}:        {IssuerCredential: issuerCredential},
 		&v1.ClusterTokenIssuer{}: {IssuerCredential: issuerCredential},
 	} {
@@ -72,6 +75,14 @@ func issuerCredential(o client.Object) []string {
 		return nil
 	}
 	return keys(resolve.CredentialKey(&spec.Credential), resolve.SubjectKey(spec.TokenExchange))
+}
+
+func subjectTokenRequest(o client.Object) []string {
+	x := o.(*v1.TokenRequest).Spec.TokenExchange
+	if x == nil || x.SubjectToken.TokenRequestRef == nil {
+		return nil
+	}
+	return []string{x.SubjectToken.TokenRequestRef.Name}
 }
 
 func outputSecret(o client.Object) []string {

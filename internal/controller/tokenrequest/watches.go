@@ -100,7 +100,19 @@ func (r *Reconciler) secretReferrers(ctx context.Context, o *metav1.PartialObjec
 // and to the ones secretReferrers would find, since the metadata cache does
 // not see it.
 func (r *Reconciler) managedSecretUsers(ctx context.Context, o client.Object) []reconcile.Request {
-	return append(managedSecretOwner(ctx, o), r.secretUsers(ctx, o.GetNamespace(), o.GetName())...)
+	owner := managedSecretOwner(ctx, o)
+	return append(append(owner, r.secretUsers(ctx, o.GetNamespace(), o.GetName())...), r.exchangersOf(ctx, owner)...)
+}
+
+// exchangersOf maps the TokenRequests whose output Secret changed to those
+// that exchange their token (tokenRequestRef), so that a subject token
+// written or refreshed is exchanged at once.
+func (r *Reconciler) exchangersOf(ctx context.Context, owners []reconcile.Request) []reconcile.Request {
+	var reqs []reconcile.Request
+	for _, o := range owners {
+		reqs = append(reqs, index.TokenRequests(ctx, r.Client, o.Namespace, index.SubjectTokenRequest, o.Name)...)
+	}
+	return reqs
 }
 
 func (r *Reconciler) secretUsers(ctx context.Context, namespace, name string) []reconcile.Request {
