@@ -131,10 +131,9 @@ func TestTokenRequestRefSubject(t *testing.T) {
 		if strings.Contains(res.InputHash(), "subject-access-token") || strings.Contains(x.Subject.ID, "subject-access-token") {
 			t.Error("the subject token is in the key")
 		}
-		// A refreshed subject is another input: the exchange is made again.
-		refreshed := append(objects{outputOf("login", "subject-access-token-2", later.Add(time.Hour))}, cached...)
-		r2 := *r
-		r2.Cached = refreshed
+		// A refreshed subject is another input, even with the same expiry.
+		refreshed := append(objects{outputOf("login", "subject-access-token-2", later)}, cached...)
+		r2 := &Resolver{Cached: refreshed, Direct: r.Direct, Metadata: objects{}, Policy: allowAll{}, Clock: r.Clock}
 		res2, err := r2.Resolve(context.Background(), exchanging("x", "login"))
 		if err != nil || res2.InputHash() == res.InputHash() || res2.Request.CacheKey() == res.Request.CacheKey() {
 			t.Errorf("a refreshed subject kept the input hash or the cache key (%v)", err)

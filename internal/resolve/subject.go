@@ -23,7 +23,9 @@ const maxSubjectChain = 8
 // TokenRequest of the same namespace: the token in its output Secret. The
 // namespace owns both, so no object's consent is asked; the exchange's
 // host still passes the operator's ceiling and policy. Its ID carries the
-// subject's expiry, so a refreshed subject is exchanged again.
+// subject Secret's version (the data hash the operator publishes on it,
+// never the token), so a refreshed subject is exchanged again, even one
+// with the same expiry.
 func (r *Resolver) loadSubjectTokenRequest(ctx context.Context, from Source) (*tokensource.Exchange, error) {
 	x := from.spec.TokenExchange
 	name, ns := x.SubjectToken.TokenRequestRef.Name, from.credentialNamespace
@@ -34,7 +36,7 @@ func (r *Resolver) loadSubjectTokenRequest(ctx context.Context, from Source) (*t
 	if err != nil {
 		return nil, err
 	}
-	token, expires, why, err := r.subjectToken(ctx, subject)
+	token, expires, version, why, err := r.subjectToken(ctx, subject)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +47,7 @@ func (r *Resolver) loadSubjectTokenRequest(ctx context.Context, from Source) (*t
 	return &tokensource.Exchange{
 		RequestedTokenType: x.RequestedTokenType, Audience: x.Audience, Resources: x.Resource,
 		Subject: tokensource.SubjectToken{
-			ID:   strings.Join([]string{"TokenRequest", ns, name, string(subject.UID), expires.UTC().Format(time.RFC3339)}, "/"),
+			ID:   strings.Join([]string{"TokenRequest", ns, name, string(subject.UID), version}, "/"),
 			Type: orDefault(x.SubjectTokenType, tokensource.TokenTypeAccessToken),
 			Provide: func(context.Context) (string, time.Time, error) {
 				return token, expires, nil
@@ -103,30 +105,30 @@ func contains(list []string, s string) bool {
 // subjectToken reads the subject TokenRequest's token from its output
 // Secret, as the operator wrote it: why says what is missing. The cache of
 // the operator's own Secrets holds none larger than it writes.
-func (r *Resolver) subjectToken(ctx context.Context, tr *v1.TokenRequest) (token string, expires time.Time, why string, err error) {
+func (r *Resolver) subjectToken(ctx context.Context, tr *v1.TokenRequest) (token string, expires time.Time, version, why string, err error) {
 	name := tr.Spec.SecretName
 	if name == "" {
 		name = tr.Name
 	}
 	s := &corev1.Secret{}
 	if err := r.Cached.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: name}, s); apierrors.IsNotFound(err) {
-		return "", time.Time{}, "has no token yet", nil
+		return "", time.Time{}, "", "has no token yet", nil
 	} else if err != nil {
-		return "", time.Time{}, "", err
+		return "", time.Time{}, "", "", err
 	}
 	full, ok := s.Annotations[v1.AnnotationTokenRequestName]
 	if s.Labels[v1.LabelManagedBy] != v1.ManagedByValue || s.Labels[v1.LabelTokenRequest] != secretdata.TokenRequestLabel(tr.Name) || (ok && full != tr.Name) {
-		return "", time.Time{}, fmt.Sprintf("has no token: Secret %q is not its output", name), nil
+		return "", time.Time{}, "", fmt.Sprintf("has no token: Secret %q is not its output", name), nil
 	}
 	token = string(s.Data[v1.KeyAccessToken])
 	expires, _ = time.Parse(time.RFC3339, string(s.Data[v1.KeyExpiresAt]))
 	switch {
 	case token == "" || expires.IsZero():
-		return "", time.Time{}, "has no token yet", nil
+		return "", time.Time{}, "", "has no token yet", nil
 	case !secretdata.Read(s).Intact:
-		return "", time.Time{}, fmt.Sprintf("has no token: Secret %q was changed by someone other than the operator", name), nil
+		return "", time.Time{}, "", fmt.Sprintf("has no token: Secret %q was changed by someone other than the operator", name), nil
 	case !expires.After(r.now()):
-		return "", time.Time{}, "has only an expired token", nil
+		return "", time.Time{}, "", "has only an expired token", nil
 	}
-	return token, expires, "", nil
+	return token, expires, s.Annotations[secretdata.AnnotationDataHash], "", nil
 }

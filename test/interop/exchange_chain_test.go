@@ -1,0 +1,135 @@
+package interop_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/token-operator/token-operator/api/v1alpha1"
+	"github.com/token-operator/token-operator/internal/testing/hydra"
+	"github.com/token-operator/token-operator/internal/testing/kube"
+)
+
+// A token exchange whose subject is another TokenRequest's token
+// (tokenRequestRef), against zitadel/oidc's op, which takes its own access
+// tokens as subject tokens.
+
+// chainedRequest exchanges TokenRequest subject's token at the op as client
+// zExchanger.
+func chainedRequest(t *testing.T, ns, name, subject string) {
+	t.Helper()
+	zCredential(t, ns, name+"-cred", zExchanger, zRightSecret)
+	zCreateTokenRequest(t, &v1.TokenRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1.TokenRequestSpec{TokenURL: zsrv.TokenURL(), ClientID: zExchanger, Scopes: []string{"read"},
+			Credential:    &v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: name + "-cred"}},
+			TokenExchange: &v1.TokenExchange{SubjectToken: v1.ExchangeSubject{TokenRequestRef: &v1.LocalTokenRequestReference{Name: subject}}}},
+	})
+}
+
+func secretToken(t *testing.T, ns, name string) (string, time.Time) {
+	t.Helper()
+	s := k8s.GetSecret(t, ns, name)
+	exp, err := time.Parse(time.RFC3339, string(s.Data[v1.KeyExpiresAt]))
+	if err != nil {
+		t.Fatalf("%s expires_at: %v", name, err)
+	}
+	return string(s.Data[v1.KeyAccessToken]), exp
+}
+
+func TestATokenRequestsTokenIsExchangedWithZitadelOPAndAgainWhenRefreshed(t *testing.T) {
+	ns := k8s.NewNamespace(t)
+	ctx := context.Background()
+	// The exchange comes first and waits for its subject.
+	chainedRequest(t, ns, "exchanged", "login")
+	tr := k8s.WaitReason(t, ns, "exchanged", v1.ConditionReconciling, metav1.ConditionTrue, v1.ReasonSubjectTokenNotReady)
+	if msg := kube.Condition(tr, v1.ConditionReconciling).Message; !strings.Contains(msg, `TokenRequest "login"`) {
+		t.Errorf("Reconciling message does not name the subject: %s", msg)
+	}
+	zCredential(t, ns, "login-cred", zExchanger, zRightSecret)
+	zCreateTokenRequest(t, &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Name: "login", Namespace: ns},
+		Spec: v1.TokenRequestSpec{TokenURL: zsrv.TokenURL(), ClientID: zExchanger, Scopes: []string{"read"},
+			Credential: &v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: "login-cred"}}}})
+
+	// Picked up from the subject's Secret being written, well before the
+	// one-minute recheck.
+	start := time.Now()
+	k8s.WaitReady(t, ns, "login")
+	k8s.WaitReady(t, ns, "exchanged")
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("the exchange took %s after its subject was written", d)
+	}
+	subject, subjectExp := secretToken(t, ns, "login")
+	exchanged, exp := secretToken(t, ns, "exchanged")
+	if exchanged == subject {
+		t.Fatal("the exchanged Secret holds the subject token")
+	}
+	claims, err := zsrv.VerifyAccessToken(ctx, exchanged)
+	if err != nil {
+		t.Fatalf("the exchanged token does not verify with the server's JWKS: %v", err)
+	}
+	if claims.Subject != zExchanger || claims.ClientID != zExchanger {
+		t.Errorf("exchanged token for sub %q client_id %q", claims.Subject, claims.ClientID)
+	}
+	if exp.After(subjectExp) {
+		t.Errorf("the exchanged token expires at %s, after its subject (%s)", exp, subjectExp)
+	}
+
+	// A refreshed subject is exchanged again, without a call of its own.
+	login := k8s.GetTR(t, ns, "login")
+	metav1.SetMetaDataAnnotation(&login.ObjectMeta, v1.AnnotationRefreshRequestedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	if err := k8s.Update(ctx, login); err != nil {
+		t.Fatal(err)
+	}
+	kube.Eventually(t, 30*time.Second, "the subject to be refreshed", func() bool {
+		tok, _ := secretToken(t, ns, "login")
+		return tok != subject
+	})
+	newSubject, newSubjectExp := secretToken(t, ns, "login")
+	kube.Eventually(t, 30*time.Second, "the exchanged token to be exchanged again", func() bool {
+		tok, _ := secretToken(t, ns, "exchanged")
+		return tok != exchanged
+	})
+	again, againExp := secretToken(t, ns, "exchanged")
+	if _, err := zsrv.VerifyAccessToken(ctx, again); err != nil {
+		t.Fatalf("the new exchanged token does not verify: %v", err)
+	}
+	if againExp.After(newSubjectExp) || newSubject == again {
+		t.Errorf("the new exchanged token expires at %s, its subject at %s", againExp, newSubjectExp)
+	}
+}
+
+// A subject the server cannot verify (an opaque Hydra token) is refused
+// with the server's own error, shown in status without either token.
+func TestZitadelOPRefusesASubjectTokenOfAnotherServer(t *testing.T) {
+	ns := k8s.NewNamespace(t)
+	ctx := context.Background()
+	id := hydra.ClientID("foreign-subject")
+	const secret = "foreign-subject-secret"
+	if err := srv.CreateClient(ctx, hydra.Client{ID: id, Secret: secret, Scopes: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	clientSecretCredential(t, ns, "hydra-cred", secret)
+	createTokenRequest(t, &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Name: "hydra-login", Namespace: ns},
+		Spec: v1.TokenRequestSpec{IssuerURL: srv.IssuerURL(), ClientID: id, Scopes: []string{"read"},
+			Credential: &v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: "hydra-cred"}}}})
+	chainedRequest(t, ns, "exchanged", "hydra-login")
+
+	k8s.WaitReady(t, ns, "hydra-login")
+	tr := k8s.WaitReason(t, ns, "exchanged", v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
+	msg := kube.Condition(tr, v1.ConditionStalled).Message
+	t.Logf("status: %s", msg)
+	if !strings.Contains(msg, "invalid_request") && !strings.Contains(msg, "invalid_grant") {
+		t.Errorf("Stalled message lacks the server's error: %s", msg)
+	}
+	subject, _ := secretToken(t, ns, "hydra-login")
+	if strings.Contains(msg, subject) || strings.Contains(msg, zRightSecret) {
+		t.Errorf("Stalled message shows the subject token or the client secret: %s", msg)
+	}
+	if s := k8s.FindSecret(t, ns, "exchanged"); s != nil {
+		t.Error("a refused exchange got a Secret")
+	}
+}
