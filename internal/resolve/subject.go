@@ -124,7 +124,7 @@ func (r *Resolver) subjectToken(ctx context.Context, tr *v1.TokenRequest) (token
 	expires, _ = time.Parse(time.RFC3339, string(s.Data[v1.KeyExpiresAt]))
 	switch {
 	case token == "" || expires.IsZero():
-		return "", time.Time{}, "", "has no token yet", nil
+		return "", time.Time{}, "", fmt.Sprintf("has no token in Secret %q", name), nil
 	case !secretdata.Read(s).Intact:
 		return "", time.Time{}, "", fmt.Sprintf("has no token: Secret %q was changed by someone other than the operator", name), nil
 	case !expires.After(r.now()):
