@@ -29,6 +29,16 @@ type TokenExchange struct {
 	// +kubebuilder:validation:MaxLength=1024
 	Audience string `json:"audience,omitempty"`
 
+	// ClientAuthentication is how the client authenticates to the token
+	// endpoint: Credential (the default: spec.credential, as for client
+	// credentials) or None, for a server that lets this exchange be made
+	// without client authentication: no credential is sent, and clientID,
+	// when set, goes in the form as client_id. None is for a TokenRequest
+	// only; the subject's consent then guards the host.
+	// +optional
+	// +kubebuilder:validation:Enum=Credential;None
+	ClientAuthentication ExchangeClientAuthentication `json:"clientAuthentication,omitempty"`
+
 	// Resource lists absolute URIs of the services the token is for (RFC
 	// 8693 resource, sent once each).
 	// +optional
@@ -38,6 +48,15 @@ type TokenExchange struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(r, isURL(r) && url(r).getScheme() != '')",message="each resource must be an absolute URI"
 	Resource []string `json:"resource,omitempty"`
 }
+
+// ExchangeClientAuthentication is how a token exchange's client authenticates.
+type ExchangeClientAuthentication string
+
+// Client authentication of a token exchange.
+const (
+	ExchangeClientAuthCredential ExchangeClientAuthentication = "Credential"
+	ExchangeClientAuthNone       ExchangeClientAuthentication = "None"
+)
 
 // ExchangeSubject is where the subject token comes from. Exactly one is set.
 //

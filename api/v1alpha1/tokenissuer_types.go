@@ -93,6 +93,7 @@ type IssuerSpec struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.azureRegion) || has(self.authority)",message="azureRegion applies only with authority (Microsoft Entra ID)"
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.authority)",message="tokenExchange applies only with issuerURL or tokenURL"
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.tokenExchange.subjectToken.tokenRequestRef)",message="an issuer fixes its subject: tokenExchange.subjectToken.tokenRequestRef applies only on a TokenRequest"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.tokenExchange.clientAuthentication) || self.tokenExchange.clientAuthentication != 'None'",message="an issuer authenticates its client with its credential: tokenExchange.clientAuthentication None applies only on a TokenRequest"
 type TokenIssuerSpec struct {
 	IssuerSpec `json:",inline"`
 }
@@ -106,6 +107,7 @@ type TokenIssuerSpec struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.azureRegion) || has(self.authority)",message="azureRegion applies only with authority (Microsoft Entra ID)"
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.authority)",message="tokenExchange applies only with issuerURL or tokenURL"
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.tokenExchange.subjectToken.tokenRequestRef)",message="an issuer fixes its subject: tokenExchange.subjectToken.tokenRequestRef applies only on a TokenRequest"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.tokenExchange.clientAuthentication) || self.tokenExchange.clientAuthentication != 'None'",message="an issuer authenticates its client with its credential: tokenExchange.clientAuthentication None applies only on a TokenRequest"
 type ClusterTokenIssuerSpec struct {
 	IssuerSpec `json:",inline"`
 

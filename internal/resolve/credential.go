@@ -52,6 +52,9 @@ func (r *Resolver) buildRequest(ctx context.Context, from Source, scopes []strin
 func (r *Resolver) loadCredential(ctx context.Context, from Source) (cred credential.Credential, allowed []string, version string, err error) {
 	c, ns := from.credential, from.credentialNamespace
 	var holder metav1.Object
+	if noClientAuth(from) {
+		return nil, nil, "", nil
+	}
 	switch {
 	case c == nil:
 		return nil, nil, "", &Refusal{Reason: v1.ReasonInvalidSpec, Message: "spec.credential names no credential"}

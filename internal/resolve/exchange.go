@@ -105,9 +105,17 @@ func (r *Resolver) withExchange(ctx context.Context, from Source, req tokensourc
 			return req, specError(consentError(subjectSource(from), subjectAllowed, err))
 		}
 	}
+	ex.NoClientAuth = noClientAuth(from)
 	ex.ClientAllowed, ex.SubjectAllowed = req.AllowedHosts, subjectAllowed
 	req.Exchange, req.AllowedHosts = ex, bothAllow(req.AllowedHosts, subjectAllowed)
 	return req, nil
+}
+
+// noClientAuth: a TokenRequest's own token exchange without client
+// authentication; an issuer always authenticates with its credential.
+func noClientAuth(from Source) bool {
+	x := from.spec.TokenExchange
+	return x != nil && x.ClientAuthentication == v1.ExchangeClientAuthNone && from.ref == ""
 }
 
 // bothAllow keeps the hosts both the credential and the subject consent

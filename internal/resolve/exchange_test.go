@@ -148,3 +148,40 @@ func TestTokenRequestRefSubject(t *testing.T) {
 		}
 	})
 }
+
+// Without client authentication no credential is read or sent, and the
+// subject ServiceAccount's consent alone decides the host; an issuer
+// stored with None still authenticates with its credential.
+func TestTokenExchangeWithoutClientAuthenticationResolves(t *testing.T) {
+	consent := map[string]string{v1.AnnotationAllowedIssuers: "sts.example.com"}
+	public := func(subject string) *v1.TokenExchange {
+		return &v1.TokenExchange{ClientAuthentication: v1.ExchangeClientAuthNone,
+			SubjectToken: v1.ExchangeSubject{ServiceAccount: &v1.ServiceAccountCredential{Name: subject, Audience: "sts"}}}
+	}
+	cached := objects{
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "subject", UID: "uid-subject", Annotations: consent}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "silent", UID: "uid-silent"}},
+		&v1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "issuer"}, Spec: v1.TokenIssuerSpec{IssuerSpec: v1.IssuerSpec{
+			TokenURL: tokenURL, ClientID: "app", Credential: *secretCred("consented"), TokenExchange: public("subject")}}},
+	}
+	r := &Resolver{Cached: cached, Direct: objects{clientSecret("consented", consent)}, Metadata: objects{}, Policy: allowAll{}}
+	tr := &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "x"},
+		Spec: v1.TokenRequestSpec{TokenURL: tokenURL, ClientID: "public", TokenExchange: public("subject")}}
+	res, err := r.Resolve(context.Background(), tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Request.Credential != nil || !res.Request.Exchange.NoClientAuth || strings.Join(res.Request.AllowedHosts, ",") != "sts.example.com" {
+		t.Fatalf("request %+v", res.Request)
+	}
+	tr.Spec.TokenExchange = public("silent")
+	var refusal *Refusal
+	if _, err := r.Resolve(context.Background(), tr); !errors.As(err, &refusal) || !strings.Contains(refusal.Message, "kubectl annotate serviceaccount silent") {
+		t.Errorf("a subject without consent: %v", err)
+	}
+	viaIssuer := &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "y"}, Spec: v1.TokenRequestSpec{IssuerRef: &v1.IssuerReference{Name: "issuer"}}}
+	res, err = r.Resolve(context.Background(), viaIssuer)
+	if err != nil || res.Request.Credential == nil || res.Request.Exchange.NoClientAuth {
+		t.Errorf("an issuer stored with None: %+v, %v", res.Request, err)
+	}
+}

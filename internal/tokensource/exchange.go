@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 // RFC 8693 token exchange.
@@ -30,6 +31,9 @@ type Exchange struct {
 	RequestedTokenType string
 	Audience           string
 	Resources          []string
+	// NoClientAuth: the client does not authenticate (a public client);
+	// Request.Credential is nil, and ClientID, when set, is sent as client_id.
+	NoClientAuth bool
 	// ClientAllowed and SubjectAllowed are the client credential's and
 	// the subject's consent; the request's AllowedHosts hold only what
 	// both allow. They name, in a refusal, the one that does not consent.
@@ -61,8 +65,12 @@ func (tokenExchangeGrant) keyParts(r Request) []string {
 	x := r.Exchange
 	res := append([]string(nil), x.Resources...)
 	sort.Strings(res)
-	return []string{"exchange", strings.TrimRight(r.IssuerURL, "/"), r.TokenURL,
+	parts := []string{"exchange", strings.TrimRight(r.IssuerURL, "/"), r.TokenURL,
 		x.Subject.ID, x.Subject.Type, x.requestedType(), x.Audience, strings.Join(res, " ")}
+	if x.NoClientAuth {
+		parts = append(parts, "client-authentication:none") // only then, so existing hashes stay
+	}
+	return parts
 }
 
 func (x *Exchange) requestedType() string {
@@ -77,8 +85,7 @@ func (g tokenExchangeGrant) validate(r Request) *ConfigError {
 		r.checkExchangeExtras,
 		r.checkOneEndpoint,
 		func() *ConfigError { return r.checkEndpoints(g) },
-		r.checkClient,
-		func() *ConfigError { return r.checkCredential(signableKey) },
+		r.checkExchangeClient,
 		func() *ConfigError { return r.checkScopes(nil) },
 		r.checkExtras,
 		r.refuseRegion,
@@ -96,6 +103,18 @@ func (r Request) checkExchangeExtras() *ConfigError {
 		if _, ok := r.ExtraParameters[k]; ok {
 			return &ConfigError{Field: "extraParameters", Message: fmt.Sprintf("%q is set by the token exchange and cannot be overridden", k)}
 		}
+	}
+	return nil
+}
+
+// checkExchangeClient: a client that authenticates needs its ID and
+// credential, one that does not must have no credential.
+func (r Request) checkExchangeClient() *ConfigError {
+	if r.Exchange == nil || !r.Exchange.NoClientAuth {
+		return firstProblem(r.checkClient, func() *ConfigError { return r.checkCredential(signableKey) })
+	}
+	if r.Credential != nil {
+		return &ConfigError{Field: "credential", Message: "a token exchange without client authentication takes no credential"}
 	}
 	return nil
 }
@@ -147,7 +166,7 @@ func (tokenExchangeGrant) fetch(ctx context.Context, c *call) (Token, error) {
 		return Token{}, err
 	}
 	c.st.addSecret(subject)
-	cfg, err := c.e.clientConfig(ctx, req, c.st, tokenURL)
+	cfg, err := c.e.exchangeClientConfig(ctx, req, c.st, tokenURL)
 	if err != nil {
 		return Token{}, err
 	}
@@ -170,6 +189,20 @@ func (tokenExchangeGrant) fetch(ctx context.Context, c *call) (Token, error) {
 		return Token{}, err
 	}
 	return capBySubject(tok, subjectExpires), nil
+}
+
+// exchangeClientConfig is the client credentials configuration, or for a
+// client that does not authenticate one that sends client_id (if any) in
+// the form and no secret.
+func (e *Engine) exchangeClientConfig(ctx context.Context, req Request, st *callState, tokenURL string) (*clientcredentials.Config, error) {
+	if !req.Exchange.NoClientAuth {
+		return e.clientConfig(ctx, req, st, tokenURL)
+	}
+	cfg := &clientcredentials.Config{ClientID: req.ClientID, TokenURL: tokenURL, Scopes: req.Scopes, EndpointParams: url.Values{}, AuthStyle: oauth2.AuthStyleInParams}
+	for k, v := range req.ExtraParameters {
+		cfg.EndpointParams.Set(k, v)
+	}
+	return cfg, nil
 }
 
 // subjectTokenError marks a failure to get the subject token, so that its

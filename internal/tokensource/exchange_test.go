@@ -212,3 +212,49 @@ func TestTokenExchangeNamesAFailedSubjectToken(t *testing.T) {
 		t.Errorf("%d calls without a subject token", calls.Load())
 	}
 }
+
+// Without client authentication the form carries client_id (when set) and
+// the subject, and no secret, Basic header or assertion goes anywhere.
+func TestTokenExchangeWithoutClientAuthentication(t *testing.T) {
+	headers := make(chan http.Header, 4)
+	forms := make(chan map[string][]string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		headers <- r.Header
+		forms <- r.PostForm
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "public-exchanged", "token_type": "Bearer", "expires_in": 600})
+	}))
+	t.Cleanup(srv.Close)
+	eng := New(Options{AllowHTTPLoopback: true})
+	for _, clientID := range []string{"public-client", ""} {
+		req := exchangeRequest(srv, "subject-token-value", time.Time{}, nil)
+		req.Credential, req.ClientID, req.Exchange.NoClientAuth = nil, clientID, true
+		tok, err := eng.Fetch(context.Background(), req, nil)
+		if err != nil || tok.AccessToken != "public-exchanged" {
+			t.Fatalf("client %q: %v", clientID, err)
+		}
+		h, f := <-headers, <-forms
+		if h.Get("Authorization") != "" || f["client_secret"] != nil || f["client_assertion"] != nil {
+			t.Errorf("client %q: client authentication was sent: %q %v", clientID, h.Get("Authorization"), f)
+		}
+		if got := f["client_id"]; (clientID == "" && got != nil) || (clientID != "" && !slices.Equal(got, []string{clientID})) {
+			t.Errorf("client_id = %q, want %q", got, clientID)
+		}
+		if !slices.Equal(f["subject_token"], []string{"subject-token-value"}) {
+			t.Errorf("subject_token = %q", f["subject_token"])
+		}
+	}
+	withCredential := exchangeRequest(srv, "s", time.Time{}, nil)
+	withCredential.Exchange.NoClientAuth = true
+	var ce *ConfigError
+	if err := withCredential.Validate(); !errors.As(err, &ce) || ce.Field != "credential" {
+		t.Errorf("a credential without client authentication: %v", err)
+	}
+	authenticated := exchangeRequest(srv, "s", time.Time{}, nil)
+	public := exchangeRequest(srv, "s", time.Time{}, nil)
+	public.Credential, public.Exchange.NoClientAuth = nil, true
+	if authenticated.CacheKey() == public.CacheKey() || authenticated.InputHash("v") == public.InputHash("v") {
+		t.Error("client authentication does not separate tokens")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
@@ -131,5 +132,27 @@ func TestZitadelOPRefusesASubjectTokenOfAnotherServer(t *testing.T) {
 	}
 	if s := k8s.FindSecret(t, ns, "exchanged"); s != nil {
 		t.Error("a refused exchange got a Secret")
+	}
+}
+
+// zitadel/oidc's op authenticates every token exchange client: one sent
+// without client authentication is refused with the server's error, and
+// nothing but the subject token and client_id went out.
+func TestZitadelOPRefusesAnExchangeWithoutClientAuthentication(t *testing.T) {
+	ns := k8s.NewNamespace(t)
+	k8s.MustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "worker", Namespace: ns,
+		Annotations: map[string]string{v1.AnnotationAllowedIssuers: zHost}}})
+	zCreateTokenRequest(t, &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Name: "public", Namespace: ns},
+		Spec: v1.TokenRequestSpec{TokenURL: zsrv.TokenURL(), ClientID: zExchanger, Scopes: []string{"read"},
+			TokenExchange: &v1.TokenExchange{ClientAuthentication: v1.ExchangeClientAuthNone, SubjectToken: v1.ExchangeSubject{
+				ServiceAccount: &v1.ServiceAccountCredential{Name: "worker", Audience: zSubjectAudience}}}}})
+	tr := k8s.WaitReason(t, ns, "public", v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
+	msg := kube.Condition(tr, v1.ConditionStalled).Message
+	t.Logf("status: %s", msg)
+	if !strings.Contains(msg, "invalid_client") {
+		t.Errorf("Stalled message lacks the server's error: %s", msg)
+	}
+	if strings.Contains(msg, "eyJ") {
+		t.Errorf("Stalled message shows a token: %s", msg)
 	}
 }
