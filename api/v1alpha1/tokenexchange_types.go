@@ -29,6 +29,19 @@ type TokenExchange struct {
 	// +kubebuilder:validation:MaxLength=1024
 	Audience string `json:"audience,omitempty"`
 
+	// ActorToken, when set, is sent as the RFC 8693 actor token: the party
+	// acting on behalf of the subject. Its ServiceAccount consents to the
+	// host as the subject's must.
+	// +optional
+	ActorToken *ExchangeActor `json:"actorToken,omitempty"`
+
+	// ActorTokenType is the actor token's RFC 8693 type. Default:
+	// urn:ietf:params:oauth:token-type:jwt.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[a-zA-Z][a-zA-Z0-9+.-]*:[\x21\x23-\x5B\x5D-\x7E]+$')`,message="actorTokenType must be a token type URI such as urn:ietf:params:oauth:token-type:jwt"
+	ActorTokenType string `json:"actorTokenType,omitempty"`
+
 	// ClientAuthentication is how the client authenticates to the token
 	// endpoint: Credential (the default: spec.credential, as for client
 	// credentials) or None, for a server that lets this exchange be made
@@ -47,6 +60,13 @@ type TokenExchange struct {
 	// +kubebuilder:validation:items:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="self.all(r, isURL(r) && url(r).getScheme() != '')",message="each resource must be an absolute URI"
 	Resource []string `json:"resource,omitempty"`
+}
+
+// ExchangeActor is where the actor token comes from.
+type ExchangeActor struct {
+	// ServiceAccount is a ServiceAccount whose token the operator mints, under
+	// the same rules as a serviceAccount subject (consent, audience).
+	ServiceAccount *ServiceAccountCredential `json:"serviceAccount"`
 }
 
 // ExchangeClientAuthentication is how a token exchange's client authenticates.

@@ -67,6 +67,11 @@ func TestValidObjectsAreAccepted(t *testing.T) {
 			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
 			tr.Spec.TokenExchange.SubjectToken = v1.ExchangeSubject{TokenRequestRef: &v1.LocalTokenRequestReference{Name: "login"}}
 		},
+		"a token exchange with an actor": func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
+			tr.Spec.TokenExchange.ActorToken = &v1.ExchangeActor{ServiceAccount: &v1.ServiceAccountCredential{Name: "agent", Audience: "sts"}}
+			tr.Spec.TokenExchange.ActorTokenType = "urn:ietf:params:oauth:token-type:jwt"
+		},
 		"a token exchange without client authentication": func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange, tr.Spec.Credential = "", "https://idp.example.com/oauth2/token", exchange(), nil
 			tr.Spec.TokenExchange.ClientAuthentication = v1.ExchangeClientAuthNone
@@ -180,6 +185,11 @@ func TestInvalidObjectsAreRefusedWithTheirMessage(t *testing.T) {
 		{"a token exchange authenticating without a credential", func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange, tr.Spec.Credential = "", "https://idp.example.com/oauth2/token", exchange(), nil
 		}, "clientID and credential are required unless issuerRef"},
+		{"an actor token type that is no URI", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
+			tr.Spec.TokenExchange.ActorToken = &v1.ExchangeActor{ServiceAccount: &v1.ServiceAccountCredential{Name: "agent", Audience: "sts"}}
+			tr.Spec.TokenExchange.ActorTokenType = "jwt"
+		}, "actorTokenType must be a token type URI"},
 		{"a token exchange with two subjects", func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
 			tr.Spec.TokenExchange.SubjectToken.TokenRequestRef = &v1.LocalTokenRequestReference{Name: "login"}

@@ -185,3 +185,33 @@ func TestTokenExchangeWithoutClientAuthenticationResolves(t *testing.T) {
 		t.Errorf("an issuer stored with None: %+v, %v", res.Request, err)
 	}
 }
+
+// The actor ServiceAccount consents to the host like the subject; a
+// refusal names it.
+func TestTokenExchangeActorConsents(t *testing.T) {
+	consent := map[string]string{v1.AnnotationAllowedIssuers: "sts.example.com"}
+	cached := objects{
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "subject", UID: "uid-subject", Annotations: consent}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "agent", UID: "uid-agent", Annotations: consent}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "silent-agent", UID: "uid-silent"}},
+	}
+	r := &Resolver{Cached: cached, Direct: objects{clientSecret("consented", consent)}, Metadata: objects{}, Policy: allowAll{}}
+	withActor := func(actor string) *v1.TokenRequest {
+		return &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "x"}, Spec: v1.TokenRequestSpec{TokenURL: tokenURL, ClientID: "app",
+			Credential: secretCred("consented"), TokenExchange: &v1.TokenExchange{
+				SubjectToken: v1.ExchangeSubject{ServiceAccount: &v1.ServiceAccountCredential{Name: "subject", Audience: "sts"}},
+				ActorToken:   &v1.ExchangeActor{ServiceAccount: &v1.ServiceAccountCredential{Name: actor, Audience: "sts"}}}}}
+	}
+	res, err := r.Resolve(context.Background(), withActor("agent"))
+	if err != nil || res.Request.Exchange.Actor == nil || !strings.Contains(res.Request.Exchange.Actor.ID, "uid-agent") || res.Request.Exchange.Actor.Type != tokensource.TokenTypeJWT {
+		t.Fatalf("Resolve = %+v, %v", res.Request.Exchange, err)
+	}
+	var refusal *Refusal
+	if _, err := r.Resolve(context.Background(), withActor("silent-agent")); !errors.As(err, &refusal) || refusal.Reason != v1.ReasonCredentialNotAllowed ||
+		!strings.Contains(refusal.Message, "kubectl annotate serviceaccount silent-agent") {
+		t.Errorf("an actor without consent: %v", err)
+	}
+	if _, err := r.Resolve(context.Background(), withActor("absent")); !errors.As(err, &refusal) || !strings.Contains(refusal.Message, "the token exchange's actor") {
+		t.Errorf("a missing actor: %v", err)
+	}
+}

@@ -81,3 +81,11 @@ func SubjectKey(x *v1.TokenExchange) string {
 	}
 	return "ServiceAccount/" + x.SubjectToken.ServiceAccount.Name
 }
+
+// ActorKey is SubjectKey for a token exchange's actor ServiceAccount.
+func ActorKey(x *v1.TokenExchange) string {
+	if x == nil || x.ActorToken == nil || x.ActorToken.ServiceAccount == nil {
+		return ""
+	}
+	return "ServiceAccount/" + x.ActorToken.ServiceAccount.Name
+}

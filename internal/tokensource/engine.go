@@ -286,8 +286,9 @@ func (e *Engine) classify(g grant, parent, call context.Context, st *callState, 
 		return assertionErr // a refusal the caller explains, such as a 403 from the API server
 	case assertionErr != nil:
 		what := "the client assertion"
-		if errors.As(assertionErr, new(subjectTokenError)) {
-			what = "the token exchange's subject token"
+		var se subjectTokenError
+		if errors.As(assertionErr, &se) {
+			what = "the token exchange's " + se.role + " token"
 		}
 		return &Error{Retryable: true, Code: "credential_unavailable", Description: what + " could not be obtained: " + describe(assertionErr.Error(), nil, secrets)}
 	case errors.Is(call.Err(), context.DeadlineExceeded):

@@ -31,13 +31,15 @@ type Exchange struct {
 	RequestedTokenType string
 	Audience           string
 	Resources          []string
+	// Actor, when set, is sent as the actor token (RFC 8693 actor_token).
+	Actor *SubjectToken
 	// NoClientAuth: the client does not authenticate (a public client);
 	// Request.Credential is nil, and ClientID, when set, is sent as client_id.
 	NoClientAuth bool
 	// ClientAllowed and SubjectAllowed are the client credential's and
 	// the subject's consent; the request's AllowedHosts hold only what
 	// both allow. They name, in a refusal, the one that does not consent.
-	ClientAllowed, SubjectAllowed []string
+	ClientAllowed, SubjectAllowed, ActorAllowed []string
 }
 
 // SubjectToken is where the subject token comes from.
@@ -69,6 +71,9 @@ func (tokenExchangeGrant) keyParts(r Request) []string {
 		x.Subject.ID, x.Subject.Type, x.requestedType(), x.Audience, strings.Join(res, " ")}
 	if x.NoClientAuth {
 		parts = append(parts, "client-authentication:none") // only then, so existing hashes stay
+	}
+	if a := x.Actor; a != nil {
+		parts = append(parts, "actor", a.ID, a.Type)
 	}
 	return parts
 }
@@ -127,6 +132,10 @@ func (x *Exchange) check() *ConfigError {
 		return &ConfigError{Field: "tokenExchange.subjectToken", Message: "names no subject token"}
 	case !uriLike(x.Subject.Type):
 		return &ConfigError{Field: "tokenExchange.subjectTokenType", Message: "must be a token type URI such as " + TokenTypeJWT}
+	case x.Actor != nil && (x.Actor.Provide == nil || x.Actor.ID == ""):
+		return &ConfigError{Field: "tokenExchange.actorToken", Message: "names no actor token"}
+	case x.Actor != nil && !uriLike(x.Actor.Type):
+		return &ConfigError{Field: "tokenExchange.actorTokenType", Message: "must be a token type URI such as " + TokenTypeJWT}
 	case !uriLike(x.requestedType()):
 		return &ConfigError{Field: "tokenExchange.requestedTokenType", Message: "must be a token type URI such as " + TokenTypeAccessToken}
 	case len(x.Resources) > maxExchangeResources:
@@ -155,17 +164,16 @@ func (tokenExchangeGrant) fetch(ctx context.Context, c *call) (Token, error) {
 			return Token{}, err
 		}
 	}
-	subject, subjectExpires, err := x.Subject.Provide(ctx)
-	if err == nil && subject == "" {
-		err = errors.New("the subject token source returned nothing")
-	}
+	subject, subjectExpires, err := provideToken(ctx, c.st, &x.Subject, "subject")
 	if err != nil {
-		c.st.mu.Lock()
-		c.st.assertionEr = subjectTokenError{err}
-		c.st.mu.Unlock()
 		return Token{}, err
 	}
-	c.st.addSecret(subject)
+	var actor string
+	if x.Actor != nil {
+		if actor, _, err = provideToken(ctx, c.st, x.Actor, "actor"); err != nil {
+			return Token{}, err
+		}
+	}
 	cfg, err := c.e.exchangeClientConfig(ctx, req, c.st, tokenURL)
 	if err != nil {
 		return Token{}, err
@@ -176,6 +184,10 @@ func (tokenExchangeGrant) fetch(ctx context.Context, c *call) (Token, error) {
 	cfg.EndpointParams.Set("requested_token_type", x.requestedType())
 	if x.Audience != "" {
 		cfg.EndpointParams.Set("audience", x.Audience)
+	}
+	if x.Actor != nil {
+		cfg.EndpointParams.Set("actor_token", actor)
+		cfg.EndpointParams.Set("actor_token_type", x.Actor.Type)
 	}
 	for _, res := range x.Resources {
 		cfg.EndpointParams.Add("resource", res)
@@ -205,9 +217,29 @@ func (e *Engine) exchangeClientConfig(ctx context.Context, req Request, st *call
 	return cfg, nil
 }
 
-// subjectTokenError marks a failure to get the subject token, so that its
-// message names the subject, not the client's assertion.
-type subjectTokenError struct{ error }
+// provideToken gets the subject or actor token, recording it as a secret
+// and a failure as the exchange's own.
+func provideToken(ctx context.Context, st *callState, src *SubjectToken, role string) (string, time.Time, error) {
+	token, expires, err := src.Provide(ctx)
+	if err == nil && token == "" {
+		err = errors.New("the " + role + " token source returned nothing")
+	}
+	if err != nil {
+		st.mu.Lock()
+		st.assertionEr = subjectTokenError{err, role}
+		st.mu.Unlock()
+		return "", time.Time{}, err
+	}
+	st.addSecret(token)
+	return token, expires, nil
+}
+
+// subjectTokenError marks a failure to get the subject (or actor) token,
+// so that its message names it, not the client's assertion.
+type subjectTokenError struct {
+	error
+	role string
+}
 
 func (e subjectTokenError) Unwrap() error { return e.error }
 

@@ -258,3 +258,32 @@ func TestTokenExchangeWithoutClientAuthentication(t *testing.T) {
 		t.Error("client authentication does not separate tokens")
 	}
 }
+
+// An actor token goes in the form with its type, is part of the key, and
+// a failure to get it is named as the actor's.
+func TestTokenExchangeSendsTheActorToken(t *testing.T) {
+	const subject = "subject-jwt-value-1234567890"
+	srv, _, forms := exchangeServer(t, "client-s3cret", subject, "orders")
+	eng := New(Options{AllowHTTPLoopback: true})
+	req := exchangeRequest(srv, subject, time.Time{}, nil)
+	plain := req.CacheKey()
+	req.Exchange.Actor = &SubjectToken{ID: "ns/actor/uid/aud", Type: TokenTypeJWT, Provide: func(context.Context) (string, time.Time, error) {
+		return "actor-jwt-value-0987654321", time.Time{}, nil
+	}}
+	if _, err := eng.Fetch(context.Background(), req, nil); err != nil {
+		t.Fatal(err)
+	}
+	f := <-forms
+	if !slices.Equal(f["actor_token"], []string{"actor-jwt-value-0987654321"}) || !slices.Equal(f["actor_token_type"], []string{TokenTypeJWT}) {
+		t.Errorf("actor_token %q, actor_token_type %q", f["actor_token"], f["actor_token_type"])
+	}
+	if req.CacheKey() == plain {
+		t.Error("the actor does not separate tokens")
+	}
+	req.Exchange.Actor.Provide = func(context.Context) (string, time.Time, error) { return "", time.Time{}, errors.New("minting failed") }
+	_, err := eng.Fetch(context.Background(), req, nil)
+	var te *Error
+	if !errors.As(err, &te) || !strings.Contains(te.Description, "the token exchange's actor token could not be obtained: minting failed") {
+		t.Errorf("got %v", err)
+	}
+}

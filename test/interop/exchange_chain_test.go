@@ -156,3 +156,38 @@ func TestZitadelOPRefusesAnExchangeWithoutClientAuthentication(t *testing.T) {
 		t.Errorf("Stalled message shows a token: %s", msg)
 	}
 }
+
+// An actor ServiceAccount's token goes with the subject's; the server
+// verifies both against the API server's keys.
+func TestZitadelOPExchangesWithAnActorToken(t *testing.T) {
+	ns := k8s.NewNamespace(t)
+	zCredential(t, ns, "cred", zExchanger, zRightSecret)
+	for _, sa := range []string{"worker", "agent"} {
+		k8s.MustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns,
+			Annotations: map[string]string{v1.AnnotationAllowedIssuers: zHost}}})
+	}
+	spec := func(actorAudience string) v1.TokenRequestSpec {
+		return v1.TokenRequestSpec{TokenURL: zsrv.TokenURL(), ClientID: zExchanger, Scopes: []string{"read"},
+			Credential: &v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: "cred"}},
+			TokenExchange: &v1.TokenExchange{
+				SubjectToken: v1.ExchangeSubject{ServiceAccount: &v1.ServiceAccountCredential{Name: "worker", Audience: zSubjectAudience}},
+				ActorToken:   &v1.ExchangeActor{ServiceAccount: &v1.ServiceAccountCredential{Name: "agent", Audience: actorAudience}}}}
+	}
+	zCreateTokenRequest(t, &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Name: "delegated", Namespace: ns}, Spec: spec(zSubjectAudience)})
+	zCreateTokenRequest(t, &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Name: "bad-actor", Namespace: ns}, Spec: spec("someone-else")})
+
+	k8s.WaitReady(t, ns, "delegated")
+	claims, err := zsrv.VerifyAccessToken(context.Background(), string(k8s.GetSecret(t, ns, "delegated").Data[v1.KeyAccessToken]))
+	if err != nil {
+		t.Fatalf("the exchanged token does not verify: %v", err)
+	}
+	if want := "system:serviceaccount:" + ns + ":worker"; claims.Subject != want {
+		t.Errorf("token for sub %q, want %q", claims.Subject, want)
+	}
+	tr := k8s.WaitReason(t, ns, "bad-actor", v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
+	msg := kube.Condition(tr, v1.ConditionStalled).Message
+	t.Logf("status: %s", msg)
+	if !strings.Contains(msg, "actor_token") || strings.Contains(msg, "eyJ") {
+		t.Errorf("Stalled message lacks the server's refusal of the actor token, or shows a token: %s", msg)
+	}
+}

@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"slices"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -53,7 +54,7 @@ func OutputSecretName(tr *v1.TokenRequest) string {
 
 func credential(o client.Object) []string {
 	s := o.(*v1.TokenRequest).Spec
-	return keys(resolve.CredentialKey(s.Credential), resolve.SubjectKey(s.TokenExchange))
+	return keys(resolve.CredentialKey(s.Credential), resolve.SubjectKey(s.TokenExchange), resolve.ActorKey(s.TokenExchange))
 }
 
 func issuer(o client.Object) []string {
@@ -74,7 +75,7 @@ func issuerCredential(o client.Object) []string {
 	default:
 		return nil
 	}
-	return keys(resolve.CredentialKey(&spec.Credential), resolve.SubjectKey(spec.TokenExchange))
+	return keys(resolve.CredentialKey(&spec.Credential), resolve.SubjectKey(spec.TokenExchange), resolve.ActorKey(spec.TokenExchange))
 }
 
 func subjectTokenRequest(o client.Object) []string {
@@ -92,7 +93,7 @@ func outputSecret(o client.Object) []string {
 func keys(ks ...string) []string {
 	var out []string
 	for _, k := range ks {
-		if k != "" && (len(out) == 0 || out[0] != k) {
+		if k != "" && !slices.Contains(out, k) {
 			out = append(out, k)
 		}
 	}
