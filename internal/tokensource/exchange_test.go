@@ -287,3 +287,21 @@ func TestTokenExchangeSendsTheActorToken(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// An exchange server's outage is retryable and keeps its Retry-After, as
+// for client credentials: the reconciler's backoff and storm floor, which
+// do not depend on the grant, then apply.
+func TestTokenExchangeOutageIsRetryable(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "30")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":"temporarily_unavailable"}`))
+	}))
+	t.Cleanup(srv.Close)
+	_, err := New(Options{AllowHTTPLoopback: true}).Fetch(context.Background(), exchangeRequest(srv, "s", time.Time{}, nil), nil)
+	var te *Error
+	if !errors.As(err, &te) || !te.Retryable || te.RetryAfter != 30*time.Second {
+		t.Fatalf("got %#v", err)
+	}
+}
