@@ -39,7 +39,7 @@ func (r *Resolver) resolve(ctx context.Context, tr *v1.TokenRequest) (Source, er
 		return Source{
 			spec: v1.IssuerSpec{Authority: s.Authority, IssuerURL: s.IssuerURL, TokenURL: s.TokenURL, AzureRegion: s.AzureRegion,
 				ClientID: s.ClientID, ExtraParameters: s.ExtraParameters, TokenExchange: s.TokenExchange},
-			credential: s.Credential, credentialNamespace: tr.Namespace, requester: tr.Name,
+			credential: s.Credential, credentialNamespace: tr.Namespace,
 		}, nil
 	}
 	var from Source
