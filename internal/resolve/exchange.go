@@ -120,10 +120,10 @@ func configuredScheme(req tokensource.Request) string {
 	return u.Scheme
 }
 
-// withExchange adds a token exchange's subject to req. The subject must
-// consent to the token endpoint's host as the credential must; a subject
-// that is the namespace's own token (tokenRequestRef) has no consent of its
-// own: nil.
+// withExchange adds a token exchange's subject and actor to req. Each
+// ServiceAccount must consent to the token endpoint's host as the
+// credential must; a subject that is the namespace's own token
+// (tokenRequestRef) has no consent of its own: nil.
 func (r *Resolver) withExchange(ctx context.Context, from Source, req tokensource.Request) (tokensource.Request, error) {
 	ex, subjectAllowed, err := r.loadExchange(ctx, from)
 	if err != nil {
