@@ -18,6 +18,9 @@ import (
 // (tokenRequestRef), against zitadel/oidc's op, which takes its own access
 // tokens as subject tokens.
 
+// zAllowedAudience is the one audience zExchanger's exchanges may ask for.
+const zAllowedAudience = "orders-api"
+
 // chainedRequest exchanges TokenRequest subject's token at the op as client
 // zExchanger.
 func chainedRequest(t *testing.T, ns, name, subject string) {
@@ -189,5 +192,32 @@ func TestZitadelOPExchangesWithAnActorToken(t *testing.T) {
 	t.Logf("status: %s", msg)
 	if !strings.Contains(msg, "actor_token") || strings.Contains(msg, "eyJ") {
 		t.Errorf("Stalled message lacks the server's refusal of the actor token, or shows a token: %s", msg)
+	}
+}
+
+// The server allows zExchanger one audience: asking for it gets a token,
+// asking for another is refused with the server's invalid_target.
+func TestZitadelOPRefusesAnAudienceItDoesNotAllow(t *testing.T) {
+	ns := k8s.NewNamespace(t)
+	zCredential(t, ns, "login-cred", zExchanger, zRightSecret)
+	zCreateTokenRequest(t, &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Name: "login", Namespace: ns},
+		Spec: v1.TokenRequestSpec{TokenURL: zsrv.TokenURL(), ClientID: zExchanger, Scopes: []string{"read"},
+			Credential: &v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: "login-cred"}}}})
+	for name, audience := range map[string]string{"allowed": zAllowedAudience, "payroll": "payroll-api"} {
+		zCreateTokenRequest(t, &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: v1.TokenRequestSpec{TokenURL: zsrv.TokenURL(), ClientID: zExchanger, Scopes: []string{"read"},
+				Credential: &v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: "login-cred"}},
+				TokenExchange: &v1.TokenExchange{Audience: audience,
+					SubjectToken: v1.ExchangeSubject{TokenRequestRef: &v1.LocalTokenRequestReference{Name: "login"}}}}})
+	}
+	k8s.WaitReady(t, ns, "allowed")
+	tr := k8s.WaitReason(t, ns, "payroll", v1.ConditionStalled, metav1.ConditionTrue, v1.ReasonTokenServiceRejected)
+	msg := kube.Condition(tr, v1.ConditionStalled).Message
+	t.Logf("status: %s", msg)
+	if !strings.Contains(msg, "invalid_target") || !strings.Contains(msg, "payroll-api") {
+		t.Errorf("Stalled message lacks the server's invalid_target: %s", msg)
+	}
+	if s := k8s.FindSecret(t, ns, "payroll"); s != nil {
+		t.Error("a refused audience got a token")
 	}
 }
