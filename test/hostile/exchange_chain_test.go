@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/token-operator/token-operator/api/v1alpha1"
@@ -21,7 +22,9 @@ import (
 // A namespace editor aims token exchanges whose subject is a TokenRequest
 // (tokenRequestRef) at a collector of its own: naming another namespace's
 // TokenRequest (the API takes a name only, so it is looked up at home), a
-// cycle, and a subject whose Secret it replaced by a huge value. The
+// cycle, and a subject whose Secret it replaced by a huge value; and an
+// actor, and a subject without client authentication, whose
+// ServiceAccounts do not consent to the collector. The
 // collector must see no request, and a bystander is served throughout.
 func TestHostileTokenRequestRefsSendNoOtherToken(t *testing.T) {
 	var calls atomic.Int32
@@ -58,6 +61,23 @@ func TestHostileTokenRequestRefsSendNoOtherToken(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A ServiceAccount that consents only to the real token service, as the
+	// actor of an exchange, and as the subject of one without client
+	// authentication (then nothing else guards the host).
+	k8s.MustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "honest", Namespace: ns,
+		Annotations: map[string]string{v1.AnnotationAllowedIssuers: sts.Host()}}})
+	k8s.MustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "consenting", Namespace: ns,
+		Annotations: map[string]string{v1.AnnotationAllowedIssuers: collectorHost}}})
+	k8s.MustCreate(t, &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "actor-no-consent"},
+		Spec: v1.TokenRequestSpec{TokenURL: collector.URL + "/token", ClientID: "x",
+			Credential: &v1.Credential{ClientSecret: &v1.ClientSecretCredential{Name: "client"}},
+			TokenExchange: &v1.TokenExchange{
+				SubjectToken: v1.ExchangeSubject{ServiceAccount: &v1.ServiceAccountCredential{Name: "consenting", Audience: "collector"}},
+				ActorToken:   &v1.ExchangeActor{ServiceAccount: &v1.ServiceAccountCredential{Name: "honest", Audience: "collector"}}}}})
+	k8s.MustCreate(t, &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "public-no-consent"},
+		Spec: v1.TokenRequestSpec{TokenURL: collector.URL + "/token",
+			TokenExchange: &v1.TokenExchange{ClientAuthentication: v1.ExchangeClientAuthNone,
+				SubjectToken: v1.ExchangeSubject{ServiceAccount: &v1.ServiceAccountCredential{Name: "honest", Audience: "collector"}}}}})
 	exchange("other-namespace", "payroll")
 	exchange("cycle-a", "cycle-b")
 	exchange("cycle-b", "cycle-a")
@@ -68,10 +88,12 @@ func TestHostileTokenRequestRefsSendNoOtherToken(t *testing.T) {
 		reason  string
 		message *regexp.Regexp
 	}{
-		"other-namespace": {v1.ReasonSubjectTokenNotReady, regexp.MustCompile(`TokenRequest "payroll" \(the token exchange's subject\) not found in namespace "` + ns + `"`)},
-		"cycle-a":         {v1.ReasonInvalidSpec, regexp.MustCompile(`cycle \(cycle-a → cycle-b → cycle-a\)`)},
-		"cycle-b":         {v1.ReasonInvalidSpec, regexp.MustCompile(`cycle \(cycle-b → cycle-a → cycle-b\)`)},
-		"bloated":         {v1.ReasonSubjectTokenNotReady, regexp.MustCompile(`TokenRequest "own" .* has no token in Secret "own"`)},
+		"other-namespace":   {v1.ReasonSubjectTokenNotReady, regexp.MustCompile(`TokenRequest "payroll" \(the token exchange's subject\) not found in namespace "` + ns + `"`)},
+		"cycle-a":           {v1.ReasonInvalidSpec, regexp.MustCompile(`cycle \(cycle-a → cycle-b → cycle-a\)`)},
+		"cycle-b":           {v1.ReasonInvalidSpec, regexp.MustCompile(`cycle \(cycle-b → cycle-a → cycle-b\)`)},
+		"bloated":           {v1.ReasonSubjectTokenNotReady, regexp.MustCompile(`TokenRequest "own" .* has no token in Secret "own"`)},
+		"actor-no-consent":  {v1.ReasonCredentialNotAllowed, regexp.MustCompile(`ServiceAccount "honest" does not allow`)},
+		"public-no-consent": {v1.ReasonCredentialNotAllowed, regexp.MustCompile(`ServiceAccount "honest" does not allow`)},
 	} {
 		tr := waitReason(t, ns, name, []string{want.reason}, 20*time.Second)
 		if msg := kube.Condition(tr, v1.ConditionReady).Message; !want.message.MatchString(msg) || len(msg) > 1024 {
