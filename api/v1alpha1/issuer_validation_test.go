@@ -67,6 +67,14 @@ func TestIssuersAreValidatedAtAdmission(t *testing.T) {
 		{"a token exchange without subject", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
 			s.Authority, s.TokenURL, s.TokenExchange = "", "https://idp.example.com/token", &v1.TokenExchange{}
 		}, "set exactly one subject token"},
+		{"a token exchange of another TokenRequest's token", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
+			s.Authority, s.TokenURL, s.TokenExchange = "", "https://idp.example.com/token", exchange()
+			s.TokenExchange.SubjectToken = v1.ExchangeSubject{TokenRequestRef: &v1.LocalTokenRequestReference{Name: "login"}}
+		}, "an issuer fixes its subject"},
+		{"a token exchange without client authentication", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
+			s.Authority, s.TokenURL, s.TokenExchange = "", "https://idp.example.com/token", exchange()
+			s.TokenExchange.ClientAuthentication = v1.ExchangeClientAuthNone
+		}, "tokenExchange.clientAuthentication None applies only on a TokenRequest"},
 		{"a token type that is no URI", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
 			s.Authority, s.TokenURL, s.TokenExchange = "", "https://idp.example.com/token", exchange()
 			s.TokenExchange.RequestedTokenType = "access token"

@@ -8,7 +8,9 @@ type TokenExchange struct {
 	SubjectToken ExchangeSubject `json:"subjectToken"`
 
 	// SubjectTokenType is the subject token's RFC 8693 type. Default:
-	// urn:ietf:params:oauth:token-type:jwt (a service account token is a JWT).
+	// urn:ietf:params:oauth:token-type:jwt for a serviceAccount subject (a
+	// service account token is a JWT),
+	// urn:ietf:params:oauth:token-type:access_token for a tokenRequestRef.
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[a-zA-Z][a-zA-Z0-9+.-]*:[\x21\x23-\x5B\x5D-\x7E]+$')`,message="subjectTokenType must be a token type URI such as urn:ietf:params:oauth:token-type:jwt"
@@ -27,6 +29,29 @@ type TokenExchange struct {
 	// +kubebuilder:validation:MaxLength=1024
 	Audience string `json:"audience,omitempty"`
 
+	// ActorToken, when set, is sent as the RFC 8693 actor token: the party
+	// acting on behalf of the subject. Its ServiceAccount consents to the
+	// host as the subject's must.
+	// +optional
+	ActorToken *ExchangeActor `json:"actorToken,omitempty"`
+
+	// ActorTokenType is the actor token's RFC 8693 type. Default:
+	// urn:ietf:params:oauth:token-type:jwt.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[a-zA-Z][a-zA-Z0-9+.-]*:[\x21\x23-\x5B\x5D-\x7E]+$')`,message="actorTokenType must be a token type URI such as urn:ietf:params:oauth:token-type:jwt"
+	ActorTokenType string `json:"actorTokenType,omitempty"`
+
+	// ClientAuthentication is how the client authenticates to the token
+	// endpoint: Credential (the default: spec.credential, as for client
+	// credentials) or None, for a server that lets this exchange be made
+	// without client authentication: no credential is sent, and clientID,
+	// when set, goes in the form as client_id. None is for a TokenRequest
+	// only; the subject's consent then guards the host.
+	// +optional
+	// +kubebuilder:validation:Enum=Credential;None
+	ClientAuthentication ExchangeClientAuthentication `json:"clientAuthentication,omitempty"`
+
 	// Resource lists absolute URIs of the services the token is for (RFC
 	// 8693 resource, sent once each).
 	// +optional
@@ -37,9 +62,25 @@ type TokenExchange struct {
 	Resource []string `json:"resource,omitempty"`
 }
 
+// ExchangeActor is where the actor token comes from.
+type ExchangeActor struct {
+	// ServiceAccount is a ServiceAccount whose token the operator mints, under
+	// the same rules as a serviceAccount subject (consent, audience).
+	ServiceAccount *ServiceAccountCredential `json:"serviceAccount"`
+}
+
+// ExchangeClientAuthentication is how a token exchange's client authenticates.
+type ExchangeClientAuthentication string
+
+// Client authentication of a token exchange.
+const (
+	ExchangeClientAuthCredential ExchangeClientAuthentication = "Credential"
+	ExchangeClientAuthNone       ExchangeClientAuthentication = "None"
+)
+
 // ExchangeSubject is where the subject token comes from. Exactly one is set.
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.serviceAccount)].filter(x, x).size() == 1",message="set exactly one subject token: serviceAccount"
+// +kubebuilder:validation:XValidation:rule="[has(self.serviceAccount), has(self.tokenRequestRef)].filter(x, x).size() == 1",message="set exactly one subject token: serviceAccount or tokenRequestRef"
 type ExchangeSubject struct {
 	// ServiceAccount is a ServiceAccount whose token the operator mints as
 	// for a serviceAccount credential: the ServiceAccount must consent to
@@ -48,4 +89,20 @@ type ExchangeSubject struct {
 	// namespace, or the issuer's credential namespace for an issuer.
 	// +optional
 	ServiceAccount *ServiceAccountCredential `json:"serviceAccount,omitempty"`
+
+	// TokenRequestRef names another TokenRequest in the same namespace
+	// whose token (the access_token of its output Secret) is sent as the
+	// subject token; the exchanged token never outlives it and is
+	// exchanged again when it is refreshed. Only on a TokenRequest, not on
+	// an issuer.
+	// +optional
+	TokenRequestRef *LocalTokenRequestReference `json:"tokenRequestRef,omitempty"`
+}
+
+// LocalTokenRequestReference names a TokenRequest in the same namespace.
+type LocalTokenRequestReference struct {
+	// Name of the TokenRequest.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
 }

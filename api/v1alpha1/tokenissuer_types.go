@@ -92,6 +92,8 @@ type IssuerSpec struct {
 // +kubebuilder:validation:XValidation:rule="!(has(self.aws) || has(self.google)) || !(has(self.clientID) || has(self.extraParameters) || has(self.tokenExchange))",message="with aws or google, leave out clientID, extraParameters and tokenExchange"
 // +kubebuilder:validation:XValidation:rule="!has(self.azureRegion) || has(self.authority)",message="azureRegion applies only with authority (Microsoft Entra ID)"
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.authority)",message="tokenExchange applies only with issuerURL or tokenURL"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.tokenExchange.subjectToken.tokenRequestRef)",message="an issuer fixes its subject: tokenExchange.subjectToken.tokenRequestRef applies only on a TokenRequest"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.tokenExchange.clientAuthentication) || self.tokenExchange.clientAuthentication != 'None'",message="an issuer authenticates its client with its credential: tokenExchange.clientAuthentication None applies only on a TokenRequest"
 type TokenIssuerSpec struct {
 	IssuerSpec `json:",inline"`
 }
@@ -104,6 +106,8 @@ type TokenIssuerSpec struct {
 // +kubebuilder:validation:XValidation:rule="!(has(self.aws) || has(self.google)) || !(has(self.clientID) || has(self.extraParameters) || has(self.tokenExchange))",message="with aws or google, leave out clientID, extraParameters and tokenExchange"
 // +kubebuilder:validation:XValidation:rule="!has(self.azureRegion) || has(self.authority)",message="azureRegion applies only with authority (Microsoft Entra ID)"
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.authority)",message="tokenExchange applies only with issuerURL or tokenURL"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.tokenExchange.subjectToken.tokenRequestRef)",message="an issuer fixes its subject: tokenExchange.subjectToken.tokenRequestRef applies only on a TokenRequest"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.tokenExchange.clientAuthentication) || self.tokenExchange.clientAuthentication != 'None'",message="an issuer authenticates its client with its credential: tokenExchange.clientAuthentication None applies only on a TokenRequest"
 type ClusterTokenIssuerSpec struct {
 	IssuerSpec `json:",inline"`
 

@@ -63,6 +63,19 @@ func TestValidObjectsAreAccepted(t *testing.T) {
 		"a token exchange at a token URL": func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
 		},
+		"a token exchange of another TokenRequest's token": func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
+			tr.Spec.TokenExchange.SubjectToken = v1.ExchangeSubject{TokenRequestRef: &v1.LocalTokenRequestReference{Name: "login"}}
+		},
+		"a token exchange with an actor": func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
+			tr.Spec.TokenExchange.ActorToken = &v1.ExchangeActor{ServiceAccount: &v1.ServiceAccountCredential{Name: "agent", Audience: "sts"}}
+			tr.Spec.TokenExchange.ActorTokenType = "urn:ietf:params:oauth:token-type:jwt"
+		},
+		"a token exchange without client authentication": func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange, tr.Spec.Credential = "", "https://idp.example.com/oauth2/token", exchange(), nil
+			tr.Spec.TokenExchange.ClientAuthentication = v1.ExchangeClientAuthNone
+		},
 		"an AWS role with a service account": func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Scopes, tr.Spec.AWS = "", "", nil, awsTarget()
 			tr.Spec.Credential = &v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "app-sa", Audience: "sts.amazonaws.com"}}
@@ -165,6 +178,22 @@ func TestInvalidObjectsAreRefusedWithTheirMessage(t *testing.T) {
 			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Credential = "", "", nil
 			tr.Spec.IssuerRef, tr.Spec.TokenExchange = &v1.IssuerReference{Name: "team"}, exchange()
 		}, "with issuerRef, leave out tokenExchange"},
+		{"a token exchange without client authentication but with a credential", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
+			tr.Spec.TokenExchange.ClientAuthentication = v1.ExchangeClientAuthNone
+		}, "with tokenExchange.clientAuthentication None, leave out credential"},
+		{"a token exchange authenticating without a credential", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange, tr.Spec.Credential = "", "https://idp.example.com/oauth2/token", exchange(), nil
+		}, "clientID and credential are required unless issuerRef"},
+		{"an actor token type that is no URI", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
+			tr.Spec.TokenExchange.ActorToken = &v1.ExchangeActor{ServiceAccount: &v1.ServiceAccountCredential{Name: "agent", Audience: "sts"}}
+			tr.Spec.TokenExchange.ActorTokenType = "jwt"
+		}, "actorTokenType must be a token type URI"},
+		{"a token exchange with two subjects", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
+			tr.Spec.TokenExchange.SubjectToken.TokenRequestRef = &v1.LocalTokenRequestReference{Name: "login"}
+		}, "set exactly one subject token: serviceAccount or tokenRequestRef"},
 		{"a token exchange with authority", func(tr *v1.TokenRequest) { tr.Spec.TokenExchange = exchange() },
 			"tokenExchange applies only with issuerURL or tokenURL"},
 		{"an issuerRef with an inline authority", func(tr *v1.TokenRequest) {

@@ -120,4 +120,7 @@ const (
 	// (403 Forbidden), such as creating a ServiceAccount token: its RBAC
 	// does not grant it in that namespace.
 	ReasonPermissionDenied = "PermissionDenied"
+	// ReasonSubjectTokenNotReady: the TokenRequest a token exchange takes
+	// its subject token from (tokenRequestRef) has no valid token yet.
+	ReasonSubjectTokenNotReady = "SubjectTokenNotReady"
 )

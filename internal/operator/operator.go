@@ -268,6 +268,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 			ClusterResourceNamespace:    o.ClusterResourceNamespace,
 			Audiences:                   &resolve.ServiceAccountAudiences{Allowed: o.AllowedServiceAccountAudiences, Discover: discoverAudiences, Clock: o.Clock},
 			NoServiceAccountCredentials: !o.EnableServiceAccountCredentials,
+			Clock:                       o.Clock,
 		},
 		NoRolloutRestarts: !o.EnableRolloutRestarts,
 	}

@@ -20,9 +20,12 @@ func ConsentHosts(annotations map[string]string) []string { return allowedHosts(
 
 // Explain puts a token call's error in terms the TokenRequest's owner can
 // act on: a refused host says how to consent, an issuer's fault says the
-// issuer is not ready. allowed is the credential's consent.
-func (from Source) Explain(err error, allowed []string) error {
-	return from.wrap(consentError(from, allowed, err))
+// issuer is not ready. req is the request that failed.
+func (from Source) Explain(err error, req tokensource.Request) error {
+	if req.Exchange != nil {
+		return from.wrap(exchangeConsentError(from, req, err))
+	}
+	return from.wrap(consentError(from, req.AllowedHosts, err))
 }
 
 // allowedHosts parses the consent annotation; no annotation allows nothing.

@@ -31,16 +31,9 @@ func (r *Resolver) buildRequest(ctx context.Context, from Source, scopes []strin
 	}
 	req.Google = googleFederation(s.Google)
 	if s.TokenExchange != nil {
-		ex, subjectAllowed, err := r.loadExchange(ctx, from)
-		if err != nil {
+		if req, err = r.withExchange(ctx, from, req); err != nil {
 			return req, version, identity, from.wrap(err)
 		}
-		sub := req
-		sub.Exchange, sub.AllowedHosts = ex, subjectAllowed
-		if err := sub.CheckConfiguredHost(); err != nil {
-			return req, version, identity, from.wrap(specError(consentError(subjectSource(from), subjectAllowed, err)))
-		}
-		req.Exchange, req.AllowedHosts = ex, bothAllow(allowed, subjectAllowed)
 	}
 	identity = version
 	if from.issuer != "" {
@@ -61,6 +54,9 @@ func (r *Resolver) buildRequest(ctx context.Context, from Source, scopes []strin
 func (r *Resolver) loadCredential(ctx context.Context, from Source) (cred credential.Credential, allowed []string, version string, err error) {
 	c, ns := from.credential, from.credentialNamespace
 	var holder metav1.Object
+	if noClientAuth(from) {
+		return nil, nil, "", nil
+	}
 	switch {
 	case c == nil:
 		return nil, nil, "", &Refusal{Reason: v1.ReasonInvalidSpec, Message: "spec.credential names no credential"}

@@ -2,9 +2,11 @@ package resolve
 
 import (
 	"context"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/token-operator/token-operator/internal/tokensource"
@@ -51,9 +53,19 @@ type Resolver struct {
 	// NoServiceAccountCredentials refuses ServiceAccount credentials
 	// (--enable-service-account-credentials=false).
 	NoServiceAccountCredentials bool
+	// Clock tells a token exchange's subject token that has expired; nil:
+	// the real clock.
+	Clock clock.PassiveClock
 
 	// credentials holds parsed credentials by Secret version.
 	credentials parsedCredentials
+}
+
+func (r *Resolver) now() time.Time {
+	if r.Clock == nil {
+		return time.Now()
+	}
+	return r.Clock.Now()
 }
 
 func metadataOf(kind string) *metav1.PartialObjectMetadata {

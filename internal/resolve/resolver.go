@@ -32,6 +32,7 @@ type Resolution struct {
 // is the API server's, to retry.
 func (r *Resolver) Resolve(ctx context.Context, tr *v1.TokenRequest) (Resolution, error) {
 	from, err := r.resolve(ctx, tr)
+	from.requester = tr.Name
 	res := Resolution{Source: from}
 	if err != nil {
 		return res, err

@@ -20,6 +20,8 @@ type Source struct {
 	ref string
 	// label names the issuer in messages, for example ClusterTokenIssuer "corp".
 	label string
+	// requester names the TokenRequest the token is for; empty for an issuer on its own.
+	requester string
 	// scopesLater: the issuer is checked on its own, without a TokenRequest's scopes.
 	scopesLater bool
 }
@@ -78,4 +80,12 @@ func SubjectKey(x *v1.TokenExchange) string {
 		return ""
 	}
 	return "ServiceAccount/" + x.SubjectToken.ServiceAccount.Name
+}
+
+// ActorKey is SubjectKey for a token exchange's actor ServiceAccount.
+func ActorKey(x *v1.TokenExchange) string {
+	if x == nil || x.ActorToken == nil || x.ActorToken.ServiceAccount == nil {
+		return ""
+	}
+	return "ServiceAccount/" + x.ActorToken.ServiceAccount.Name
 }

@@ -23,6 +23,12 @@ func (r Request) checkConfiguredHosts(g grant) error {
 	return nil
 }
 
+// HostsAllow reports whether a consent list allows host ("host" or
+// "host:port") for scheme, by the rules AllowedHosts follow.
+func HostsAllow(hosts []string, scheme, host string) bool {
+	return hostAllowed(hosts, &url.URL{Scheme: scheme, Host: host})
+}
+
 // ServiceHost is the host of the endpoint the call starts at, for metric
 // labels; "" when there is none.
 func (r Request) ServiceHost() string {

@@ -285,7 +285,12 @@ func (e *Engine) classify(g grant, parent, call context.Context, st *callState, 
 	case assertionErr != nil && terminal(assertionErr):
 		return assertionErr // a refusal the caller explains, such as a 403 from the API server
 	case assertionErr != nil:
-		return &Error{Retryable: true, Code: "credential_unavailable", Description: "the client assertion could not be obtained: " + describe(assertionErr.Error(), nil, secrets)}
+		what := "the client assertion"
+		var se subjectTokenError
+		if errors.As(assertionErr, &se) {
+			what = "the token exchange's " + se.role + " token"
+		}
+		return &Error{Retryable: true, Code: "credential_unavailable", Description: what + " could not be obtained: " + describe(assertionErr.Error(), nil, secrets)}
 	case errors.Is(call.Err(), context.DeadlineExceeded):
 		return &Error{Retryable: true, Code: "timeout", Description: "no answer within " + e.timeout.String()}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 // RFC 8693 token exchange.
@@ -30,6 +31,15 @@ type Exchange struct {
 	RequestedTokenType string
 	Audience           string
 	Resources          []string
+	// Actor, when set, is sent as the actor token (RFC 8693 actor_token).
+	Actor *SubjectToken
+	// NoClientAuth: the client does not authenticate (a public client);
+	// Request.Credential is nil, and ClientID, when set, is sent as client_id.
+	NoClientAuth bool
+	// ClientAllowed and SubjectAllowed are the client credential's and
+	// the subject's consent; the request's AllowedHosts hold only what
+	// both allow. They name, in a refusal, the one that does not consent.
+	ClientAllowed, SubjectAllowed, ActorAllowed []string
 }
 
 // SubjectToken is where the subject token comes from.
@@ -57,8 +67,15 @@ func (tokenExchangeGrant) keyParts(r Request) []string {
 	x := r.Exchange
 	res := append([]string(nil), x.Resources...)
 	sort.Strings(res)
-	return []string{"exchange", strings.TrimRight(r.IssuerURL, "/"), r.TokenURL,
+	parts := []string{"exchange", strings.TrimRight(r.IssuerURL, "/"), r.TokenURL,
 		x.Subject.ID, x.Subject.Type, x.requestedType(), x.Audience, strings.Join(res, " ")}
+	if x.NoClientAuth {
+		parts = append(parts, "client-authentication:none") // only then, so existing hashes stay
+	}
+	if a := x.Actor; a != nil {
+		parts = append(parts, "actor", a.ID, a.Type)
+	}
+	return parts
 }
 
 func (x *Exchange) requestedType() string {
@@ -73,8 +90,7 @@ func (g tokenExchangeGrant) validate(r Request) *ConfigError {
 		r.checkExchangeExtras,
 		r.checkOneEndpoint,
 		func() *ConfigError { return r.checkEndpoints(g) },
-		r.checkClient,
-		func() *ConfigError { return r.checkCredential(signableKey) },
+		r.checkExchangeClient,
 		func() *ConfigError { return r.checkScopes(nil) },
 		r.checkExtras,
 		r.refuseRegion,
@@ -96,6 +112,18 @@ func (r Request) checkExchangeExtras() *ConfigError {
 	return nil
 }
 
+// checkExchangeClient: a client that authenticates needs its ID and
+// credential, one that does not must have no credential.
+func (r Request) checkExchangeClient() *ConfigError {
+	if r.Exchange == nil || !r.Exchange.NoClientAuth {
+		return firstProblem(r.checkClient, func() *ConfigError { return r.checkCredential(signableKey) })
+	}
+	if r.Credential != nil {
+		return &ConfigError{Field: "credential", Message: "a token exchange without client authentication takes no credential"}
+	}
+	return nil
+}
+
 var exchangeParams = []string{"subject_token", "subject_token_type", "requested_token_type", "audience", "resource", "actor_token", "actor_token_type"}
 
 func (x *Exchange) check() *ConfigError {
@@ -104,6 +132,10 @@ func (x *Exchange) check() *ConfigError {
 		return &ConfigError{Field: "tokenExchange.subjectToken", Message: "names no subject token"}
 	case !uriLike(x.Subject.Type):
 		return &ConfigError{Field: "tokenExchange.subjectTokenType", Message: "must be a token type URI such as " + TokenTypeJWT}
+	case x.Actor != nil && (x.Actor.Provide == nil || x.Actor.ID == ""):
+		return &ConfigError{Field: "tokenExchange.actorToken", Message: "names no actor token"}
+	case x.Actor != nil && !uriLike(x.Actor.Type):
+		return &ConfigError{Field: "tokenExchange.actorTokenType", Message: "must be a token type URI such as " + TokenTypeJWT}
 	case !uriLike(x.requestedType()):
 		return &ConfigError{Field: "tokenExchange.requestedTokenType", Message: "must be a token type URI such as " + TokenTypeAccessToken}
 	case len(x.Resources) > maxExchangeResources:
@@ -132,18 +164,17 @@ func (tokenExchangeGrant) fetch(ctx context.Context, c *call) (Token, error) {
 			return Token{}, err
 		}
 	}
-	subject, subjectExpires, err := x.Subject.Provide(ctx)
-	if err == nil && subject == "" {
-		err = errors.New("the subject token source returned nothing")
-	}
+	subject, subjectExpires, err := provideToken(ctx, c.st, &x.Subject, "subject")
 	if err != nil {
-		c.st.mu.Lock()
-		c.st.assertionEr = err
-		c.st.mu.Unlock()
 		return Token{}, err
 	}
-	c.st.addSecret(subject)
-	cfg, err := c.e.clientConfig(ctx, req, c.st, tokenURL)
+	var actor string
+	if x.Actor != nil {
+		if actor, _, err = provideToken(ctx, c.st, x.Actor, "actor"); err != nil {
+			return Token{}, err
+		}
+	}
+	cfg, err := c.e.exchangeClientConfig(ctx, req, c.st, tokenURL)
 	if err != nil {
 		return Token{}, err
 	}
@@ -153,6 +184,10 @@ func (tokenExchangeGrant) fetch(ctx context.Context, c *call) (Token, error) {
 	cfg.EndpointParams.Set("requested_token_type", x.requestedType())
 	if x.Audience != "" {
 		cfg.EndpointParams.Set("audience", x.Audience)
+	}
+	if x.Actor != nil {
+		cfg.EndpointParams.Set("actor_token", actor)
+		cfg.EndpointParams.Set("actor_token_type", x.Actor.Type)
 	}
 	for _, res := range x.Resources {
 		cfg.EndpointParams.Add("resource", res)
@@ -167,6 +202,46 @@ func (tokenExchangeGrant) fetch(ctx context.Context, c *call) (Token, error) {
 	}
 	return capBySubject(tok, subjectExpires), nil
 }
+
+// exchangeClientConfig is the client credentials configuration, or for a
+// client that does not authenticate one that sends client_id (if any) in
+// the form and no secret.
+func (e *Engine) exchangeClientConfig(ctx context.Context, req Request, st *callState, tokenURL string) (*clientcredentials.Config, error) {
+	if !req.Exchange.NoClientAuth {
+		return e.clientConfig(ctx, req, st, tokenURL)
+	}
+	cfg := &clientcredentials.Config{ClientID: req.ClientID, TokenURL: tokenURL, Scopes: req.Scopes, EndpointParams: url.Values{}, AuthStyle: oauth2.AuthStyleInParams}
+	for k, v := range req.ExtraParameters {
+		cfg.EndpointParams.Set(k, v)
+	}
+	return cfg, nil
+}
+
+// provideToken gets the subject or actor token, recording it as a secret
+// and a failure as the exchange's own.
+func provideToken(ctx context.Context, st *callState, src *SubjectToken, role string) (string, time.Time, error) {
+	token, expires, err := src.Provide(ctx)
+	if err == nil && token == "" {
+		err = errors.New("the " + role + " token source returned nothing")
+	}
+	if err != nil {
+		st.mu.Lock()
+		st.assertionEr = subjectTokenError{err, role}
+		st.mu.Unlock()
+		return "", time.Time{}, err
+	}
+	st.addSecret(token)
+	return token, expires, nil
+}
+
+// subjectTokenError marks a failure to get the subject (or actor) token,
+// so that its message names it, not the client's assertion.
+type subjectTokenError struct {
+	error
+	role string
+}
+
+func (e subjectTokenError) Unwrap() error { return e.error }
 
 // capBySubject keeps the exchanged token from outliving its subject: a
 // server that does not bound it would otherwise have refresh wait past the

@@ -190,3 +190,118 @@ func TestTokenExchangeSettingsSeparateTokens(t *testing.T) {
 		}
 	}
 }
+
+// A subject token that cannot be minted is named as the subject, not as
+// the client's assertion, and nothing is sent.
+func TestTokenExchangeNamesAFailedSubjectToken(t *testing.T) {
+	srv, calls, _ := exchangeServer(t, "client-s3cret", "s", "orders")
+	req := exchangeRequest(srv, "s", time.Time{}, nil)
+	req.Exchange.Subject.Provide = func(context.Context) (string, time.Time, error) {
+		return "", time.Time{}, errors.New("the API server is unavailable")
+	}
+	_, err := New(Options{AllowHTTPLoopback: true}).Fetch(context.Background(), req, nil)
+	var te *Error
+	if !errors.As(err, &te) || te.Code != "credential_unavailable" || !te.Retryable {
+		t.Fatalf("got %#v", err)
+	}
+	if !strings.Contains(te.Description, "the token exchange's subject token could not be obtained: the API server is unavailable") ||
+		strings.Contains(te.Description, "assertion") {
+		t.Errorf("description %q", te.Description)
+	}
+	if calls.Load() != 0 {
+		t.Errorf("%d calls without a subject token", calls.Load())
+	}
+}
+
+// Without client authentication the form carries client_id (when set) and
+// the subject, and no secret, Basic header or assertion goes anywhere.
+func TestTokenExchangeWithoutClientAuthentication(t *testing.T) {
+	headers := make(chan http.Header, 4)
+	forms := make(chan map[string][]string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		headers <- r.Header
+		forms <- r.PostForm
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "public-exchanged", "token_type": "Bearer", "expires_in": 600})
+	}))
+	t.Cleanup(srv.Close)
+	eng := New(Options{AllowHTTPLoopback: true})
+	for _, clientID := range []string{"public-client", ""} {
+		req := exchangeRequest(srv, "subject-token-value", time.Time{}, nil)
+		req.Credential, req.ClientID, req.Exchange.NoClientAuth = nil, clientID, true
+		tok, err := eng.Fetch(context.Background(), req, nil)
+		if err != nil || tok.AccessToken != "public-exchanged" {
+			t.Fatalf("client %q: %v", clientID, err)
+		}
+		h, f := <-headers, <-forms
+		if h.Get("Authorization") != "" || f["client_secret"] != nil || f["client_assertion"] != nil {
+			t.Errorf("client %q: client authentication was sent: %q %v", clientID, h.Get("Authorization"), f)
+		}
+		if got := f["client_id"]; (clientID == "" && got != nil) || (clientID != "" && !slices.Equal(got, []string{clientID})) {
+			t.Errorf("client_id = %q, want %q", got, clientID)
+		}
+		if !slices.Equal(f["subject_token"], []string{"subject-token-value"}) {
+			t.Errorf("subject_token = %q", f["subject_token"])
+		}
+	}
+	withCredential := exchangeRequest(srv, "s", time.Time{}, nil)
+	withCredential.Exchange.NoClientAuth = true
+	var ce *ConfigError
+	if err := withCredential.Validate(); !errors.As(err, &ce) || ce.Field != "credential" {
+		t.Errorf("a credential without client authentication: %v", err)
+	}
+	authenticated := exchangeRequest(srv, "s", time.Time{}, nil)
+	public := exchangeRequest(srv, "s", time.Time{}, nil)
+	public.Credential, public.Exchange.NoClientAuth = nil, true
+	if authenticated.CacheKey() == public.CacheKey() || authenticated.InputHash("v") == public.InputHash("v") {
+		t.Error("client authentication does not separate tokens")
+	}
+}
+
+// An actor token goes in the form with its type, is part of the key, and
+// a failure to get it is named as the actor's.
+func TestTokenExchangeSendsTheActorToken(t *testing.T) {
+	const subject = "subject-jwt-value-1234567890"
+	srv, _, forms := exchangeServer(t, "client-s3cret", subject, "orders")
+	eng := New(Options{AllowHTTPLoopback: true})
+	req := exchangeRequest(srv, subject, time.Time{}, nil)
+	plain := req.CacheKey()
+	req.Exchange.Actor = &SubjectToken{ID: "ns/actor/uid/aud", Type: TokenTypeJWT, Provide: func(context.Context) (string, time.Time, error) {
+		return "actor-jwt-value-0987654321", time.Time{}, nil
+	}}
+	if _, err := eng.Fetch(context.Background(), req, nil); err != nil {
+		t.Fatal(err)
+	}
+	f := <-forms
+	if !slices.Equal(f["actor_token"], []string{"actor-jwt-value-0987654321"}) || !slices.Equal(f["actor_token_type"], []string{TokenTypeJWT}) {
+		t.Errorf("actor_token %q, actor_token_type %q", f["actor_token"], f["actor_token_type"])
+	}
+	if req.CacheKey() == plain {
+		t.Error("the actor does not separate tokens")
+	}
+	req.Exchange.Actor.Provide = func(context.Context) (string, time.Time, error) { return "", time.Time{}, errors.New("minting failed") }
+	_, err := eng.Fetch(context.Background(), req, nil)
+	var te *Error
+	if !errors.As(err, &te) || !strings.Contains(te.Description, "the token exchange's actor token could not be obtained: minting failed") {
+		t.Errorf("got %v", err)
+	}
+}
+
+// An exchange server's outage is retryable and keeps its Retry-After, as
+// for client credentials: the reconciler's backoff and storm floor, which
+// do not depend on the grant, then apply.
+func TestTokenExchangeOutageIsRetryable(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "30")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":"temporarily_unavailable"}`))
+	}))
+	t.Cleanup(srv.Close)
+	_, err := New(Options{AllowHTTPLoopback: true}).Fetch(context.Background(), exchangeRequest(srv, "s", time.Time{}, nil), nil)
+	var te *Error
+	if !errors.As(err, &te) || !te.Retryable || te.RetryAfter != 30*time.Second {
+		t.Fatalf("got %#v", err)
+	}
+}

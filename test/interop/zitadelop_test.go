@@ -99,7 +99,7 @@ func startZitadelOP(ctx context.Context, apiServer *rest.Config) (stop func(), e
 		return nil, fmt.Errorf("no zitadelop binary: %w", err)
 	}
 	clients := []zitadelop.Client{{ID: zRefusedClient, Secret: zRightSecret, AuthMethod: "client_secret_basic", Scopes: []string{"read"}},
-		{ID: zExchanger, Secret: zRightSecret, AuthMethod: "client_secret_basic", Scopes: []string{"read"}}}
+		{ID: zExchanger, Secret: zRightSecret, AuthMethod: "client_secret_basic", Scopes: []string{"read"}, Audiences: []string{zAllowedAudience}}}
 	subjects, err := apiServerSubjectIssuer(ctx, apiServer)
 	if err != nil {
 		return nil, err

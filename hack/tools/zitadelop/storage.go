@@ -28,6 +28,9 @@ type clientConfig struct {
 	Keys []jose.JSONWebKey `json:"keys,omitempty"`
 	// TokenLifetime is the access token lifetime in seconds (default 3600).
 	TokenLifetime int `json:"token_lifetime,omitempty"`
+	// Audiences, when set, are the only audience values a token exchange
+	// of this client may ask for (others: invalid_target).
+	Audiences []string `json:"audiences,omitempty"`
 }
 
 // subjectIssuer is an issuer whose JWTs this server takes as RFC 8693
@@ -63,7 +66,7 @@ func newStorage(cs []clientConfig, issuers []subjectIssuer, key *rsa.PrivateKey)
 		if life == 0 {
 			life = time.Hour
 		}
-		s.clients[c.ID] = &client{id: c.ID, secret: c.Secret, method: m, scopes: c.Scopes, keys: c.Keys, lifetime: life}
+		s.clients[c.ID] = &client{id: c.ID, secret: c.Secret, method: m, scopes: c.Scopes, keys: c.Keys, lifetime: life, audiences: c.Audiences}
 	}
 	return s, nil
 }
@@ -168,6 +171,13 @@ func (s *storage) ValidateTokenExchangeRequest(_ context.Context, r op.TokenExch
 	for _, sc := range r.GetScopes() {
 		if !c.IsScopeAllowed(sc) {
 			return oidc.ErrInvalidScope().WithDescription("scope %q not allowed for this client", sc)
+		}
+	}
+	if c.audiences != nil {
+		for _, a := range r.GetAudience() {
+			if !slices.Contains(c.audiences, a) {
+				return oidc.ErrInvalidTarget().WithDescription("audience %q not allowed for this client", a)
+			}
 		}
 	}
 	switch r.GetRequestedTokenType() {
@@ -275,6 +285,7 @@ type client struct {
 	scopes     []string
 	keys       []jose.JSONWebKey
 	lifetime   time.Duration
+	audiences  []string
 }
 
 func (c *client) GetID() string                       { return c.id }

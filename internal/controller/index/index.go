@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"slices"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,12 +23,15 @@ const (
 	Issuer = "spec.issuerRef.effective"
 	// IssuerCredential, on issuers, is Credential's twin.
 	IssuerCredential = "spec.credential.source"
+	// SubjectTokenRequest holds the name of the TokenRequest whose token a
+	// token exchange sends (tokenRequestRef).
+	SubjectTokenRequest = "spec.tokenExchange.subjectToken.tokenRequestRef"
 )
 
 // Register adds the indexes to a manager's cache, once for both reconcilers.
 func Register(ctx context.Context, idx client.FieldIndexer) error {
 	for obj, indexes := range map[client.Object]map[string]client.IndexerFunc{
-		&v1.TokenRequest{}:       {Credential: credential, OutputSecret: outputSecret, Issuer: issuer},
+		&v1.TokenRequest{}:       {Credential: credential, OutputSecret: outputSecret, Issuer: issuer, SubjectTokenRequest: subjectTokenRequest},
 		&v1.TokenIssuer{}:        {IssuerCredential: issuerCredential},
 		&v1.ClusterTokenIssuer{}: {IssuerCredential: issuerCredential},
 	} {
@@ -50,7 +54,7 @@ func OutputSecretName(tr *v1.TokenRequest) string {
 
 func credential(o client.Object) []string {
 	s := o.(*v1.TokenRequest).Spec
-	return keys(resolve.CredentialKey(s.Credential), resolve.SubjectKey(s.TokenExchange))
+	return keys(resolve.CredentialKey(s.Credential), resolve.SubjectKey(s.TokenExchange), resolve.ActorKey(s.TokenExchange))
 }
 
 func issuer(o client.Object) []string {
@@ -71,7 +75,15 @@ func issuerCredential(o client.Object) []string {
 	default:
 		return nil
 	}
-	return keys(resolve.CredentialKey(&spec.Credential), resolve.SubjectKey(spec.TokenExchange))
+	return keys(resolve.CredentialKey(&spec.Credential), resolve.SubjectKey(spec.TokenExchange), resolve.ActorKey(spec.TokenExchange))
+}
+
+func subjectTokenRequest(o client.Object) []string {
+	x := o.(*v1.TokenRequest).Spec.TokenExchange
+	if x == nil || x.SubjectToken.TokenRequestRef == nil {
+		return nil
+	}
+	return []string{x.SubjectToken.TokenRequestRef.Name}
 }
 
 func outputSecret(o client.Object) []string {
@@ -81,7 +93,7 @@ func outputSecret(o client.Object) []string {
 func keys(ks ...string) []string {
 	var out []string
 	for _, k := range ks {
-		if k != "" && (len(out) == 0 || out[0] != k) {
+		if k != "" && !slices.Contains(out, k) {
 			out = append(out, k)
 		}
 	}

@@ -38,6 +38,10 @@ func decide(o observed) plan {
 			// A right granted later changes nothing the operator watches.
 			p.requeueAt = earliest(p.requeueAt, o.now.Add(permissionRecheck))
 		}
+		if o.credErr != nil && o.credErr.Reason == v1.ReasonSubjectTokenNotReady {
+			// Its Secret is watched; this only backs the watch up.
+			p.requeueAt = earliest(p.requeueAt, o.now.Add(subjectRecheck))
+		}
 	case actWaitRetry:
 		markProblem(tr, o, problemReasonOr(tr, v1.ReasonRefreshFailed), problemMessage(tr))
 		p.requeueAt = earliest(earliest(p.retryAt, expiryIfValid(o)), p.forcedAt)
@@ -58,6 +62,10 @@ func decide(o observed) plan {
 // permissionRecheck is how often a credential the API server refused to
 // let the operator read (403) is tried again.
 const permissionRecheck = 5 * time.Minute
+
+// subjectRecheck is how often a token exchange whose subject TokenRequest
+// has no token yet looks again without a watch event.
+const subjectRecheck = time.Minute
 
 func settleConflict(tr *v1.TokenRequest, o observed, ev *[]pendingEvent) {
 	msg := fmt.Sprintf("Secret %q exists and is not managed by this TokenRequest; delete it, choose another spec.secretName, or annotate it with %s=true to let the operator take it over", o.secretName, v1.AnnotationAllowAdoption)

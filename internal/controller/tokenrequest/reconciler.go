@@ -349,7 +349,7 @@ func (r *Reconciler) fetch(ctx context.Context, tr *v1.TokenRequest, o observed,
 	}
 	tok, err := r.Tokens.Token(ctx, user, treq, fresh)
 	if err != nil {
-		err = o.from.Explain(err, treq.AllowedHosts)
+		err = o.from.Explain(err, treq)
 		reason, _, _ := classify(err)
 		log.FromContext(ctx).Info("getting a token failed", "reason", reason, "error", err.Error(), "attempt", tr.Status.FailedAttempts+1)
 	}

@@ -14,7 +14,7 @@ import (
 
 func TestClassifyTokenTooLargeAsTerminal(t *testing.T) {
 	err := error(&tokensource.TokenTooLargeError{Size: 900 << 10, Max: 64 << 10})
-	for _, e := range []error{err, resolve.Source{}.Explain(err, nil)} {
+	for _, e := range []error{err, resolve.Source{}.Explain(err, tokensource.Request{})} {
 		reason, retryable, after := classify(e)
 		if reason != v1.ReasonTokenTooLarge || retryable || after != 0 {
 			t.Errorf("classify(%v) = %s, retryable %v, after %s", e, reason, retryable, after)

@@ -58,6 +58,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 		Named("tokenrequest").
 		For(&v1.TokenRequest{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.managedSecretUsers)).
+		Watches(&v1.TokenRequest{}, handler.EnqueueRequestsFromMapFunc(r.exchangersOfRequest), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesMetadata(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.referrers("ServiceAccount")),
 			builder.WithPredicates(predicate.Or(predicate.AnnotationChangedPredicate{}, predicate.ResourceVersionChangedPredicate{}))).
 		WatchesRawSource(source.Kind(opts.SecretMetadata, secretMeta, handler.TypedEnqueueRequestsFromMapFunc(r.secretReferrers))).
@@ -100,7 +101,26 @@ func (r *Reconciler) secretReferrers(ctx context.Context, o *metav1.PartialObjec
 // and to the ones secretReferrers would find, since the metadata cache does
 // not see it.
 func (r *Reconciler) managedSecretUsers(ctx context.Context, o client.Object) []reconcile.Request {
-	return append(managedSecretOwner(ctx, o), r.secretUsers(ctx, o.GetNamespace(), o.GetName())...)
+	owner := managedSecretOwner(ctx, o)
+	return append(append(owner, r.secretUsers(ctx, o.GetNamespace(), o.GetName())...), r.exchangersOf(ctx, owner)...)
+}
+
+// exchangersOfRequest maps a TokenRequest created, changed or deleted to
+// those exchanging its token, whose chain (a cycle, a missing subject) it
+// may change.
+func (r *Reconciler) exchangersOfRequest(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.exchangersOf(ctx, []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}})
+}
+
+// exchangersOf maps the TokenRequests whose output Secret changed to those
+// that exchange their token (tokenRequestRef), so that a subject token
+// written or refreshed is exchanged at once.
+func (r *Reconciler) exchangersOf(ctx context.Context, owners []reconcile.Request) []reconcile.Request {
+	var reqs []reconcile.Request
+	for _, o := range owners {
+		reqs = append(reqs, index.TokenRequests(ctx, r.Client, o.Namespace, index.SubjectTokenRequest, o.Name)...)
+	}
+	return reqs
 }
 
 func (r *Reconciler) secretUsers(ctx context.Context, namespace, name string) []reconcile.Request {

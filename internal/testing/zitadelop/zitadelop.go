@@ -46,6 +46,9 @@ type Client struct {
 	Keys []jose.JSONWebKey `json:"keys,omitempty"`
 	// TokenLifetime in seconds; 0 is one hour.
 	TokenLifetime int `json:"token_lifetime,omitempty"`
+	// Audiences, when set, are the only audiences a token exchange of
+	// this client may ask for; the server answers invalid_target otherwise.
+	Audiences []string `json:"audiences,omitempty"`
 }
 
 // Options are what the server is started with.
