@@ -38,6 +38,8 @@ type Request struct {
 	AllowedHosts []string
 	// Exchange, when set, asks for the token by RFC 8693 token exchange.
 	Exchange *Exchange
+	// AWS, when set, asks AWS STS for temporary credentials instead.
+	AWS *AWSRole
 	// ScopesLater skips the scope rules: an issuer is checked on its own,
 	// before any TokenRequest names scopes.
 	ScopesLater bool
