@@ -28,6 +28,12 @@ func (r *Resolver) buildRequest(ctx context.Context, from Source, scopes []strin
 		ClientID: s.ClientID, Scopes: scopes, ExtraParameters: s.ExtraParameters,
 		Credential: cred, AllowedHosts: allowed, ScopesLater: from.scopesLater,
 	}
+	if s.AWS != nil {
+		if len(scopes) > 0 {
+			return req, version, identity, &Refusal{Reason: v1.ReasonInvalidSpec, direct: true, Message: "spec.scopes: an aws issuer takes no scopes: the role's policies decide what the credentials may do"}
+		}
+		req.AWS = awsRole(from)
+	}
 	if s.TokenExchange != nil {
 		ex, subjectAllowed, err := r.loadExchange(ctx, from)
 		if err != nil {
@@ -73,7 +79,7 @@ func (r *Resolver) loadCredential(ctx context.Context, from Source) (cred creden
 		if err := r.checkServiceAccountReservation(ctx, from, c.ServiceAccount.Name); err != nil {
 			return nil, nil, "", err
 		}
-		cred, allowed, err = r.loadServiceAccount(ctx, ns, c.ServiceAccount)
+		cred, allowed, err = r.loadServiceAccount(ctx, ns, awsAudience(from, c.ServiceAccount))
 		if a, ok := cred.(*credential.Assertion); ok {
 			version = "ServiceAccount/" + a.ID // a fresh token per call: the account's identity is the version
 		}

@@ -36,11 +36,13 @@ func (r *Resolver) resolve(ctx context.Context, tr *v1.TokenRequest) (Source, er
 	ref := tr.Spec.IssuerRef
 	if ref == nil {
 		s := tr.Spec
-		return Source{
+		from := Source{
 			spec: v1.IssuerSpec{Authority: s.Authority, IssuerURL: s.IssuerURL, TokenURL: s.TokenURL, AzureRegion: s.AzureRegion,
 				ClientID: s.ClientID, ExtraParameters: s.ExtraParameters, TokenExchange: s.TokenExchange},
 			credential: s.Credential, credentialNamespace: tr.Namespace,
-		}, nil
+		}
+		from.spec.AWS = s.AWS
+		return from, nil
 	}
 	var from Source
 	var err error

@@ -22,6 +22,9 @@ type Source struct {
 	label string
 	// scopesLater: the issuer is checked on its own, without a TokenRequest's scopes.
 	scopesLater bool
+	// requester is the TokenRequest's "namespace/name"; empty for an issuer
+	// checked on its own.
+	requester string
 }
 
 // wrap puts an issuer's credential or configuration problem in terms the
