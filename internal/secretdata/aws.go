@@ -62,3 +62,10 @@ func ReadAWS(data map[string][]byte) *AWSKeys {
 	}
 	return &k
 }
+
+// MaxTokenDataBytes bounds the default data keys (names included) of a
+// token of at most maxTokenBytes: AWS credentials are written three times
+// (the file, the JSON, the envFrom keys) with some format text around them.
+func MaxTokenDataBytes(maxTokenBytes int64) int {
+	return 3*int(maxTokenBytes) + 1024
+}

@@ -75,3 +75,20 @@ func TestTemplatesSeeAWSCredentials(t *testing.T) {
 		t.Errorf("an unknown field: %v", err)
 	}
 }
+
+func TestAWSDataStaysWithinItsBound(t *testing.T) {
+	const max = 4096
+	in := awsInput(nil)
+	in.Token.AWS = &AWSKeys{AccessKeyID: strings.Repeat("A", 20), SecretAccessKey: strings.Repeat("/", 40), SessionToken: strings.Repeat("+", max-60)}
+	r, err := Render(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for k, v := range r.Data {
+		n += len(k) + len(v)
+	}
+	if n > MaxTokenDataBytes(max) {
+		t.Errorf("%d bytes of data for %d bytes of credentials, more than MaxTokenDataBytes %d", n, max, MaxTokenDataBytes(max))
+	}
+}
