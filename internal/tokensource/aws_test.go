@@ -101,7 +101,7 @@ func TestAWSGetsCredentialsThatSignRequestsSTSAccepts(t *testing.T) {
 		t.Errorf("calls %+v", calls)
 	}
 	// What was issued signs a request STS verifies with the issued secret key.
-	c := sts.New(sts.Options{Region: awssts.DefaultRegion, BaseEndpoint: aws.String(f.srv.URL), HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsFor(f.srv)}},
+	c := sts.New(sts.Options{Region: awssts.DefaultRegion, BaseEndpoint: aws.String(f.srv.URL), HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: awsTLS(f.srv)}},
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: tok.AWS.AccessKeyID, SecretAccessKey: tok.AWS.SecretAccessKey, SessionToken: tok.AWS.SessionToken, Source: "test"}, nil
 		}), Retryer: aws.NopRetryer{}})
@@ -171,9 +171,9 @@ func TestAWSErrorsAreClassifiedAndMadeOnce(t *testing.T) {
 	}
 }
 
-// echoSTS answers every call with an STS error document whose message
+// awsEchoSTS answers every call with an STS error document whose message
 // repeats the web identity token, as a careless server might.
-func echoSTS(t *testing.T, status int, code string) *httptest.Server {
+func awsEchoSTS(t *testing.T, status int, code string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
@@ -188,7 +188,7 @@ func echoSTS(t *testing.T, status int, code string) *httptest.Server {
 
 func TestAWSErrorTextNeverHoldsTheWebIdentityToken(t *testing.T) {
 	const webIdentity = "not-a-jwt-but-secret-7a1f9c"
-	srv := echoSTS(t, http.StatusBadRequest, "InvalidIdentityToken")
+	srv := awsEchoSTS(t, http.StatusBadRequest, "InvalidIdentityToken")
 	eng := New(Options{AllowHTTPLoopback: true})
 	_, err := eng.Fetch(context.Background(), awsRequest(srv.URL, webIdentity, []string{hostOf(srv)}), nil)
 	te := asError(t, err)
@@ -310,6 +310,6 @@ func TestAWSRequestsAreValidated(t *testing.T) {
 	}
 }
 
-func tlsFor(s *awssts.Server) *tls.Config {
+func awsTLS(s *awssts.Server) *tls.Config {
 	return &tls.Config{RootCAs: s.CertPool(), MinVersion: tls.VersionTLS12}
 }

@@ -28,7 +28,7 @@ import (
 // restConfig reaches the test API server as an administrator; set by run.
 var restConfig *rest.Config
 
-func hostOf(u string) string {
+func awsHostOf(u string) string {
 	parsed, _ := url.Parse(u)
 	return parsed.Host
 }
@@ -67,7 +67,7 @@ func awsEndpoints(t *testing.T) (string, []string) {
 			code, r.PostForm.Get("WebIdentityToken"), strings.Repeat("m", 4000), strings.Repeat("r", 500))
 	}))
 	t.Cleanup(echo.Close)
-	consent := strings.Join([]string{hostOf(hostile.Tarpit.URL), hostOf(hostile.Huge.URL), hostOf(echo.URL)}, ",")
+	consent := strings.Join([]string{awsHostOf(hostile.Tarpit.URL), awsHostOf(hostile.Huge.URL), awsHostOf(echo.URL)}, ",")
 	k8s.MustCreate(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "workload", Namespace: ns,
 		Annotations: map[string]string{v1.AnnotationAllowedIssuers: consent}}})
 	want := map[string]string{
@@ -103,9 +103,9 @@ func awsEndpoints(t *testing.T) (string, []string) {
 	return ns, []string{"aws-tarpit", "aws-huge", "aws-echo", "aws-collector"}
 }
 
-// stsFront is a proxy with the certificate the manager trusts in front of
+// awsSTSFront is a proxy with the certificate the manager trusts in front of
 // a test STS, which has a CA of its own.
-func stsFront(t *testing.T, srv *awssts.Server) string {
+func awsSTSFront(t *testing.T, srv *awssts.Server) string {
 	t.Helper()
 	upstream := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CertPool(), MinVersion: tls.VersionTLS12}}}
 	front := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -141,10 +141,10 @@ func TestHostileAWSRefreshStormStaysWithinTheFloor(t *testing.T) {
 	}
 	issuer := serviceAccountIssuer(t, sa)
 	srv.AddProvider(awssts.Provider{Issuer: issuer, Keys: awssts.DiscoveredKeys(issuer, hc)})
-	tr := awsRequest(ns, "storm", stsFront(t, srv))
+	tr := awsRequest(ns, "storm", awsSTSFront(t, srv))
 	role := tr.Spec.AWS.RoleARN
 	srv.AddRole(awssts.Role{ARN: role, Issuer: issuer, Audiences: []string{"sts.amazonaws.com"}, Subjects: []string{"system:serviceaccount:" + ns + ":workload"}})
-	sa.Annotations = map[string]string{v1.AnnotationAllowedIssuers: hostOf(tr.Spec.AWS.Endpoint)}
+	sa.Annotations = map[string]string{v1.AnnotationAllowedIssuers: awsHostOf(tr.Spec.AWS.Endpoint)}
 	if err := k8s.Update(context.Background(), sa); err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func (a *awsEnv) request(name, endpoint string) *v1.TokenRequest {
 
 func awsPtr[T any](v T) *T { return &v }
 
-func hostOfURL(u string) string { return strings.TrimPrefix(u, "https://") }
+func awsHostOfURL(u string) string { return strings.TrimPrefix(u, "https://") }
 
 // shortSTS is a proxy to the test STS that shortens every Expiration it
 // answers to lifetime from now, so refresh and expiry happen within a test
@@ -96,7 +96,7 @@ type shortSTS struct {
 	failed atomic.Int32
 }
 
-var expiration = regexp.MustCompile(`<Expiration>[^<]*</Expiration>`)
+var awsExpiration = regexp.MustCompile(`<Expiration>[^<]*</Expiration>`)
 
 func (a *awsEnv) shortLived(t *testing.T, lifetime time.Duration) *shortSTS {
 	t.Helper()
@@ -121,7 +121,7 @@ func (a *awsEnv) shortLived(t *testing.T, lifetime time.Duration) *shortSTS {
 		defer resp.Body.Close()
 		out, _ := io.ReadAll(resp.Body)
 		exp := time.Now().Add(lifetime).UTC().Format(time.RFC3339)
-		out = expiration.ReplaceAll(out, []byte("<Expiration>"+exp+"</Expiration>"))
+		out = awsExpiration.ReplaceAll(out, []byte("<Expiration>"+exp+"</Expiration>"))
 		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
 		w.WriteHeader(resp.StatusCode)
 		_, _ = w.Write(out)
@@ -132,12 +132,12 @@ func (a *awsEnv) shortLived(t *testing.T, lifetime time.Duration) *shortSTS {
 	return p
 }
 
-// written reads the credentials and expiry an AWS Secret holds.
-func written(t *testing.T, s *corev1.Secret) (secretdata.AWSKeys, time.Time) {
+// awsWritten reads the credentials and expiry an AWS Secret holds.
+func awsWritten(t *testing.T, s *corev1.Secret) (secretdata.AWSKeys, time.Time) {
 	t.Helper()
 	k := secretdata.ReadAWS(s.Data)
 	if k == nil {
-		t.Fatalf("Secret %s holds no AWS credentials: keys %v", s.Name, keysOf(s.Data))
+		t.Fatalf("Secret %s holds no AWS credentials: keys %v", s.Name, awsKeysOf(s.Data))
 	}
 	var p struct{ Expiration string }
 	if err := json.Unmarshal(s.Data[secretdata.KeyAWSCredentialProcess], &p); err != nil {
@@ -150,7 +150,7 @@ func written(t *testing.T, s *corev1.Secret) (secretdata.AWSKeys, time.Time) {
 	return *k, exp
 }
 
-func keysOf(m map[string][]byte) []string {
+func awsKeysOf(m map[string][]byte) []string {
 	var out []string
 	for k := range m {
 		out = append(out, k)
@@ -171,19 +171,19 @@ func TestAWSCredentialsAreWrittenAndRefreshedBeforeTheyExpire(t *testing.T) {
 	if n := a.srv.AssumeCalls(a.role); n != 0 {
 		t.Fatalf("%d calls without the ServiceAccount's consent", n)
 	}
-	sa.Annotations = map[string]string{v1.AnnotationAllowedIssuers: hostOfURL(short.URL)}
+	sa.Annotations = map[string]string{v1.AnnotationAllowedIssuers: awsHostOfURL(short.URL)}
 	if err := k8s.Update(context.Background(), sa); err != nil {
 		t.Fatal(err)
 	}
 	tr := k8s.WaitReady(t, a.ns, "aws")
 	s := k8s.GetSecret(t, a.ns, "aws")
-	keys, exp := written(t, s)
+	keys, exp := awsWritten(t, s)
 	issued := a.srv.Issued()
 	if len(issued) != 1 || issued[0].AccessKeyID != keys.AccessKeyID || issued[0].SecretAccessKey != keys.SecretAccessKey || issued[0].SessionToken != keys.SessionToken {
 		t.Fatalf("the Secret does not hold what STS issued")
 	}
 	if len(s.Data) != 6 || s.Data[v1.KeyAccessToken] != nil {
-		t.Errorf("data keys %v", keysOf(s.Data))
+		t.Errorf("data keys %v", awsKeysOf(s.Data))
 	}
 	if tr.Status.TokenType != "aws-credentials" || len(tr.Status.Scopes) != 0 || !tr.Status.ExpiresAt.Time.Equal(exp) {
 		t.Errorf("status %+v, credentials expire at %s", tr.Status, exp)
@@ -222,7 +222,7 @@ func noCredentialsOutsideTheSecret(t *testing.T, ns, name string, k secretdata.A
 func TestAWSARestartedOperatorCallsNothingWhileCredentialsAreGood(t *testing.T) {
 	a := newAWSEnv(t)
 	stop := a.operator(t)
-	a.account(t, hostOfURL(a.srv.URL))
+	a.account(t, awsHostOfURL(a.srv.URL))
 	k8s.MustCreate(t, a.request("aws", a.srv.URL))
 	k8s.WaitReady(t, a.ns, "aws")
 	stop()
@@ -249,17 +249,17 @@ func TestAWSAnOutageKeepsTheLastGoodCredentialsAndNeverAnExpiredOne(t *testing.T
 	a := newAWSEnv(t)
 	short := a.shortLived(t, 60*time.Second)
 	a.operator(t)
-	a.account(t, hostOfURL(short.URL))
+	a.account(t, awsHostOfURL(short.URL))
 	k8s.MustCreate(t, a.request("aws", short.URL))
 	k8s.WaitReady(t, a.ns, "aws")
-	first, _ := written(t, k8s.GetSecret(t, a.ns, "aws"))
+	first, _ := awsWritten(t, k8s.GetSecret(t, a.ns, "aws"))
 	short.down.Store(true)
 
 	deadline := time.Now().Add(80 * time.Second)
 	var sawFailure bool
 	for time.Now().Before(deadline) {
 		s := k8s.GetSecret(t, a.ns, "aws")
-		keys, exp := written(t, s)
+		keys, exp := awsWritten(t, s)
 		now := time.Now()
 		if !now.Before(exp) {
 			t.Fatalf("the Secret holds credentials that expired at %s (now %s)", exp, now)
@@ -293,14 +293,14 @@ func TestAWSAnOutageKeepsTheLastGoodCredentialsAndNeverAnExpiredOne(t *testing.T
 func TestAWSSDKsLoadTheMountedSecretAndSignRequestsSTSAccepts(t *testing.T) {
 	a := newAWSEnv(t)
 	a.operator(t)
-	a.account(t, hostOfURL(a.srv.URL))
+	a.account(t, awsHostOfURL(a.srv.URL))
 	k8s.MustCreate(t, a.request("aws", a.srv.URL))
 	k8s.WaitReady(t, a.ns, "aws")
-	mount := kubeletMount(t, k8s.GetSecret(t, a.ns, "aws").Data)
+	mount := awsKubeletMount(t, k8s.GetSecret(t, a.ns, "aws").Data)
 	dir := awsSDKEnvironment(t, a.srv)
 
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(mount, secretdata.KeyAWSCredentials))
-	if arn := callerIdentity(t); arn != "arn:aws:sts::111122223333:assumed-role/"+a.ns+"/"+a.ns+".aws" {
+	if arn := awsCallerIdentity(t); arn != "arn:aws:sts::111122223333:assumed-role/"+a.ns+"/"+a.ns+".aws" {
 		t.Errorf("shared credentials file: caller %s", arn)
 	}
 
@@ -309,7 +309,7 @@ func TestAWSSDKsLoadTheMountedSecretAndSignRequestsSTSAccepts(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if arn := callerIdentity(t); !strings.HasSuffix(arn, "/"+a.ns+".aws") {
+	if arn := awsCallerIdentity(t); !strings.HasSuffix(arn, "/"+a.ns+".aws") {
 		t.Errorf("credential_process: caller %s", arn)
 	}
 	if calls := a.srv.Calls(); calls[len(calls)-1].Action != "GetCallerIdentity" || !calls[len(calls)-1].Signed || calls[len(calls)-1].ErrorCode != "" {
@@ -317,9 +317,9 @@ func TestAWSSDKsLoadTheMountedSecretAndSignRequestsSTSAccepts(t *testing.T) {
 	}
 }
 
-// kubeletMount lays data out as kubelet's atomic writer does: files in a
+// awsKubeletMount lays data out as kubelet's atomic writer does: files in a
 // timestamped folder, ..data linking to it, each key a link through ..data.
-func kubeletMount(t *testing.T, data map[string][]byte) string {
+func awsKubeletMount(t *testing.T, data map[string][]byte) string {
 	t.Helper()
 	dir := t.TempDir()
 	version := filepath.Join(dir, "..2026_12_06_10_00_00.000000001")
@@ -364,9 +364,9 @@ func awsSDKEnvironment(t *testing.T, srv *awssts.Server) string {
 	return dir
 }
 
-// callerIdentity loads the SDK's default configuration afresh and returns
+// awsCallerIdentity loads the SDK's default configuration afresh and returns
 // the ARN GetCallerIdentity names.
-func callerIdentity(t *testing.T) string {
+func awsCallerIdentity(t *testing.T) string {
 	t.Helper()
 	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRetryMaxAttempts(1))
 	if err != nil {
@@ -377,4 +377,32 @@ func callerIdentity(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return aws.ToString(out.Arn)
+}
+
+// Through a TokenIssuer the issuer fixes the role and the ServiceAccount;
+// each TokenRequest gets its own session, and one asking for scopes is
+// refused without a call.
+func TestAWSThroughATokenIssuer(t *testing.T) {
+	a := newAWSEnv(t)
+	a.operator(t)
+	a.account(t, awsHostOfURL(a.srv.URL))
+	ti := &v1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "aws", Namespace: a.ns}, Spec: v1.TokenIssuerSpec{IssuerSpec: v1.IssuerSpec{
+		AWS:        &v1.AWSTarget{RoleARN: a.role, Endpoint: a.srv.URL},
+		Credential: v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "workload"}},
+	}}}
+	k8s.MustCreate(t, ti)
+	waitIssuerReady(t, ti, func() []metav1.Condition { return ti.Status.Conditions })
+	k8s.MustCreate(t, issuerRequest(a.ns, "scoped", v1.KindTokenIssuer, "aws", "s3"))
+	k8s.MustCreate(t, &v1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Name: "via-issuer", Namespace: a.ns},
+		Spec: v1.TokenRequestSpec{IssuerRef: &v1.IssuerReference{Name: "aws"}}})
+	k8s.WaitReady(t, a.ns, "via-issuer")
+	tr := k8s.WaitReason(t, a.ns, "scoped", v1.ConditionReady, metav1.ConditionFalse, v1.ReasonInvalidSpec)
+	if msg := kube.Condition(tr, v1.ConditionReady).Message; !strings.Contains(msg, "takes no scopes") {
+		t.Errorf("message %q", msg)
+	}
+	calls := a.srv.Calls()
+	if len(calls) != 1 || calls[0].RoleSessionName != a.ns+".via-issuer" {
+		t.Errorf("calls %+v, want one for via-issuer's session", calls)
+	}
+	awsWritten(t, k8s.GetSecret(t, a.ns, "via-issuer"))
 }
