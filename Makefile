@@ -23,7 +23,7 @@ GOLANGCI_LINT ?= $(TOOLS_CACHE)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-
 # Building kube-apiserver and etcd on a fresh machine takes ~8 minutes; tests then take a few.
 TEST_TIMEOUT ?= 40m
 # Nested Go modules, which ./... in the root module skips: vet, lint and test run in each too.
-NESTED_MODULES ?= pkg/tokenfile
+NESTED_MODULES ?= pkg/tokenfile pkg/awscredentials
 
 .DEFAULT_GOAL := help
 

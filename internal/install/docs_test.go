@@ -2,6 +2,7 @@ package install_test
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -201,6 +202,12 @@ func checkCredentialsCarryConsent(t *testing.T, source string, objs []*unstructu
 		hosts := []string{endpoint}
 		if tr.Spec.AzureRegion != "" {
 			hosts = append(hosts, "https://"+tr.Spec.AzureRegion+".login.microsoft.com/")
+		}
+		if g := tr.Spec.Google; g != nil {
+			hosts = []string{cmp.Or(g.STSURL, tokensource.DefaultGoogleSTSURL)}
+			if g.ServiceAccountEmail != "" {
+				hosts = append(hosts, cmp.Or(g.IAMCredentialsURL, tokensource.DefaultGoogleIAMCredentialsURL))
+			}
 		}
 		for _, h := range hosts {
 			if !consentAdmits(annotation, h) {

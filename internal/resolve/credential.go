@@ -18,6 +18,7 @@ import (
 // without the credential's version, so that rotating an issuer's
 // credential reaches its TokenRequests at their next refresh, not all at once.
 func (r *Resolver) buildRequest(ctx context.Context, from Source, scopes []string) (req tokensource.Request, version, identity string, err error) {
+	from = withGoogleAudience(from)
 	cred, allowed, version, err := r.loadCredential(ctx, from)
 	if err != nil {
 		return tokensource.Request{}, "", "", from.wrap(err)
@@ -34,6 +35,7 @@ func (r *Resolver) buildRequest(ctx context.Context, from Source, scopes []strin
 		}
 		req.AWS = awsRole(from)
 	}
+	req.Google = googleFederation(s.Google)
 	if s.TokenExchange != nil {
 		ex, subjectAllowed, err := r.loadExchange(ctx, from)
 		if err != nil {

@@ -38,10 +38,10 @@ func (r *Resolver) resolve(ctx context.Context, tr *v1.TokenRequest) (Source, er
 		s := tr.Spec
 		from := Source{
 			spec: v1.IssuerSpec{Authority: s.Authority, IssuerURL: s.IssuerURL, TokenURL: s.TokenURL, AzureRegion: s.AzureRegion,
-				ClientID: s.ClientID, ExtraParameters: s.ExtraParameters, TokenExchange: s.TokenExchange},
+				ClientID: s.ClientID, ExtraParameters: s.ExtraParameters, TokenExchange: s.TokenExchange,
+				Google: s.Google, AWS: s.AWS},
 			credential: s.Credential, credentialNamespace: tr.Namespace,
 		}
-		from.spec.AWS = s.AWS
 		return from, nil
 	}
 	var from Source

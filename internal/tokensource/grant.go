@@ -65,6 +65,8 @@ func (r Request) grant() grant {
 		return tokenExchangeGrant{}
 	case r.AWS != nil:
 		return awsGrant{}
+	case r.Google != nil:
+		return googleGrant{}
 	case r.Authority != "":
 		return entraGrant{}
 	default:

@@ -40,6 +40,9 @@ type Request struct {
 	Exchange *Exchange
 	// AWS, when set, asks AWS STS for temporary credentials instead.
 	AWS *AWSRole
+	// Google, when set, asks Google for the token by workload identity
+	// federation; Credential is the subject token's source.
+	Google *GoogleFederation
 	// ScopesLater skips the scope rules: an issuer is checked on its own,
 	// before any TokenRequest names scopes.
 	ScopesLater bool

@@ -89,23 +89,7 @@ func TestConsumerModuleKeepsItsGoAndClientGo(t *testing.T) {
 		consumerGo, consumerClientGo, tokenfileModule, tokenfileDir))
 	write(t, filepath.Join(dir, "main.go"), consumerMain)
 
-	goCmd := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(gobin, args...)
-		cmd.Dir = dir
-		// GOTOOLCHAIN=local: a dependency needing a newer Go raises the go
-		// line instead of switching toolchains, which the checks below see.
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local", "GOWORK=off", "CGO_ENABLED=0")
-		out, err := cmd.Output()
-		if err != nil {
-			var stderr []byte
-			if ee, ok := err.(*exec.ExitError); ok {
-				stderr = ee.Stderr
-			}
-			t.Fatalf("go %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr)
-		}
-		return string(out)
-	}
+	goCmd := goRunner(t, gobin, dir)
 
 	goCmd("mod", "tidy")
 	var mod struct {
@@ -166,6 +150,28 @@ func checkRun(t *testing.T, goCmd func(...string) string) {
 	defer api.Close()
 	if out := goCmd("run", ".", token, api.URL); out != "200 hello" {
 		t.Errorf("the consumer printed %q, want %q", out, "200 hello")
+	}
+}
+
+// goRunner runs the go command in the consumer module at dir and returns
+// its output; it fails the test when the command fails.
+func goRunner(t *testing.T, gobin, dir string) func(...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(gobin, args...)
+		cmd.Dir = dir
+		// GOTOOLCHAIN=local: a dependency needing a newer Go raises the go
+		// line instead of switching toolchains, which the checks see.
+		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local", "GOWORK=off", "CGO_ENABLED=0")
+		out, err := cmd.Output()
+		if err != nil {
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
+			}
+			t.Fatalf("go %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr)
+		}
+		return string(out)
 	}
 }
 
