@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -171,7 +172,25 @@ func (awsGrant) fetch(ctx context.Context, c *call) (Token, error) {
 	creds := &AWSCredentials{AccessKeyID: *cr.AccessKeyId, SecretAccessKey: *cr.SecretAccessKey, SessionToken: *cr.SessionToken}
 	c.st.addSecret(creds.SecretAccessKey)
 	c.st.addSecret(creds.SessionToken)
-	return Token{TokenType: TokenTypeAWS, AWS: creds, IssuedAt: now, ExpiresAt: *cr.Expiration}, nil
+	return Token{TokenType: TokenTypeAWS, AWS: creds, IssuedAt: now, ExpiresAt: a.cap(now, *cr.Expiration)}, nil
+}
+
+// cap keeps an Expiration within the duration asked for: STS never grants
+// more, so a later one is a clock ahead of ours or a service that is not
+// STS, and trusting it would put the refresh after the real expiry.
+func (a *AWSRole) cap(now, expiration time.Time) time.Time {
+	d := time.Duration(a.DurationSeconds) * time.Second
+	if d == 0 {
+		d = time.Hour // STS's default
+	}
+	return minTime(expiration, now.Add(d))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // stsClient is the SDK's STS client on the engine's HTTP client, so the

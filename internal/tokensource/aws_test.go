@@ -313,3 +313,22 @@ func TestAWSRequestsAreValidated(t *testing.T) {
 func awsTLS(s *awssts.Server) *tls.Config {
 	return &tls.Config{RootCAs: s.CertPool(), MinVersion: tls.VersionTLS12}
 }
+
+// An Expiration past the duration asked for is not believed.
+func TestAWSExpirationIsCappedByTheDurationAskedFor(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/xml")
+		fmt.Fprint(w, `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleWithWebIdentityResult><Credentials>`+
+			`<AccessKeyId>ASIAEXAMPLE</AccessKeyId><SecretAccessKey>secret-key-value</SecretAccessKey><SessionToken>session-token-value</SessionToken>`+
+			`<Expiration>2036-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>`)
+	}))
+	defer srv.Close()
+	eng := New(Options{AllowHTTPLoopback: true})
+	tok, err := eng.Fetch(context.Background(), awsRequest(srv.URL, "web-identity-token", []string{hostOf(srv)}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tok.ExpiresAt.Sub(tok.IssuedAt); got != 900*time.Second {
+		t.Errorf("lifetime %s, want the 900s asked for", got)
+	}
+}
