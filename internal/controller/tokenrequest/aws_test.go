@@ -193,6 +193,11 @@ func TestAWSCredentialsAreWrittenAndRefreshedBeforeTheyExpire(t *testing.T) {
 		t.Errorf("call %+v", c)
 	}
 	noCredentialsOutsideTheSecret(t, a.ns, "aws", keys)
+	size := 0
+	for k, v := range s.Data {
+		size += len(k) + len(v)
+	}
+	t.Logf("session token %d bytes; Secret data %d bytes", len(keys.SessionToken), size)
 
 	kube.Eventually(t, 40*time.Second, "new credentials", func() bool {
 		return string(k8s.GetSecret(t, a.ns, "aws").Data[secretdata.KeyAWSAccessKeyID]) != keys.AccessKeyID
