@@ -15,7 +15,7 @@ import (
 )
 
 // Request says which token to get and with which credential. Exactly one
-// of Authority, IssuerURL and TokenURL is set.
+// of Authority, IssuerURL and TokenURL is set, or none with AWS or Google.
 type Request struct {
 	// Authority is a Microsoft Entra ID authority such as
 	// https://login.microsoftonline.com/<tenant>, handled through MSAL Go.
