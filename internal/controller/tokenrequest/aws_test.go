@@ -411,3 +411,31 @@ func TestAWSThroughATokenIssuer(t *testing.T) {
 	}
 	awsWritten(t, k8s.GetSecret(t, a.ns, "via-issuer"))
 }
+
+// An outage that outlasts the credentials turns Ready to Expired when they
+// expire, not later, with STS's answer in the message.
+func TestAWSCredentialsOutlivedByAnOutageAreReportedExpiredOnTime(t *testing.T) {
+	a := newAWSEnv(t)
+	short := a.shortLived(t, 20*time.Second)
+	a.operator(t)
+	a.account(t, awsHostOfURL(short.URL))
+	k8s.MustCreate(t, a.request("aws", short.URL))
+	k8s.WaitReady(t, a.ns, "aws")
+	_, exp := awsWritten(t, k8s.GetSecret(t, a.ns, "aws"))
+	short.down.Store(true)
+	var tr *v1.TokenRequest
+	kube.Eventually(t, 40*time.Second, "Ready=False Expired", func() bool {
+		tr = k8s.GetTR(t, a.ns, "aws")
+		c := kube.Condition(tr, v1.ConditionReady)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == v1.ReasonExpired
+	})
+	if late := time.Since(exp); late > 2*time.Second {
+		t.Errorf("Expired %s after the credentials expired", late)
+	}
+	if msg := kube.Condition(tr, v1.ConditionReady).Message; !strings.Contains(msg, "ServiceUnavailable") {
+		t.Errorf("the message lacks STS's answer: %s", msg)
+	}
+	if short.failed.Load() < 2 {
+		t.Errorf("%d attempts during the outage", short.failed.Load())
+	}
+}
