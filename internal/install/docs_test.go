@@ -196,6 +196,9 @@ func checkCredentialsCarryConsent(t *testing.T, source string, objs []*unstructu
 			continue
 		}
 		endpoint := tr.Spec.Authority + tr.Spec.IssuerURL + tr.Spec.TokenURL
+		if a := tr.Spec.AWS; a != nil {
+			endpoint = (&tokensource.AWSRole{Region: a.Region, Endpoint: a.Endpoint}).URL()
+		}
 		hosts := []string{endpoint}
 		if tr.Spec.AzureRegion != "" {
 			hosts = append(hosts, "https://"+tr.Spec.AzureRegion+".login.microsoft.com/")

@@ -29,6 +29,12 @@ func (r *Resolver) buildRequest(ctx context.Context, from Source, scopes []strin
 		ClientID: s.ClientID, Scopes: scopes, ExtraParameters: s.ExtraParameters,
 		Credential: cred, AllowedHosts: allowed, ScopesLater: from.scopesLater,
 	}
+	if s.AWS != nil {
+		if len(scopes) > 0 {
+			return req, version, identity, &Refusal{Reason: v1.ReasonInvalidSpec, direct: true, Message: "spec.scopes: an aws issuer takes no scopes: the role's policies decide what the credentials may do"}
+		}
+		req.AWS = awsRole(from)
+	}
 	req.Google = googleFederation(s.Google)
 	if s.TokenExchange != nil {
 		if req, err = r.withExchange(ctx, from, req); err != nil {
@@ -71,7 +77,7 @@ func (r *Resolver) loadCredential(ctx context.Context, from Source) (cred creden
 		if err := r.checkServiceAccountReservation(ctx, from, c.ServiceAccount.Name); err != nil {
 			return nil, nil, "", err
 		}
-		cred, allowed, err = r.loadServiceAccount(ctx, ns, c.ServiceAccount)
+		cred, allowed, err = r.loadServiceAccount(ctx, ns, awsAudience(from, c.ServiceAccount))
 		if a, ok := cred.(*credential.Assertion); ok {
 			version = "ServiceAccount/" + a.ID // a fresh token per call: the account's identity is the version
 		}

@@ -36,12 +36,13 @@ func (r *Resolver) resolve(ctx context.Context, tr *v1.TokenRequest) (Source, er
 	ref := tr.Spec.IssuerRef
 	if ref == nil {
 		s := tr.Spec
-		return Source{
+		from := Source{
 			spec: v1.IssuerSpec{Authority: s.Authority, IssuerURL: s.IssuerURL, TokenURL: s.TokenURL, AzureRegion: s.AzureRegion,
 				ClientID: s.ClientID, ExtraParameters: s.ExtraParameters, TokenExchange: s.TokenExchange,
-				Google: s.Google},
+				Google: s.Google, AWS: s.AWS},
 			credential: s.Credential, credentialNamespace: tr.Namespace,
-		}, nil
+		}
+		return from, nil
 	}
 	var from Source
 	var err error

@@ -37,6 +37,7 @@ func (r *Resolver) Resolve(ctx context.Context, tr *v1.TokenRequest) (Resolution
 	if err != nil {
 		return res, err
 	}
+	from.requesterKey = tr.Namespace + "/" + tr.Name
 	res.ClientID = from.spec.ClientID
 	res.Request, res.Version, res.Identity, err = r.buildRequest(ctx, from, tr.Spec.Scopes)
 	return res, err

@@ -24,6 +24,9 @@ type Source struct {
 	requester string
 	// scopesLater: the issuer is checked on its own, without a TokenRequest's scopes.
 	scopesLater bool
+	// requesterKey is the TokenRequest's "namespace/name"; empty for an
+	// issuer checked on its own.
+	requesterKey string
 }
 
 // wrap puts an issuer's credential or configuration problem in terms the

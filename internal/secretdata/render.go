@@ -164,7 +164,8 @@ func sizeOf(v any) int {
 		}
 		return n
 	case templateValues:
-		return len(v.AccessToken) + len(v.TokenType) + len(v.ExpiresAt) + len(v.ClientID) + sizeOf(v.Scopes)
+		return len(v.AccessToken) + len(v.TokenType) + len(v.ExpiresAt) + len(v.ClientID) + sizeOf(v.Scopes) +
+			len(v.AccessKeyID) + len(v.SecretAccessKey) + len(v.SessionToken)
 	default:
 		return 16
 	}

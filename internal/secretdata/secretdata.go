@@ -26,6 +26,9 @@ type Token struct {
 	RefreshAt   time.Time // when the operator plans the refresh
 	RefreshHint time.Time // the token service's own refresh hint; zero if none
 	Scopes      []string
+	// AWS, when set, are temporary AWS credentials: the Secret holds them in
+	// the forms AWS SDKs read, and no access_token or token_type.
+	AWS *AWSKeys
 }
 
 // Input is everything the Secret depends on.
@@ -56,6 +59,8 @@ type templateValues struct {
 	ExpiresAt   string
 	Scopes      []string
 	ClientID    string
+	// AWS credentials; empty for an OAuth2 token (and AccessToken empty for AWS).
+	AccessKeyID, SecretAccessKey, SessionToken string
 }
 
 // TemplateError is a secretTemplate that is refused or does not render. Its
@@ -171,15 +176,23 @@ func templateKeys(t *v1.SecretTemplate) string {
 
 func renderData(in Input, c *compiled) (map[string][]byte, error) {
 	expires := formatTime(in.Token.ExpiresAt)
-	data := map[string][]byte{
-		v1.KeyAccessToken: []byte(in.Token.AccessToken),
-		v1.KeyTokenType:   []byte(in.Token.TokenType),
-		v1.KeyExpiresAt:   []byte(expires),
+	var data map[string][]byte
+	if in.Token.AWS != nil {
+		data = awsData(*in.Token.AWS, expires)
+	} else {
+		data = map[string][]byte{
+			v1.KeyAccessToken: []byte(in.Token.AccessToken),
+			v1.KeyTokenType:   []byte(in.Token.TokenType),
+			v1.KeyExpiresAt:   []byte(expires),
+		}
 	}
 	if in.Template == nil {
 		return data, nil
 	}
 	values := templateValues{AccessToken: in.Token.AccessToken, TokenType: in.Token.TokenType, ExpiresAt: expires, Scopes: in.Token.Scopes, ClientID: in.ClientID}
+	if k := in.Token.AWS; k != nil {
+		values.AccessKeyID, values.SecretAccessKey, values.SessionToken = k.AccessKeyID, k.SecretAccessKey, k.SessionToken
+	}
 	rendered, err := c.render(values, in.Template.Type)
 	if err != nil {
 		return nil, err

@@ -246,7 +246,8 @@ const (
 var typeNames = map[vtype]string{tAny: "a value of varying type", tRoot: "the top-level values", tString: "a string", tStrings: "a list of strings", tInt: "a number", tBool: "a boolean"}
 
 // fields are the values templates see, with their types.
-var fields = map[string]vtype{"AccessToken": tString, "TokenType": tString, "ExpiresAt": tString, "Scopes": tStrings, "ClientID": tString}
+var fields = map[string]vtype{"AccessToken": tString, "TokenType": tString, "ExpiresAt": tString, "Scopes": tStrings, "ClientID": tString,
+	"AccessKeyID": tString, "SecretAccessKey": tString, "SessionToken": tString}
 
 // signature of an allowed function; a variadic one takes any number of
 // further arguments of any type.
@@ -535,7 +536,7 @@ func (c *checker) operand(n parse.Node, s scope) (vtype, error) {
 func (c *checker) field(n parse.Node, ident []string) (vtype, error) {
 	t, ok := fields[ident[0]]
 	if !ok {
-		return 0, c.fail(n, "unknown field .%s; templates see .AccessToken, .TokenType, .ExpiresAt, .Scopes and .ClientID", ident[0])
+		return 0, c.fail(n, "unknown field .%s; templates see .AccessToken, .TokenType, .ExpiresAt, .Scopes and .ClientID, and for AWS credentials .AccessKeyID, .SecretAccessKey and .SessionToken", ident[0])
 	}
 	if len(ident) > 1 {
 		return 0, c.fail(n, ".%s has no fields", ident[0])

@@ -33,11 +33,14 @@ type Token struct {
 	RefreshAt   time.Time // the service's refresh hint (Entra refresh_in); zero if none
 	Scopes      []string  // as granted, else as requested
 	FromCache   bool      // MSAL served it from its cache
+	// AWS holds temporary AWS credentials (TokenType TokenTypeAWS, no
+	// AccessToken); they expire at ExpiresAt.
+	AWS *AWSCredentials
 }
 
 // Bytes is about how much memory t holds: its strings plus a fixed overhead.
 func (t Token) Bytes() int64 {
-	n := 128 + len(t.AccessToken) + len(t.TokenType)
+	n := 128 + len(t.AccessToken) + len(t.TokenType) + t.AWS.size()
 	for _, s := range t.Scopes {
 		n += 16 + len(s)
 	}
@@ -79,7 +82,8 @@ type Options struct {
 	// "*.domain[:port]". A request's AllowedHosts narrow it, never widen
 	// it. Empty means no ceiling; an invalid entry matches nothing.
 	AllowedIssuerHosts []string
-	// MaxTokenBytes caps an answer's access_token plus token_type (manager
+	// MaxTokenBytes caps an answer's access_token plus token_type, or AWS
+	// credentials' three keys (manager
 	// flag --max-token-bytes); a larger token is refused with
 	// *TokenTooLargeError and kept nowhere. Default 64 KiB.
 	MaxTokenBytes int64
@@ -240,7 +244,7 @@ func (e *Engine) fetch(ctx context.Context, g grant, req Request, fresh func(Tok
 	if err != nil {
 		return Token{}, e.classify(g, ctx, callCtx, st, err)
 	}
-	if size := int64(len(tok.AccessToken) + len(tok.TokenType)); size > e.maxToken {
+	if size := int64(len(tok.AccessToken) + len(tok.TokenType) + tok.AWS.size()); size > e.maxToken {
 		if g.keepsTokens() {
 			e.Forget(c.key)
 		}

@@ -63,6 +63,8 @@ func (r Request) grant() grant {
 	switch {
 	case r.Exchange != nil:
 		return tokenExchangeGrant{}
+	case r.AWS != nil:
+		return awsGrant{}
 	case r.Google != nil:
 		return googleGrant{}
 	case r.Authority != "":

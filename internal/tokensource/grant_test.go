@@ -102,6 +102,7 @@ func TestOneGrantIsChosenPerRequest(t *testing.T) {
 		{Request{IssuerURL: "https://idp.example.com"}, clientCredentialsGrant{}},
 		{Request{TokenURL: "https://idp.example.com/token"}, clientCredentialsGrant{}},
 		{Request{}, clientCredentialsGrant{}},
+		{Request{AWS: &AWSRole{RoleARN: "arn:aws:iam::111122223333:role/r"}}, awsGrant{}},
 	} {
 		if got := tc.req.grant(); got != tc.want {
 			t.Errorf("%+v chose %T, want %T", tc.req, got, tc.want)
@@ -114,9 +115,10 @@ func TestGrantsKeepTheirTokensApart(t *testing.T) {
 	// scopes must still give each grant its own key.
 	req := Request{Authority: "https://idp.example.com/t", TokenURL: "https://idp.example.com/t", ClientID: "c",
 		Scopes: []string{"s"}, Credential: &credential.ClientSecret{Secret: "s3cret"},
-		Exchange: &Exchange{Subject: SubjectToken{ID: "ns/sa", Type: TokenTypeJWT}}}
+		Exchange: &Exchange{Subject: SubjectToken{ID: "ns/sa", Type: TokenTypeJWT}},
+		AWS:      &AWSRole{RoleARN: "arn:aws:iam::111122223333:role/r", SessionName: "s"}}
 	keys := map[string]string{}
-	for _, g := range []grant{entraGrant{}, clientCredentialsGrant{}, echoGrant{}, tokenExchangeGrant{}} {
+	for _, g := range []grant{entraGrant{}, clientCredentialsGrant{}, echoGrant{}, tokenExchangeGrant{}, awsGrant{}} {
 		k := req.cacheKey(g)
 		if other, ok := keys[k]; ok {
 			t.Fatalf("%T and %s share a cache key", g, other)

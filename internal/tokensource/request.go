@@ -15,7 +15,7 @@ import (
 )
 
 // Request says which token to get and with which credential. Exactly one
-// of Authority, IssuerURL and TokenURL is set.
+// of Authority, IssuerURL and TokenURL is set, or none with AWS or Google.
 type Request struct {
 	// Authority is a Microsoft Entra ID authority such as
 	// https://login.microsoftonline.com/<tenant>, handled through MSAL Go.
@@ -38,6 +38,8 @@ type Request struct {
 	AllowedHosts []string
 	// Exchange, when set, asks for the token by RFC 8693 token exchange.
 	Exchange *Exchange
+	// AWS, when set, asks AWS STS for temporary credentials instead.
+	AWS *AWSRole
 	// Google, when set, asks Google for the token by workload identity
 	// federation; Credential is the subject token's source.
 	Google *GoogleFederation

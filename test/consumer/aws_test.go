@@ -20,6 +20,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/token-operator/token-operator/internal/secretdata"
 	"github.com/token-operator/token-operator/internal/testing/awssts"
 	"github.com/token-operator/token-operator/internal/testing/testcert"
 )
@@ -251,23 +252,20 @@ func assumeRole(t *testing.T, srv *awssts.Server, session string) awssts.Credent
 		SessionToken: aws.ToString(c.SessionToken), Expiration: aws.ToTime(c.Expiration)}
 }
 
-// awsSecret is the data of an AWS TokenRequest's Secret.
+// awsSecret is the data of an AWS TokenRequest's Secret, rendered by the
+// operator's own code.
 func awsSecret(c awssts.Credentials) map[string]string {
-	exp := c.Expiration.UTC().Format(time.RFC3339)
-	cp, err := json.Marshal(map[string]any{"Version": 1, "AccessKeyId": c.AccessKeyID, "SecretAccessKey": c.SecretAccessKey,
-		"SessionToken": c.SessionToken, "Expiration": exp})
+	r, err := secretdata.Render(secretdata.Input{TokenRequestName: "aws", Token: secretdata.Token{
+		TokenType: "aws-credentials", IssuedAt: time.Now(), ExpiresAt: c.Expiration,
+		AWS: &secretdata.AWSKeys{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken}}})
 	if err != nil {
 		panic(err)
 	}
-	return map[string]string{
-		"credentials": fmt.Sprintf("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\naws_session_token = %s\n",
-			c.AccessKeyID, c.SecretAccessKey, c.SessionToken),
-		"credential_process.json": string(cp),
-		"AWS_ACCESS_KEY_ID":       c.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY":   c.SecretAccessKey,
-		"AWS_SESSION_TOKEN":       c.SessionToken,
-		"expires_at":              exp,
+	data := map[string]string{}
+	for k, v := range r.Data {
+		data[k] = string(v)
 	}
+	return data
 }
 
 // checkLastCall checks that STS's last request was a signed

@@ -58,6 +58,7 @@ func TestHostileNamespacesCannotStallReadOrBloatTheOperator(t *testing.T) {
 			regexp.MustCompile(`reserved-for for TokenIssuer/team;`), 20 * time.Second},
 		{"service account tokens for the API server's own audiences are never minted", apiServerAudiences, []string{v1.ReasonCredentialNotAllowed},
 			regexp.MustCompile(`Kubernetes API server accepts|empty service account token audience`), 20 * time.Second},
+		{"AWS STS endpoints of a namespace's own are capped, timed out, scrubbed, and consented to", awsEndpoints, []string{v1.ReasonTokenServiceUnavailable, v1.ReasonTokenCallsBusy, v1.ReasonTokenServiceRejected, v1.ReasonCredentialNotAllowed}, regexp.MustCompile(`no answer within|token calls have been under way|larger than|token service answered 400|does not allow`), 40 * time.Second},
 		{"token exchange sends no service account token without its consent or for the API server", exchangeSubjects, []string{v1.ReasonCredentialNotAllowed}, regexp.MustCompile(`ServiceAccount "honest" does not allow|Kubernetes API server accepts`), 20 * time.Second},
 		{"google targets leak no echoed token, follow no redirect and call no IAM host without consent", googleTargets, googleReasons, regexp.MustCompile(`\[redacted\]|redirect|does not allow`), googleWait},
 	}

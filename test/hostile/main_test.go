@@ -44,6 +44,7 @@ func run(m *testing.M) int {
 	}
 	defer func() { _ = env.Stop() }()
 	k8s = &kube.Cluster{Client: env.Client, NamespacePrefix: "hostile-", Wait: 30 * time.Second}
+	restConfig = env.Config
 	sts = entraserver.New()
 	defer sts.Close()
 	hostile = startHostileServers()

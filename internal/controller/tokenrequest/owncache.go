@@ -39,13 +39,13 @@ const ownSecretMetadataAllowance = 64 << 10
 
 // MaxOwnSecretBytes is the most an output Secret holds (data, labels and
 // annotations, keys included) when the operator wrote it with tokens of at
-// most maxTokenBytes: the token, the template's output and annotations, and
+// most maxTokenBytes: the token (AWS credentials in their three forms), the template's output and annotations, and
 // an allowance for others' metadata.
 func MaxOwnSecretBytes(maxTokenBytes int64) int {
 	if maxTokenBytes <= 0 {
 		maxTokenBytes = tokensource.DefaultMaxTokenBytes
 	}
-	return int(maxTokenBytes) + secretdata.MaxRenderedBytes + secretdata.MaxAnnotationBytes + ownSecretMetadataAllowance
+	return secretdata.MaxTokenDataBytes(maxTokenBytes) + secretdata.MaxRenderedBytes + secretdata.MaxAnnotationBytes + ownSecretMetadataAllowance
 }
 
 // OwnSecretTransform is the transform of the cache of the operator's own

@@ -128,6 +128,7 @@ func convergedSecret(tr *v1.TokenRequest, o observed, refreshAt time.Time) *secr
 		Token: secretdata.Token{
 			AccessToken: string(s.Data[v1.KeyAccessToken]), TokenType: string(s.Data[v1.KeyTokenType]), Scopes: tr.Status.Scopes,
 			IssuedAt: o.secret.IssuedAt, ExpiresAt: o.secret.ExpiresAt, RefreshAt: refreshAt, RefreshHint: hint,
+			AWS: writtenAWS(tr, s),
 		},
 	})
 	if err != nil {
@@ -137,6 +138,15 @@ func convergedSecret(tr *v1.TokenRequest, o observed, refreshAt time.Time) *secr
 	rendered.Type, rendered.Data = s.Type, s.Data
 	rendered.Annotations[secretdata.AnnotationDataHash] = s.Annotations[secretdata.AnnotationDataHash]
 	return desiredSecret(tr, o, rendered)
+}
+
+// writtenAWS reads back the AWS credentials of s when the TokenRequest's
+// token is AWS credentials; nil otherwise.
+func writtenAWS(tr *v1.TokenRequest, s *corev1.Secret) *secretdata.AWSKeys {
+	if tr.Status.TokenType != tokensource.TokenTypeAWS {
+		return nil
+	}
+	return secretdata.ReadAWS(s.Data)
 }
 
 // desiredSecret applies rendered and the owner reference to (a copy of) the
@@ -205,6 +215,9 @@ func settleIssue(tr *v1.TokenRequest, o observed, p *plan) {
 		AccessToken: tok.AccessToken, TokenType: tok.TokenType, Scopes: tok.Scopes,
 		IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt.Truncate(time.Second), RefreshHint: tok.RefreshAt.Truncate(time.Second),
 	}
+	if k := tok.AWS; k != nil {
+		t.AWS = &secretdata.AWSKeys{AccessKeyID: k.AccessKeyID, SecretAccessKey: k.SecretAccessKey, SessionToken: k.SessionToken}
+	}
 	t.RefreshAt = renewal.RefreshTime(t.IssuedAt, t.ExpiresAt, t.RefreshHint, o.policy)
 	rendered, err := secretdata.Render(secretdata.Input{TokenRequestName: tr.Name, ClientID: o.clientID, Template: tr.Spec.SecretTemplate, InputHash: o.inputHash,
 		RefreshRequest: tr.Annotations[v1.AnnotationRefreshRequestedAt], Token: t})
@@ -216,7 +229,8 @@ func settleIssue(tr *v1.TokenRequest, o observed, p *plan) {
 	p.write = desiredSecret(tr, o, rendered)
 	p.written = &t
 	newToken := o.output == nil || o.secret == nil || !o.secret.HasToken || !o.secret.IssuedAt.Equal(t.IssuedAt) ||
-		string(o.output.Data[v1.KeyAccessToken]) != tok.AccessToken
+		string(o.output.Data[v1.KeyAccessToken]) != tok.AccessToken ||
+		t.AWS != nil && string(o.output.Data[secretdata.KeyAWSAccessKeyID]) != t.AWS.AccessKeyID
 	announce(tr, o, t, newToken, &p.events)
 	p.requeueAt = t.RefreshAt
 }
