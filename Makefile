@@ -104,13 +104,15 @@ BENCH_TIMEOUT ?= 90m
 bench: ## Run the benchmarks and print their figures, with the scale table for SCALE_SIZES (SCALE_PROFILE=dir saves manager profiles).
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" SCALE_SIZES=$(SCALE_SIZES) go test -run '^$$' -bench . -benchmem -timeout $(BENCH_TIMEOUT) ./...
 
-# Packages with a Benchmark function; bench-once runs only these.
-BENCH_PACKAGES = $$(git ls-files '*_test.go' | xargs grep -l '^func Benchmark' | xargs -n1 dirname | sort -u | sed 's|^|./|')
+# Root-module packages with a Benchmark function; bench-once runs only these,
+# and each nested module's benchmarks in that module.
+BENCH_PACKAGES = $$(git ls-files '*_test.go' $(foreach m,$(NESTED_MODULES),':!$(m)') | xargs grep -l '^func Benchmark' | xargs -n1 dirname | sort -u | sed 's|^|./|')
 
 .PHONY: bench-once
 bench-once: ## Compile and run every benchmark once (-benchtime=1x), the scale benchmark at 50 TokenRequests, so none rots.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" SCALE_SIZES=50 SCALE_TOKEN_LIFETIME=40s SCALE_UNRELATED=500 \
 		go test $(GO_TEST_FLAGS) -run '^$$' -bench . -benchtime=1x -timeout 15m $(BENCH_PACKAGES)
+	for m in $(NESTED_MODULES); do (cd $$m && go test $(GO_TEST_FLAGS) -run '^$$' -bench . -benchtime=1x ./...) || exit 1; done
 
 .PHONY: lint
 lint: ## Run golangci-lint (built from the Go module proxy once, cached outside the clone).
