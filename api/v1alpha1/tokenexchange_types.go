@@ -77,13 +77,17 @@ type TokenExchange struct {
 	// AllowedResources, on an issuer, are the resources its TokenRequests
 	// may choose in spec.exchange.resource instead of resource, as
 	// patterns in which * matches any run of characters
-	// (https://*.example.com/*). Absent: none but the issuer's own
-	// resources. Only on a TokenIssuer or ClusterTokenIssuer.
+	// (https://orders.example.com/*). A pattern with * writes out its
+	// scheme and host and has * only after them, where it cannot reach
+	// another host.
+	// Absent: none but the issuer's own resources. Only on a TokenIssuer or
+	// ClusterTokenIssuer.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule=`self.all(p, !p.contains('*') || p.matches(r'^[a-zA-Z][a-zA-Z0-9+.-]*://[^*/?#@]+/.*$'))`,message="an allowedResources pattern with * writes out its scheme and host, * only after them (https://orders.example.com/*), so that it cannot match another host"
 	AllowedResources []string `json:"allowedResources,omitempty"`
 }
 

@@ -29,7 +29,7 @@ func exchangeTargetResolver() *Resolver {
 	cached := objects{
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "subject", UID: "uid-subject", Annotations: consent}},
 		&v1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "narrow", UID: "uid-narrow"}, Spec: v1.TokenIssuerSpec{
-			IssuerSpec: spec(x([]string{"billing-*", "reports"}, []string{"https://*.example.com/*"}))}},
+			IssuerSpec: spec(x([]string{"billing-*", "reports"}, []string{"https://billing.example.com/*"}))}},
 		&v1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fixed", UID: "uid-fixed"}, Spec: v1.TokenIssuerSpec{IssuerSpec: spec(x(nil, nil))}},
 		&v1.TokenIssuer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "plain", UID: "uid-plain"}, Spec: v1.TokenIssuerSpec{IssuerSpec: spec(nil)}},
 		&v1.ClusterTokenIssuer{ObjectMeta: metav1.ObjectMeta{Name: "corp", UID: "uid-corp"}, Spec: v1.ClusterTokenIssuerSpec{
@@ -67,6 +67,8 @@ func TestATokenRequestChoosesOnlyTheAudiencesItsIssuerAllows(t *testing.T) {
 		{"resources a pattern allows", "", "narrow", &v1.ExchangeTarget{Resource: []string{"https://billing.example.com/v1"}}, "orders", []string{"https://billing.example.com/v1"}, "", ""},
 		{"a resource no pattern allows", "", "narrow", &v1.ExchangeTarget{Audience: "billing-api", Resource: []string{"https://billing.example.com/v1", "https://evil.example.org/"}},
 			"", nil, v1.ReasonAudienceNotAllowed, `the resource "https://evil.example.org/"`},
+		{"another host behind an allowed host's name", "", "narrow", &v1.ExchangeTarget{Resource: []string{"https://evil.example.org/billing.example.com/"}},
+			"", nil, v1.ReasonAudienceNotAllowed, `"https://evil.example.org/billing.example.com/"`},
 		{"a fixed issuer's own audience named", "", "fixed", &v1.ExchangeTarget{Audience: "orders"}, "orders", own, "", ""},
 		{"a fixed issuer's own resources narrowed", "", "fixed", &v1.ExchangeTarget{Resource: []string{"https://orders.example.com/v2"}}, "orders", []string{"https://orders.example.com/v2"}, "", ""},
 		{"any other audience of a fixed issuer", "", "fixed", &v1.ExchangeTarget{Audience: "billing-api"}, "", nil, v1.ReasonAudienceNotAllowed, `leave spec.exchange.audience out for its own ("orders")`},
