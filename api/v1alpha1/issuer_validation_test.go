@@ -79,6 +79,23 @@ func TestIssuersAreValidatedAtAdmission(t *testing.T) {
 			s.Authority, s.TokenURL, s.TokenExchange = "", "https://idp.example.com/token", exchange()
 			s.TokenExchange.RequestedTokenType = "access token"
 		}, "requestedTokenType must be a token type URI"},
+		{"a token exchange allowing audiences and resources", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
+			s.Authority, s.TokenURL, s.TokenExchange = "", "https://idp.example.com/token", exchange()
+			s.TokenExchange.AllowedAudiences = []string{"orders", "billing-*"}
+			s.TokenExchange.AllowedResources = []string{"https://orders.example.com/*", "https://billing.example.com:8443/v1/*", "urn:example:orders"}
+		}, ""},
+		{"an allowed resource pattern with * in the host", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
+			s.Authority, s.TokenURL, s.TokenExchange = "", "https://idp.example.com/token", exchange()
+			s.TokenExchange.AllowedResources = []string{"https://orders.example.com/*", "https://*.example.com/*"}
+		}, "allowedResources pattern with * writes out its scheme and host"},
+		{"an allowed resource pattern running on from the host", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
+			s.Authority, s.TokenURL, s.TokenExchange = "", "https://idp.example.com/token", exchange()
+			s.TokenExchange.AllowedResources = []string{"https://orders.example.com*"}
+		}, "allowedResources pattern with * writes out its scheme and host"},
+		{"an empty allowed audience pattern", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
+			s.Authority, s.TokenURL, s.TokenExchange = "", "https://idp.example.com/token", exchange()
+			s.TokenExchange.AllowedAudiences = []string{""}
+		}, "allowedAudiences[0]"},
 		{"a relative resource", func(s *v1.IssuerSpec, _ *v1.ClusterTokenIssuerSpec) {
 			s.Authority, s.TokenURL, s.TokenExchange = "", "https://idp.example.com/token", exchange()
 			s.TokenExchange.Resource = []string{"orders"}

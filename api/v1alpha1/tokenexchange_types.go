@@ -60,6 +60,61 @@ type TokenExchange struct {
 	// +kubebuilder:validation:items:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="self.all(r, isURL(r) && url(r).getScheme() != '')",message="each resource must be an absolute URI"
 	Resource []string `json:"resource,omitempty"`
+
+	// AllowedAudiences, on an issuer, are the audiences its TokenRequests
+	// may choose in spec.exchange.audience instead of audience, as
+	// patterns in which * matches any run of characters (orders-*,
+	// api://*). A TokenRequest naming any other audience is refused without
+	// a token call. Absent: none but the issuer's own audience. Only on a
+	// TokenIssuer or ClusterTokenIssuer.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=1024
+	AllowedAudiences []string `json:"allowedAudiences,omitempty"`
+
+	// AllowedResources, on an issuer, are the resources its TokenRequests
+	// may choose in spec.exchange.resource instead of resource, as
+	// patterns in which * matches any run of characters
+	// (https://orders.example.com/*). A pattern with * writes out its
+	// scheme and host and has * only after them, where it cannot reach
+	// another host.
+	// Absent: none but the issuer's own resources. Only on a TokenIssuer or
+	// ClusterTokenIssuer.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule=`self.all(p, !p.contains('*') || p.matches(r'^[a-zA-Z][a-zA-Z0-9+.-]*://[^*/?#@]+/.*$'))`,message="an allowedResources pattern with * writes out its scheme and host, * only after them (https://orders.example.com/*), so that it cannot match another host"
+	AllowedResources []string `json:"allowedResources,omitempty"`
+}
+
+// ExchangeTarget is what a TokenRequest chooses of its issuer's token
+// exchange: the audience and the resources, each among those the issuer
+// allows.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.audience) || has(self.resource)",message="set audience, resource or both"
+type ExchangeTarget struct {
+	// Audience replaces the issuer's tokenExchange.audience (RFC 8693
+	// audience). It is the issuer's own audience or matches one of its
+	// tokenExchange.allowedAudiences.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Audience string `json:"audience,omitempty"`
+
+	// Resource replaces the issuer's tokenExchange.resource (RFC 8693
+	// resource, absolute URIs). Each is one of the issuer's own resources or
+	// matches one of its tokenExchange.allowedResources.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.all(r, isURL(r) && url(r).getScheme() != '')",message="each resource must be an absolute URI"
+	Resource []string `json:"resource,omitempty"`
 }
 
 // ExchangeActor is where the actor token comes from.

@@ -68,8 +68,9 @@ type IssuerSpec struct {
 	AllowedScopes []string `json:"allowedScopes,omitempty"`
 
 	// TokenExchange gets tokens by RFC 8693 token exchange instead of client
-	// credentials; the issuer fixes the subject, audience and resources.
-	// Only with issuerURL or tokenURL.
+	// credentials. The issuer fixes the subject; its audience and resources
+	// apply unless a TokenRequest chooses others in spec.exchange, within
+	// allowedAudiences and allowedResources. Only with issuerURL or tokenURL.
 	// +optional
 	TokenExchange *TokenExchange `json:"tokenExchange,omitempty"`
 

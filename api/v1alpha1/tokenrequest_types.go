@@ -20,6 +20,8 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.azureRegion) || has(self.authority)",message="azureRegion applies only with authority (Microsoft Entra ID)"
 // +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !has(self.authority)",message="tokenExchange applies only with issuerURL or tokenURL"
 // +kubebuilder:validation:XValidation:rule="!has(self.issuerRef) || !has(self.tokenExchange)",message="with issuerRef, leave out tokenExchange: the issuer provides it"
+// +kubebuilder:validation:XValidation:rule="!has(self.exchange) || has(self.issuerRef)",message="exchange applies only with issuerRef: without an issuer, set tokenExchange.audience and tokenExchange.resource"
+// +kubebuilder:validation:XValidation:rule="!has(self.tokenExchange) || !(has(self.tokenExchange.allowedAudiences) || has(self.tokenExchange.allowedResources))",message="tokenExchange.allowedAudiences and allowedResources apply only on an issuer: a TokenRequest sets tokenExchange.audience and resource itself"
 type TokenRequestSpec struct {
 	// IssuerRef names a TokenIssuer of this namespace or a ClusterTokenIssuer
 	// that provides the issuer, client and credential. With issuerRef,
@@ -98,6 +100,13 @@ type TokenRequestSpec struct {
 	// with issuerURL or tokenURL; not with issuerRef.
 	// +optional
 	TokenExchange *TokenExchange `json:"tokenExchange,omitempty"`
+
+	// Exchange chooses the audience and resources of the token exchange of
+	// the issuer issuerRef names, among those its tokenExchange allows
+	// (allowedAudiences, allowedResources); left out, the issuer's own
+	// apply. Only with issuerRef.
+	// +optional
+	Exchange *ExchangeTarget `json:"exchange,omitempty"`
 
 	// AWS gets temporary AWS credentials from STS AssumeRoleWithWebIdentity
 	// with a token of credential.serviceAccount, instead of an OAuth2 token.

@@ -76,6 +76,15 @@ func TestValidObjectsAreAccepted(t *testing.T) {
 			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange, tr.Spec.Credential = "", "https://idp.example.com/oauth2/token", exchange(), nil
 			tr.Spec.TokenExchange.ClientAuthentication = v1.ExchangeClientAuthNone
 		},
+		"an issuerRef choosing its exchange's audience and resources": func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Credential = "", "", nil
+			tr.Spec.IssuerRef = &v1.IssuerReference{Kind: v1.KindClusterTokenIssuer, Name: "corp"}
+			tr.Spec.Exchange = &v1.ExchangeTarget{Audience: "billing-api", Resource: []string{"https://billing.example.com/"}}
+		},
+		"an issuerRef choosing its exchange's audience only": func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Credential = "", "", nil
+			tr.Spec.IssuerRef, tr.Spec.Exchange = &v1.IssuerReference{Name: "team"}, &v1.ExchangeTarget{Audience: "billing-api"}
+		},
 		"an AWS role with a service account": func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Scopes, tr.Spec.AWS = "", "", nil, awsTarget()
 			tr.Spec.Credential = &v1.Credential{ServiceAccount: &v1.ServiceAccountCredential{Name: "app-sa", Audience: "sts.amazonaws.com"}}
@@ -178,6 +187,26 @@ func TestInvalidObjectsAreRefusedWithTheirMessage(t *testing.T) {
 			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Credential = "", "", nil
 			tr.Spec.IssuerRef, tr.Spec.TokenExchange = &v1.IssuerReference{Name: "team"}, exchange()
 		}, "with issuerRef, leave out tokenExchange"},
+		{"an exchange audience without an issuerRef", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
+			tr.Spec.Exchange = &v1.ExchangeTarget{Audience: "billing-api"}
+		}, "exchange applies only with issuerRef"},
+		{"an empty exchange choice", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Credential = "", "", nil
+			tr.Spec.IssuerRef, tr.Spec.Exchange = &v1.IssuerReference{Name: "team"}, &v1.ExchangeTarget{}
+		}, "set audience, resource or both"},
+		{"a relative exchange resource", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.ClientID, tr.Spec.Credential = "", "", nil
+			tr.Spec.IssuerRef, tr.Spec.Exchange = &v1.IssuerReference{Name: "team"}, &v1.ExchangeTarget{Resource: []string{"billing"}}
+		}, "each resource must be an absolute URI"},
+		{"a TokenRequest's own allowed audiences", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
+			tr.Spec.TokenExchange.AllowedAudiences = []string{"*"}
+		}, "tokenExchange.allowedAudiences and allowedResources apply only on an issuer"},
+		{"a TokenRequest's own allowed resources", func(tr *v1.TokenRequest) {
+			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
+			tr.Spec.TokenExchange.AllowedResources = []string{"https://*"}
+		}, "tokenExchange.allowedAudiences and allowedResources apply only on an issuer"},
 		{"a token exchange without client authentication but with a credential", func(tr *v1.TokenRequest) {
 			tr.Spec.Authority, tr.Spec.TokenURL, tr.Spec.TokenExchange = "", "https://idp.example.com/oauth2/token", exchange()
 			tr.Spec.TokenExchange.ClientAuthentication = v1.ExchangeClientAuthNone

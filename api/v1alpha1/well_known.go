@@ -105,6 +105,9 @@ const (
 	ReasonIssuerNotAllowed = "IssuerNotAllowed"
 	// ReasonScopeNotAllowed: a requested scope matches none of the issuer's allowedScopes.
 	ReasonScopeNotAllowed = "ScopeNotAllowed"
+	// ReasonAudienceNotAllowed: a TokenRequest's spec.exchange names an
+	// audience or resource its issuer's token exchange does not allow.
+	ReasonAudienceNotAllowed = "AudienceNotAllowed"
 	// ReasonIssuerNotReady: the issuer's configuration or credential cannot be used.
 	ReasonIssuerNotReady = "IssuerNotReady"
 	// ReasonIssuerChecked: an issuer's configuration and credential are valid (issuer Ready).

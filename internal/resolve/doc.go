@@ -1,10 +1,11 @@
 // Package resolve turns a TokenRequest into the token request to make
 // (tokensource.Request), or a *Refusal carrying its condition reason and
-// message: IssuerNotFound, IssuerNotAllowed, ScopeNotAllowed,
+// message: IssuerNotFound, IssuerNotAllowed, ScopeNotAllowed, AudienceNotAllowed,
 // CredentialNotFound, CredentialNotAllowed,
 // ServiceAccountCredentialsDisabled, PermissionDenied, InvalidSpec,
 // InvalidCredential, IssuerNotReady. It owns issuer lookup,
-// allowedNamespaces and allowedScopes, credential loading with its
+// allowedNamespaces, allowedScopes and a token exchange's allowedAudiences and
+// allowedResources, credential loading with its
 // parsed-credential cache, consent (the allowed-issuers annotation), the
 // reserved-for annotation and the audiences of service account tokens. It
 // reads through the small interfaces in reader.go, so it runs without a

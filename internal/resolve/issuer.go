@@ -61,7 +61,48 @@ func (r *Resolver) resolve(ctx context.Context, tr *v1.TokenRequest) (Source, er
 		}
 		return from, &Refusal{Reason: v1.ReasonScopeNotAllowed, Message: msg}
 	}
+	return withExchangeTarget(from, tr.Spec.Exchange)
+}
+
+// withExchangeTarget puts a TokenRequest's choice of audience and
+// resources in its issuer's token exchange. Each is the issuer's own or
+// matches its allowedAudiences / allowedResources, so a namespace cannot
+// steer the issuer's subject to a target the issuer's owner did not allow.
+func withExchangeTarget(from Source, t *v1.ExchangeTarget) (Source, error) {
+	if t == nil {
+		return from, nil
+	}
+	x := from.spec.TokenExchange
+	if x == nil {
+		return from, &Refusal{Reason: v1.ReasonInvalidSpec, Message: fmt.Sprintf("spec.exchange: %s does not use token exchange; leave spec.exchange out", from.label)}
+	}
+	if a := t.Audience; a != "" && a != x.Audience && !matchesAny(x.AllowedAudiences, a) {
+		own := "it sends none"
+		if x.Audience != "" {
+			own = fmt.Sprintf("%q", x.Audience)
+		}
+		return from, &Refusal{Reason: v1.ReasonAudienceNotAllowed, Message: fmt.Sprintf(
+			"%s does not allow the audience %q: name one its tokenExchange.allowedAudiences match, or leave spec.exchange.audience out for its own (%s)", from.label, a, own)}
+	}
+	for _, res := range t.Resource {
+		if !slices.Contains(x.Resource, res) && !matchesAny(x.AllowedResources, res) {
+			return from, &Refusal{Reason: v1.ReasonAudienceNotAllowed, Message: fmt.Sprintf(
+				"%s does not allow the resource %q: name ones its tokenExchange.allowedResources match, or leave spec.exchange.resource out for its own", from.label, res)}
+		}
+	}
+	x = x.DeepCopy()
+	if t.Audience != "" {
+		x.Audience = t.Audience
+	}
+	if len(t.Resource) > 0 {
+		x.Resource = t.Resource
+	}
+	from.spec.TokenExchange = x
 	return from, nil
+}
+
+func matchesAny(patterns []string, s string) bool {
+	return slices.ContainsFunc(patterns, func(p string) bool { return globMatch(p, s) })
 }
 
 func (r *Resolver) clusterIssuer(ctx context.Context, tr *v1.TokenRequest, name string) (Source, error) {
@@ -140,7 +181,7 @@ func firstScopeNotAllowed(patterns, scopes []string) (string, bool) {
 		return "", false
 	}
 	for _, s := range scopes {
-		if !slices.ContainsFunc(patterns, func(p string) bool { return globMatch(p, s) }) {
+		if !matchesAny(patterns, s) {
 			return s, false
 		}
 	}

@@ -60,6 +60,7 @@ func TestHostileNamespacesCannotStallReadOrBloatTheOperator(t *testing.T) {
 			regexp.MustCompile(`Kubernetes API server accepts|empty service account token audience`), 20 * time.Second},
 		{"AWS STS endpoints of a namespace's own are capped, timed out, scrubbed, and consented to", awsEndpoints, []string{v1.ReasonTokenServiceUnavailable, v1.ReasonTokenCallsBusy, v1.ReasonTokenServiceRejected, v1.ReasonCredentialNotAllowed}, regexp.MustCompile(`no answer within|token calls have been under way|larger than|token service answered 400|does not allow`), 40 * time.Second},
 		{"token exchange sends no service account token without its consent or for the API server", exchangeSubjects, []string{v1.ReasonCredentialNotAllowed}, regexp.MustCompile(`ServiceAccount "honest" does not allow|Kubernetes API server accepts`), 20 * time.Second},
+		{"a namespace cannot widen a cluster issuer's exchange audiences or resources", widenedAudiences, []string{v1.ReasonAudienceNotAllowed}, regexp.MustCompile(`does not allow the (audience|resource)`), 20 * time.Second},
 		{"google targets leak no echoed token, follow no redirect and call no IAM host without consent", googleTargets, googleReasons, regexp.MustCompile(`\[redacted\]|redirect|does not allow`), googleWait},
 	}
 	for _, step := range steps {

@@ -99,7 +99,8 @@ func startZitadelOP(ctx context.Context, apiServer *rest.Config) (stop func(), e
 		return nil, fmt.Errorf("no zitadelop binary: %w", err)
 	}
 	clients := []zitadelop.Client{{ID: zRefusedClient, Secret: zRightSecret, AuthMethod: "client_secret_basic", Scopes: []string{"read"}},
-		{ID: zExchanger, Secret: zRightSecret, AuthMethod: "client_secret_basic", Scopes: []string{"read"}, Audiences: []string{zAllowedAudience}}}
+		{ID: zExchanger, Secret: zRightSecret, AuthMethod: "client_secret_basic", Scopes: []string{"read"}, Audiences: []string{zAllowedAudience}},
+		{ID: zAudienceExchanger, Secret: zRightSecret, AuthMethod: "client_secret_basic", Scopes: []string{"read"}}}
 	subjects, err := apiServerSubjectIssuer(ctx, apiServer)
 	if err != nil {
 		return nil, err

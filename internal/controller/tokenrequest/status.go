@@ -107,7 +107,7 @@ func markKept(tr *v1.TokenRequest, o observed, refreshAt time.Time) {
 func stalls(reason string) bool {
 	switch reason {
 	case v1.ReasonTokenServiceRejected, v1.ReasonInvalidSpec, v1.ReasonInvalidTemplate, v1.ReasonInvalidCredential,
-		v1.ReasonCredentialNotAllowed, v1.ReasonSecretConflict, v1.ReasonIssuerNotAllowed, v1.ReasonScopeNotAllowed, v1.ReasonIssuerNotReady,
+		v1.ReasonCredentialNotAllowed, v1.ReasonSecretConflict, v1.ReasonIssuerNotAllowed, v1.ReasonScopeNotAllowed, v1.ReasonAudienceNotAllowed, v1.ReasonIssuerNotReady,
 		v1.ReasonTokenTooLarge, v1.ReasonServiceAccountCredentialsDisabled, v1.ReasonRolloutRestartsDisabled, v1.ReasonPermissionDenied:
 		return true
 	}
