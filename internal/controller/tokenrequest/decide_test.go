@@ -38,6 +38,12 @@ func TestDecide(t *testing.T) {
 		{"an expired token is issued again", func(o *observed) { o.now = issued.Add(time.Hour) }, actIssue, false},
 		{"changed inputs mint at once", func(o *observed) { o.inputHash = "other" }, actIssue, false},
 		{"two thirds into the lifetime a newer token is due", func(o *observed) { o.now = issued.Add(41 * time.Minute) }, actIssue, true},
+		{"a token expiring with the TokenRequest it was exchanged for is not due before it expires", func(o *observed) {
+			o.now, o.subjectExpires = issued.Add(59*time.Minute), issued.Add(time.Hour)
+		}, actKeep, false},
+		{"an exchanged token expiring before its subject is due two thirds into its lifetime", func(o *observed) {
+			o.now, o.subjectExpires = issued.Add(41*time.Minute), issued.Add(2*time.Hour)
+		}, actIssue, true},
 		{"renewBefore 45m makes a 20-minute-old hour token due", func(o *observed) {
 			d := 45 * time.Minute
 			o.policy.RenewBefore = &d

@@ -218,7 +218,7 @@ func settleIssue(tr *v1.TokenRequest, o observed, p *plan) {
 	if k := tok.AWS; k != nil {
 		t.AWS = &secretdata.AWSKeys{AccessKeyID: k.AccessKeyID, SecretAccessKey: k.SecretAccessKey, SessionToken: k.SessionToken}
 	}
-	t.RefreshAt = renewal.RefreshTime(t.IssuedAt, t.ExpiresAt, t.RefreshHint, o.policy)
+	t.RefreshAt = refreshTime(o, t.IssuedAt, t.ExpiresAt, t.RefreshHint)
 	rendered, err := secretdata.Render(secretdata.Input{TokenRequestName: tr.Name, ClientID: o.clientID, Template: tr.Spec.SecretTemplate, InputHash: o.inputHash,
 		RefreshRequest: tr.Annotations[v1.AnnotationRefreshRequestedAt], Token: t})
 	if err != nil {

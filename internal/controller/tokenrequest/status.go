@@ -97,6 +97,9 @@ func markKept(tr *v1.TokenRequest, o observed, refreshAt time.Time) {
 		reason = c.Reason
 	}
 	msg := fmt.Sprintf("token valid until %s, refresh at %s", formatTime(s.ExpiresAt), formatTime(refreshAt))
+	if !o.subjectExpires.IsZero() && refreshAt.Equal(s.ExpiresAt) {
+		msg = fmt.Sprintf("token valid until %s, when its subject's expires; exchanged again when the subject TokenRequest writes a new token", formatTime(s.ExpiresAt))
+	}
 	setCondition(tr, v1.ConditionReady, metav1.ConditionTrue, reason, msg)
 	markSettled(tr)
 }
