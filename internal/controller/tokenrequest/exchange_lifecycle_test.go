@@ -502,6 +502,19 @@ func TestAnExchangeKeepsItsTokenWhileItsSubjectsServiceIsDown(t *testing.T) {
 	sts.InjectFaults(faults...)
 	_, subjectExp := written(t, ns, "login")
 	before := len(x.exchanges())
+	first, _ := written(t, ns, "exchanged")
+
+	// A pass of the exchange while its subject is failing keeps everything.
+	kube.Eventually(t, 30*time.Second, "the subject's refresh to fail", func() bool {
+		return k8s.GetTR(t, ns, "login").Status.LastFailureReason == v1.ReasonTokenServiceUnavailable
+	})
+	tr := k8s.SeeReconcile(t, ns, "exchanged")
+	if c := kube.Condition(tr, v1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+		t.Fatalf("Ready is %s while the subject is failing and the exchanged token is valid", kube.Describe(c))
+	}
+	if tok, _ := neverExpired(t, ns, "exchanged"); tok != first {
+		t.Fatal("the exchanged token changed while its subject was failing")
+	}
 
 	var exp time.Time
 	kube.Eventually(t, 45*time.Second, "the exchanged token to be reported Expired", func() bool {
@@ -522,7 +535,7 @@ func TestAnExchangeKeepsItsTokenWhileItsSubjectsServiceIsDown(t *testing.T) {
 	if late := time.Since(exp); late > 3*time.Second {
 		t.Errorf("Expired %s after the exchanged token expired", late)
 	}
-	tr := k8s.GetTR(t, ns, "exchanged")
+	tr = k8s.GetTR(t, ns, "exchanged")
 	if c := kube.Condition(tr, v1.ConditionReady); !contains(c.Message, "login") {
 		t.Errorf("the Expired message does not name the subject: %s", c.Message)
 	}
