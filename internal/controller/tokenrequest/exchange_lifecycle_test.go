@@ -337,7 +337,10 @@ func TestAnExchangedTokenFollowsItsShortLivedSubjectTokenRequest(t *testing.T) {
 	k8s.MustCreate(t, entraRequest(ns, "login", clientID, "cred"))
 	k8s.MustCreate(t, exchangeRequest(ns, "exchanged", x, "login"))
 	k8s.WaitReady(t, ns, "login")
-	k8s.WaitReady(t, ns, "exchanged")
+	ready := kube.Condition(k8s.WaitReady(t, ns, "exchanged"), v1.ConditionReady)
+	if !contains(ready.Message, "exchanged again when the subject TokenRequest writes a new token") {
+		t.Errorf("Ready does not say the token follows its subject: %s", ready.Message)
+	}
 	subject, subjectExp := written(t, ns, "login")
 	first, exp := written(t, ns, "exchanged")
 	if !exp.Equal(subjectExp) {

@@ -246,7 +246,7 @@ func announce(tr *v1.TokenRequest, o observed, t secretdata.Token, newToken bool
 	if !newToken {
 		reason = readyReasonOr(tr, v1.ReasonIssued)
 	}
-	markIssued(tr, t, o.secretName, reason)
+	markIssued(tr, o, t, reason)
 	if newToken {
 		addEvent(ev, corev1.EventTypeNormal, reason, fmt.Sprintf("wrote a new token into Secret %q, valid until %s%s", o.secretName, formatTime(t.ExpiresAt), o.from.Via()))
 		// Owed until done, and recorded so that an operator restart never repeats them.
