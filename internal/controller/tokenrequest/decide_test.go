@@ -157,6 +157,24 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+// A token following its subject is looked at every subjectRecheck, in
+// case the watch on the subject's Secret missed its refresh.
+func TestAnExchangedTokenFollowingItsSubjectIsRecheckedEveryMinute(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	exp := now.Add(40 * time.Minute)
+	o := observed{now: now, tr: &v1.TokenRequest{}, inputHash: "in", attemptHash: "attempt", credentialOK: true,
+		secret: &secretdata.State{HasToken: true, Intact: true, IssuedAt: now.Add(-20 * time.Minute), ExpiresAt: exp,
+			InputHash: "in", TemplateHash: secretdata.TemplateHash(nil)},
+		subjectExpires: exp, policy: renewal.Policy{MinRemaining: 2 * time.Minute, MinInterval: 30 * time.Second}}
+	p := decide(o)
+	if p.action != actKeep || !p.refreshAt.Equal(exp) || !p.requeueAt.Equal(now.Add(subjectRecheck)) {
+		t.Fatalf("action %s, refresh at %v, requeue at %v", p.action, p.refreshAt, p.requeueAt)
+	}
+	if p.status.RefreshAt == nil || !p.status.RefreshAt.Time.Equal(exp) {
+		t.Errorf("status.refreshAt %v", p.status.RefreshAt)
+	}
+}
+
 func TestHealthOf(t *testing.T) {
 	now := time.Now()
 	st := &secretdata.State{HasToken: true, ExpiresAt: now.Add(time.Minute), InputHash: "a"}

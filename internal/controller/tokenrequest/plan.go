@@ -93,6 +93,10 @@ func settleCredentialError(tr *v1.TokenRequest, o observed, ev *[]pendingEvent) 
 // it, and the Secret's metadata with the spec.
 func settleKeep(tr *v1.TokenRequest, o observed, p *plan) {
 	p.requeueAt = earliest(p.refreshAt, p.forcedAt)
+	if !o.subjectExpires.IsZero() && p.refreshAt.Equal(o.secret.ExpiresAt) {
+		// Refreshed when its subject is: this backs up the watch on the subject's Secret.
+		p.requeueAt = earliest(p.requeueAt, o.now.Add(subjectRecheck))
+	}
 	if failedWithSameInputs(tr, o) {
 		// Nothing new to write, but the failure stands until a call succeeds.
 		markProblem(tr, o, problemReasonOr(tr, v1.ReasonRefreshFailed), problemMessage(tr))
