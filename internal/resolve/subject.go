@@ -47,8 +47,9 @@ func (r *Resolver) loadSubjectTokenRequest(ctx context.Context, from Source) (*t
 	return &tokensource.Exchange{
 		RequestedTokenType: x.RequestedTokenType, Audience: x.Audience, Resources: x.Resource,
 		Subject: tokensource.SubjectToken{
-			ID:   strings.Join([]string{"TokenRequest", ns, name, string(subject.UID), version}, "/"),
-			Type: orDefault(x.SubjectTokenType, tokensource.TokenTypeAccessToken),
+			ID:      strings.Join([]string{"TokenRequest", ns, name, string(subject.UID), version}, "/"),
+			Type:    orDefault(x.SubjectTokenType, tokensource.TokenTypeAccessToken),
+			Expires: expires,
 			Provide: func(context.Context) (string, time.Time, error) {
 				return token, expires, nil
 			},

@@ -51,6 +51,9 @@ type SubjectToken struct {
 	Type string
 	// Provide returns a subject token and when it expires (zero: unknown).
 	Provide func(ctx context.Context) (token string, expires time.Time, err error)
+	// Expires is the subject token's expiry when it is known before the
+	// call (another TokenRequest's token); zero for one minted per call.
+	Expires time.Time
 }
 
 // tokenExchangeGrant is RFC 8693 token exchange at TokenURL or at the token

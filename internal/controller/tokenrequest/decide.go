@@ -42,6 +42,9 @@ type observed struct {
 	former *corev1.Secret
 	// credErr says why the credential cannot be used (credentialOK false).
 	credErr *resolve.Refusal
+	// subjectExpires is when a token exchange's subject expires, when that
+	// is known before the call (another TokenRequest's token); zero otherwise.
+	subjectExpires time.Time
 	// fetched is the token call's outcome, once a plan asked for it.
 	fetched *fetched
 	// retryNotBefore is a Retry-After the token service asked for, remembered in memory.
@@ -142,7 +145,7 @@ func dueReason(o observed) plan {
 	if !s.Intact || disagreesWithStatus(o.tr.Status, s) {
 		return plan{action: actIssue, why: "the Secret's data or times were changed by hand"}
 	}
-	refreshAt := renewal.RefreshTime(s.IssuedAt, s.ExpiresAt, s.RefreshHint, o.policy)
+	refreshAt := refreshTime(o, s.IssuedAt, s.ExpiresAt, s.RefreshHint)
 	if !o.now.Before(refreshAt) {
 		return plan{action: actIssue, why: "the refresh time has come", newer: true}
 	}
@@ -150,6 +153,18 @@ func dueReason(o observed) plan {
 		return plan{action: actIssue, why: "the secret template changed"}
 	}
 	return plan{action: actKeep, refreshAt: refreshAt}
+}
+
+// refreshTime is when a token is due. One exchanged for another
+// TokenRequest's token and expiring with it is not due before it expires:
+// exchanging the same subject again gives a token expiring no later (ever
+// shorter ones, in a loop, while the subject cannot be refreshed), and a
+// new subject token changes the inputs, which exchanges it at once.
+func refreshTime(o observed, issued, expires, hint time.Time) time.Time {
+	if !o.subjectExpires.IsZero() && !expires.Before(o.subjectExpires) {
+		return expires
+	}
+	return renewal.RefreshTime(issued, expires, hint, o.policy)
 }
 
 // sameInputs: the Secret's token came from the current issuer, client,

@@ -38,6 +38,12 @@ func TestDecide(t *testing.T) {
 		{"an expired token is issued again", func(o *observed) { o.now = issued.Add(time.Hour) }, actIssue, false},
 		{"changed inputs mint at once", func(o *observed) { o.inputHash = "other" }, actIssue, false},
 		{"two thirds into the lifetime a newer token is due", func(o *observed) { o.now = issued.Add(41 * time.Minute) }, actIssue, true},
+		{"a token expiring with the TokenRequest it was exchanged for is not due before it expires", func(o *observed) {
+			o.now, o.subjectExpires = issued.Add(59*time.Minute), issued.Add(time.Hour)
+		}, actKeep, false},
+		{"an exchanged token expiring before its subject is due two thirds into its lifetime", func(o *observed) {
+			o.now, o.subjectExpires = issued.Add(41*time.Minute), issued.Add(2*time.Hour)
+		}, actIssue, true},
 		{"renewBefore 45m makes a 20-minute-old hour token due", func(o *observed) {
 			d := 45 * time.Minute
 			o.policy.RenewBefore = &d
@@ -148,6 +154,24 @@ func TestDecide(t *testing.T) {
 				t.Errorf("kept with a refresh time %v not after now", p.refreshAt)
 			}
 		})
+	}
+}
+
+// A token following its subject is looked at every subjectRecheck, in
+// case the watch on the subject's Secret missed its refresh.
+func TestAnExchangedTokenFollowingItsSubjectIsRecheckedEveryMinute(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	exp := now.Add(40 * time.Minute)
+	o := observed{now: now, tr: &v1.TokenRequest{}, inputHash: "in", attemptHash: "attempt", credentialOK: true,
+		secret: &secretdata.State{HasToken: true, Intact: true, IssuedAt: now.Add(-20 * time.Minute), ExpiresAt: exp,
+			InputHash: "in", TemplateHash: secretdata.TemplateHash(nil)},
+		subjectExpires: exp, policy: renewal.Policy{MinRemaining: 2 * time.Minute, MinInterval: 30 * time.Second}}
+	p := decide(o)
+	if p.action != actKeep || !p.refreshAt.Equal(exp) || !p.requeueAt.Equal(now.Add(subjectRecheck)) {
+		t.Fatalf("action %s, refresh at %v, requeue at %v", p.action, p.refreshAt, p.requeueAt)
+	}
+	if p.status.RefreshAt == nil || !p.status.RefreshAt.Time.Equal(exp) {
+		t.Errorf("status.refreshAt %v", p.status.RefreshAt)
 	}
 }
 

@@ -93,6 +93,10 @@ func settleCredentialError(tr *v1.TokenRequest, o observed, ev *[]pendingEvent) 
 // it, and the Secret's metadata with the spec.
 func settleKeep(tr *v1.TokenRequest, o observed, p *plan) {
 	p.requeueAt = earliest(p.refreshAt, p.forcedAt)
+	if !o.subjectExpires.IsZero() && p.refreshAt.Equal(o.secret.ExpiresAt) {
+		// Refreshed when its subject is: this backs up the watch on the subject's Secret.
+		p.requeueAt = earliest(p.requeueAt, o.now.Add(subjectRecheck))
+	}
 	if failedWithSameInputs(tr, o) {
 		// Nothing new to write, but the failure stands until a call succeeds.
 		markProblem(tr, o, problemReasonOr(tr, v1.ReasonRefreshFailed), problemMessage(tr))
@@ -218,7 +222,7 @@ func settleIssue(tr *v1.TokenRequest, o observed, p *plan) {
 	if k := tok.AWS; k != nil {
 		t.AWS = &secretdata.AWSKeys{AccessKeyID: k.AccessKeyID, SecretAccessKey: k.SecretAccessKey, SessionToken: k.SessionToken}
 	}
-	t.RefreshAt = renewal.RefreshTime(t.IssuedAt, t.ExpiresAt, t.RefreshHint, o.policy)
+	t.RefreshAt = refreshTime(o, t.IssuedAt, t.ExpiresAt, t.RefreshHint)
 	rendered, err := secretdata.Render(secretdata.Input{TokenRequestName: tr.Name, ClientID: o.clientID, Template: tr.Spec.SecretTemplate, InputHash: o.inputHash,
 		RefreshRequest: tr.Annotations[v1.AnnotationRefreshRequestedAt], Token: t})
 	if err != nil {
@@ -246,7 +250,7 @@ func announce(tr *v1.TokenRequest, o observed, t secretdata.Token, newToken bool
 	if !newToken {
 		reason = readyReasonOr(tr, v1.ReasonIssued)
 	}
-	markIssued(tr, t, o.secretName, reason)
+	markIssued(tr, o, t, reason)
 	if newToken {
 		addEvent(ev, corev1.EventTypeNormal, reason, fmt.Sprintf("wrote a new token into Secret %q, valid until %s%s", o.secretName, formatTime(t.ExpiresAt), o.from.Via()))
 		// Owed until done, and recorded so that an operator restart never repeats them.

@@ -238,6 +238,9 @@ func (r *Reconciler) gather(ctx context.Context, tr *v1.TokenRequest) (observed,
 			attempt += "|" + credVersion // a rotated issuer credential retries a failure at once
 		}
 		o.attemptHash = hashAttempt(attempt, treq.AllowedHosts)
+		if treq.Exchange != nil {
+			o.subjectExpires = treq.Exchange.Subject.Expires
+		}
 	}
 	return o, treq, nil
 }

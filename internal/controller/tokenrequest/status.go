@@ -51,9 +51,9 @@ func metaTime(t time.Time) *metav1.Time {
 }
 
 // markIssued records a token just written.
-func markIssued(tr *v1.TokenRequest, tok secretdata.Token, secretName, reason string) {
+func markIssued(tr *v1.TokenRequest, o observed, tok secretdata.Token, reason string) {
 	st := &tr.Status
-	st.SecretName = secretName
+	st.SecretName = o.secretName
 	st.TokenType = tok.TokenType
 	st.Scopes = tok.Scopes
 	st.ExpiresAt = metaTime(tok.ExpiresAt)
@@ -61,9 +61,16 @@ func markIssued(tr *v1.TokenRequest, tok secretdata.Token, secretName, reason st
 	st.LastRefreshTime = metaTime(tok.IssuedAt)
 	st.NextForcedRefreshTime = nil // the request, if any, is recorded in the Secret
 	clearFailure(tr)
-	msg := fmt.Sprintf("token valid until %s, refresh at %s", formatTime(tok.ExpiresAt), formatTime(tok.RefreshAt))
-	setCondition(tr, v1.ConditionReady, metav1.ConditionTrue, reason, msg)
+	setCondition(tr, v1.ConditionReady, metav1.ConditionTrue, reason, validMessage(o, tok.ExpiresAt, tok.RefreshAt))
 	markSettled(tr)
+}
+
+// validMessage is Ready's message for a valid token.
+func validMessage(o observed, expires, refreshAt time.Time) string {
+	if !o.subjectExpires.IsZero() && refreshAt.Equal(expires) {
+		return fmt.Sprintf("token valid until %s, when its subject's expires; exchanged again when the subject TokenRequest writes a new token", formatTime(expires))
+	}
+	return fmt.Sprintf("token valid until %s, refresh at %s", formatTime(expires), formatTime(refreshAt))
 }
 
 // markSettled says nothing is on its way and nothing needs a person.
@@ -96,7 +103,7 @@ func markKept(tr *v1.TokenRequest, o observed, refreshAt time.Time) {
 	if c := meta.FindStatusCondition(st.Conditions, v1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue {
 		reason = c.Reason
 	}
-	msg := fmt.Sprintf("token valid until %s, refresh at %s", formatTime(s.ExpiresAt), formatTime(refreshAt))
+	msg := validMessage(o, s.ExpiresAt, refreshAt)
 	setCondition(tr, v1.ConditionReady, metav1.ConditionTrue, reason, msg)
 	markSettled(tr)
 }
