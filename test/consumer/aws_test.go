@@ -101,18 +101,7 @@ func main() {
 // with the secret key it issued, following swaps of ..data while it runs.
 // It needs the Go module proxy (or a module cache holding the SDK).
 func TestAWSConsumerSignsWithTheMountedSecret(t *testing.T) {
-	if testing.Short() {
-		t.Skip("resolves modules through the Go module proxy")
-	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command")
-	}
-	moduleDir, err := filepath.Abs(filepath.Join("..", "..", "pkg", "awscredentials"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
+	gobin, moduleDir, dir := consumerModule(t, "awscredentials")
 	write(t, filepath.Join(dir, "go.mod"), fmt.Sprintf(
 		"module example.com/awsconsumer\n\ngo %s\n\nrequire (\n\tgithub.com/aws/aws-sdk-go-v2/config %s\n\tgithub.com/aws/aws-sdk-go-v2/service/sts %s\n)\n\nreplace %s => %s\n",
 		awsConsumerGo, awsConfigVersion, awsSTSVersion, awscredentialsModule, moduleDir))

@@ -72,18 +72,7 @@ func main() {
 // and client-go version unchanged, and without the operator's dependencies.
 // It needs the Go module proxy (or a module cache holding client-go v0.33).
 func TestConsumerModuleKeepsItsGoAndClientGo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("resolves modules through the Go module proxy")
-	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command")
-	}
-	tokenfileDir, err := filepath.Abs(filepath.Join("..", "..", "pkg", "tokenfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
+	gobin, tokenfileDir, dir := consumerModule(t, "tokenfile")
 	write(t, filepath.Join(dir, "go.mod"), fmt.Sprintf(
 		"module example.com/consumer\n\ngo %s\n\nrequire k8s.io/client-go %s\n\nreplace %s => %s\n",
 		consumerGo, consumerClientGo, tokenfileModule, tokenfileDir))
@@ -155,6 +144,25 @@ func checkRun(t *testing.T, goCmd func(...string) string) {
 
 // goRunner runs the go command in the consumer module at dir and returns
 // its output; it fails the test when the command fails.
+// consumerModule skips without the module proxy's time or a go command, and
+// returns the go command, the absolute path of pkg/<module> and an empty
+// folder for a consumer module.
+func consumerModule(t *testing.T, module string) (gobin, moduleDir, dir string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("resolves modules through the Go module proxy")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	moduleDir, err = filepath.Abs(filepath.Join("..", "..", "pkg", module))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gobin, moduleDir, t.TempDir()
+}
+
 func goRunner(t *testing.T, gobin, dir string) func(...string) string {
 	return func(args ...string) string {
 		t.Helper()

@@ -324,10 +324,12 @@ func TestAnExchangedTokenIsRefreshedBeforeItExpiresAndNeverOutlivesItsSubject(t 
 
 func mustToken(tok string, _ time.Time) string { return tok }
 
-// With another TokenRequest's token as the subject, the exchanged token
-// expires with it, and is exchanged again when the subject is refreshed,
-// before either expires.
-func TestAnExchangedTokenFollowsItsShortLivedSubjectTokenRequest(t *testing.T) {
+// startChain starts a manager with an Entra TokenRequest "login" (30 s
+// tokens, Ready) whose token "exchanged" exchanges at a loopback RFC 8693
+// server granting an hour; it returns the namespace, the server and login's
+// client ID.
+func startChain(t *testing.T) (string, *rfc8693, string) {
+	t.Helper()
 	ns := k8s.NewNamespace(t)
 	x := newRFC8693(t, tokenTypeAccess, time.Hour, entraSubjects)
 	credentialSecret(t, ns, "exchange-cred", x.secret, x.host())
@@ -337,6 +339,14 @@ func TestAnExchangedTokenFollowsItsShortLivedSubjectTokenRequest(t *testing.T) {
 	k8s.MustCreate(t, entraRequest(ns, "login", clientID, "cred"))
 	k8s.MustCreate(t, exchangeRequest(ns, "exchanged", x, "login"))
 	k8s.WaitReady(t, ns, "login")
+	return ns, x, clientID
+}
+
+// With another TokenRequest's token as the subject, the exchanged token
+// expires with it, and is exchanged again when the subject is refreshed,
+// before either expires.
+func TestAnExchangedTokenFollowsItsShortLivedSubjectTokenRequest(t *testing.T) {
+	ns, x, _ := startChain(t)
 	ready := kube.Condition(k8s.WaitReady(t, ns, "exchanged"), v1.ConditionReady)
 	if !contains(ready.Message, "exchanged again when the subject TokenRequest writes a new token") {
 		t.Errorf("Ready does not say the token follows its subject: %s", ready.Message)
@@ -488,15 +498,7 @@ func TestForcedExchangeRefreshesInALoopStayWithinTheFloor(t *testing.T) {
 // (its subject's), Ready=True until then and Expired on time after, and
 // does not exchange the unchanged subject again meanwhile.
 func TestAnExchangeKeepsItsTokenWhileItsSubjectsServiceIsDown(t *testing.T) {
-	ns := k8s.NewNamespace(t)
-	x := newRFC8693(t, tokenTypeAccess, time.Hour, entraSubjects)
-	credentialSecret(t, ns, "exchange-cred", x.secret, x.host())
-	clientID, secret := app(t, 30)
-	credentialSecret(t, ns, "cred", secret, sts.Host())
-	startManager(t, loopbackExchange)
-	k8s.MustCreate(t, entraRequest(ns, "login", clientID, "cred"))
-	k8s.MustCreate(t, exchangeRequest(ns, "exchanged", x, "login"))
-	k8s.WaitReady(t, ns, "login")
+	ns, x, clientID := startChain(t)
 	k8s.WaitReady(t, ns, "exchanged")
 	faults := make([]entraserver.Fault, 100)
 	for i := range faults {
